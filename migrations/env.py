@@ -1,0 +1,50 @@
+"""Alembic environment: async engines, PostgreSQL and SQLite (batch mode for SQLite's ALTERs)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from wa_outbound.config import Settings
+from wa_outbound.db.engine import create_engine
+from wa_outbound.db.schema import metadata
+
+config = context.config
+
+
+def _configure(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_with_own_engine() -> None:
+    url = config.get_main_option("sqlalchemy.url") or Settings().database_url
+    engine = create_engine(Settings(database_url=url))
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_configure)
+            await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+def run() -> None:
+    # The service passes its own connection (see wa_outbound.db.migrate); the CLI makes one.
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _configure(connection)
+    else:
+        asyncio.run(_run_with_own_engine())
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline (--sql) migrations are not supported")
+run()

@@ -1,0 +1,64 @@
+"""Request dependencies: the lifespan's state, and who is calling."""
+
+from __future__ import annotations
+
+from typing import Annotated, TypedDict
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from wa_outbound.auth import Principal, admin_token_matches, authenticate
+from wa_outbound.config import Settings
+from wa_outbound.errors import Forbidden, Unauthorized
+
+
+class State(TypedDict):
+    """What the lifespan hands to every request (`request.state`)."""
+
+    settings: Settings
+    engine: AsyncEngine
+
+
+def _engine(request: Request) -> AsyncEngine:
+    engine: AsyncEngine = request.state.engine
+    return engine
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.state.settings
+    return settings
+
+
+_bearer_scheme = HTTPBearer(auto_error=False, description="An API key, or the admin token.")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)]
+
+
+def _bearer(credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None or not credentials.credentials.strip():
+        raise Unauthorized()
+    return credentials.credentials.strip()
+
+
+async def _principal(request: Request, credentials: Credentials) -> Principal:
+    token = _bearer(credentials)
+    async with _engine(request).connect() as conn:
+        principal = await authenticate(conn, token)
+    if principal is None:
+        raise Unauthorized("The API key is unknown or revoked.")
+    return principal
+
+
+def _admin(request: Request, credentials: Credentials) -> str:
+    configured = _settings(request).admin_token.get_secret_value()
+    if not configured:
+        raise Forbidden("The admin API is disabled: WA_ADMIN_TOKEN is not set.")
+    if not admin_token_matches(configured, _bearer(credentials)):
+        raise Unauthorized("The admin token is not valid.")
+    return "admin"
+
+
+EngineDep = Annotated[AsyncEngine, Depends(_engine)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+PrincipalDep = Annotated[Principal, Depends(_principal)]
+AdminDep = Annotated[str, Depends(_admin)]

@@ -1,0 +1,110 @@
+"""Mapping of the error vocabulary to HTTP: every error answers with the contract's error body."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException
+
+from wa_outbound.api.models import ErrorResponse
+from wa_outbound.errors import ServiceError, Unavailable
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+# Documented on every route: the error body of the contract.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in (
+        (400, "Malformed request (e.g. the body is not JSON)"),
+        (401, "Missing, unknown or revoked API key"),
+        (403, "Not allowed (e.g. the admin API is disabled)"),
+        (404, "No such resource, or it belongs to another organisation"),
+        (409, "Conflicts with the resource's state (idempotency, cancel, duplicates)"),
+        (413, "The request body is too large"),
+        (422, "Validation error, or a business rule refused the request"),
+        (503, "A backing service is unavailable"),
+    )
+}
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def _json(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_body(code, message, details), status_code=status)
+
+
+async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return _json(exc.status, exc.code, exc.message, exc.details)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "loc": [str(part) for part in error.get("loc", ())],
+            "msg": error.get("msg", ""),
+            "type": error.get("type", ""),
+        }
+        for error in exc.errors()
+    ]
+    if any(error["type"] == "json_invalid" for error in errors):
+        return _json(400, "invalid_json", "The request body is not valid JSON.")
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    where = ".".join(part for part in first["loc"] if part != "body") or "request"
+    return _json(422, "validation_error", f"{where}: {first['msg']}", {"errors": errors})
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    response = _json(exc.status_code, code, str(exc.detail))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+    if (
+        isinstance(exc, DBAPIError)
+        and not exc.connection_invalidated
+        and not isinstance(exc, OperationalError | InterfaceError)
+    ):
+        return await _unexpected(_request, exc)
+    log.warning("database unavailable: %s", type(exc).__name__)
+    error = Unavailable("The database is unavailable; retry later.")
+    return _json(error.status, error.code, error.message)
+
+
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return _json(500, "internal_error", "An internal error occurred.")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    for exc_type in (DBAPIError, PoolTimeout, ConnectionError, TimeoutError):
+        app.add_exception_handler(exc_type, _database_error)
+    app.add_exception_handler(Exception, _unexpected)

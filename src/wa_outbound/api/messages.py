@@ -1,0 +1,187 @@
+"""Messages API: queue (single and batch), read, list, timeline, cancel."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import TypeAdapter, ValidationError
+
+from wa_outbound import messages, outbox, phone
+from wa_outbound.api.deps import EngineDep, PrincipalDep, SettingsDep
+from wa_outbound.api.errors import ERROR_RESPONSES, error_body
+from wa_outbound.api.models import (
+    BatchItem,
+    BatchRequest,
+    BatchResponse,
+    Message,
+    MessageCreate,
+    MessageEvents,
+    MessagePage,
+)
+from wa_outbound.errors import InvalidRequest
+from wa_outbound.status import Status
+
+router = APIRouter(prefix="/v1/messages", tags=["messages"], responses=ERROR_RESPONSES)
+_batch_item = TypeAdapter(BatchItem)
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=255,
+        description="Replays of the same key and body answer 200 "
+        "with the original message; the same key with another body answers 409.",
+    ),
+]
+
+
+def _new_message(body: MessageCreate, idempotency_key: str | None) -> outbox.NewMessage:
+    content = body.model_dump(mode="json", exclude={"idempotency_key"})
+    request_hash = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    kind = "template" if body.template is not None else "text"
+    payload = content["template"] if body.template is not None else content["text"]
+    return outbox.NewMessage(
+        to=body.to,
+        kind=kind,
+        payload=payload,
+        metadata=body.metadata,
+        send_after=body.send_after,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=Message,
+    responses={200: {"model": Message, "description": "Idempotent replay: the original message"}},
+    summary="Queue one message",
+)
+async def create_message(
+    body: MessageCreate,
+    response: Response,
+    principal: PrincipalDep,
+    engine: EngineDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    async with engine.begin() as conn:
+        [outcome] = await outbox.enqueue(
+            conn,
+            org_id=principal.org_id,
+            items=[_new_message(body, idempotency_key)],
+            max_attempts=settings.max_attempts,
+            actor=principal.actor,
+        )
+        if outcome.error is not None:
+            raise outcome.error
+    assert outcome.message is not None
+    if not outcome.created:
+        response.status_code = 200
+    return messages.view(outcome.message)
+
+
+@router.post("/batch", response_model=BatchResponse, summary="Queue up to 1000 messages")
+async def create_batch(
+    body: BatchRequest, principal: PrincipalDep, engine: EngineDep, settings: SettingsDep
+) -> dict[str, Any]:
+    results: list[dict[str, Any]] = [{"index": i} for i in range(len(body.messages))]
+    valid: list[tuple[int, outbox.NewMessage]] = []
+    for index, raw in enumerate(body.messages):
+        try:
+            item = _batch_item.validate_python(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "message"
+            results[index]["error"] = error_body(
+                "validation_error",
+                f"{where}: {first['msg']}",
+                {
+                    "errors": [
+                        {"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
+                        for e in exc.errors()
+                    ]
+                },
+            )["error"]
+            continue
+        valid.append((index, _new_message(item, item.idempotency_key)))
+    async with engine.begin() as conn:
+        outcomes = await outbox.enqueue(
+            conn,
+            org_id=principal.org_id,
+            items=[new for _, new in valid],
+            max_attempts=settings.max_attempts,
+            actor=principal.actor,
+        )
+    for (index, _), outcome in zip(valid, outcomes, strict=True):
+        if outcome.error is not None:
+            err = outcome.error
+            results[index]["error"] = error_body(err.code, err.message, err.details)["error"]
+        else:
+            assert outcome.message is not None
+            results[index]["message"] = messages.view(outcome.message)
+    return {"results": results}
+
+
+@router.get("", response_model=MessagePage, summary="List messages, newest first")
+async def list_messages(
+    principal: PrincipalDep,
+    engine: EngineDep,
+    status: Status | None = None,
+    to: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    if to is not None:
+        try:
+            to = phone.normalize(to)
+        except ValueError as exc:
+            raise InvalidRequest(f"to: {exc}", field="to") from exc
+    async with engine.connect() as conn:
+        rows, next_cursor = await messages.list_messages(
+            conn,
+            org_id=principal.org_id,
+            limit=limit,
+            cursor=cursor,
+            status=status.value if status else None,
+            to=to,
+        )
+    return {"items": [messages.view(r) for r in rows], "next_cursor": next_cursor}
+
+
+@router.get("/{message_id}", response_model=Message, summary="Read one message")
+async def get_message(
+    message_id: uuid.UUID, principal: PrincipalDep, engine: EngineDep
+) -> dict[str, Any]:
+    async with engine.connect() as conn:
+        row = await messages.get_message(conn, org_id=principal.org_id, message_id=message_id)
+    return messages.view(row)
+
+
+@router.get("/{message_id}/events", response_model=MessageEvents, summary="A message's timeline")
+async def get_events(
+    message_id: uuid.UUID, principal: PrincipalDep, engine: EngineDep
+) -> dict[str, Any]:
+    async with engine.connect() as conn:
+        items = await messages.list_events(conn, org_id=principal.org_id, message_id=message_id)
+    return {"items": items}
+
+
+@router.post(
+    "/{message_id}/cancel",
+    response_model=Message,
+    summary="Cancel a QUEUED or RETRYING message",
+)
+async def cancel(
+    message_id: uuid.UUID, principal: PrincipalDep, engine: EngineDep
+) -> dict[str, Any]:
+    async with engine.begin() as conn:
+        row = await messages.cancel_message(
+            conn, org_id=principal.org_id, message_id=message_id, actor=principal.actor
+        )
+    return messages.view(row)

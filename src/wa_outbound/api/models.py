@@ -1,0 +1,226 @@
+"""Request and response bodies of the HTTP API (the OpenAPI schema is generated from these)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from wa_outbound import phone
+
+Phone = Annotated[str, Field(examples=["+33612345678"]), AfterValidator(phone.normalize)]
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+MetadataValue = Annotated[str, StringConstraints(max_length=500)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TemplateParameter(BaseModel):
+    """One parameter, e.g. `{"type": "text", "text": "42"}`; other Meta parameter shapes pass."""
+
+    model_config = ConfigDict(extra="allow")
+    type: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+
+
+class TemplateComponent(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: Literal["header", "body", "button", "footer"]
+    sub_type: Annotated[str, StringConstraints(max_length=32)] | None = None
+    index: int | Annotated[str, StringConstraints(max_length=4)] | None = None
+    parameters: Annotated[list[TemplateParameter], Field(max_length=100)] = []
+
+
+class Template(Strict):
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,512}$")] = Field(
+        examples=["order_update"]
+    )
+    language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")] = Field(
+        examples=["en_US"]
+    )
+    components: Annotated[list[TemplateComponent], Field(max_length=20)] = []
+
+
+class Text(Strict):
+    body: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+    preview_url: bool = False
+
+
+class MessageCreate(Strict):
+    """A template message, or a session `text` message (only inside the 24-hour window)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "to": "+33612345678",
+                    "template": {
+                        "name": "order_update",
+                        "language": "en_US",
+                        "components": [
+                            {"type": "body", "parameters": [{"type": "text", "text": "42"}]}
+                        ],
+                    },
+                    "metadata": {"order_id": "42"},
+                }
+            ]
+        },
+    )
+    to: Phone
+    template: Template | None = None
+    text: Text | None = None
+    metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=20)] = {}
+    send_after: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_content(self) -> MessageCreate:
+        if (self.template is None) == (self.text is None):
+            raise ValueError("exactly one of 'template' or 'text' is required")
+        return self
+
+
+class BatchItem(MessageCreate):
+    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+
+
+class BatchRequest(Strict):
+    messages: Annotated[
+        list[dict[str, Any]],
+        Field(
+            min_length=1,
+            max_length=1000,
+            description="Up to 1000 message bodies as for POST /v1/messages, each with an "
+            "optional `idempotency_key`. Each is validated on its own: invalid items get an "
+            "error result and the valid ones are queued.",
+        ),
+    ]
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    title: str | None = None
+    message: str | None = None
+    retryable: bool
+    details: str | None = None
+
+
+class Message(BaseModel):
+    id: str
+    org_id: str
+    channel: Literal["WHATSAPP"]
+    to: str
+    kind: Literal["template", "text"]
+    template: dict[str, Any] | None
+    text: dict[str, Any] | None
+    metadata: dict[str, str]
+    status: Literal[
+        "QUEUED",
+        "SENDING",
+        "RETRYING",
+        "ACCEPTED",
+        "SENT",
+        "DELIVERED",
+        "READ",
+        "FAILED",
+        "CANCELLED",
+    ]
+    attempts: int
+    max_attempts: int
+    next_attempt_at: datetime
+    provider_message_id: str | None
+    error: ErrorInfo | None
+    dead_lettered: bool
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    read_at: datetime | None
+    failed_at: datetime | None
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["validation_error"])
+    message: str
+    details: dict[str, Any] = {}
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class BatchResult(BaseModel):
+    index: int
+    message: Message | None = None
+    error: ErrorBody | None = None
+
+
+class BatchResponse(BaseModel):
+    results: list[BatchResult]
+
+
+class MessagePage(BaseModel):
+    items: list[Message]
+    next_cursor: str | None
+
+
+class MessageEvent(BaseModel):
+    at: datetime
+    type: str
+    from_status: str | None
+    to_status: str | None
+    actor: str
+    details: dict[str, Any]
+
+
+class MessageEvents(BaseModel):
+    items: list[MessageEvent]
+
+
+class ConsentUpdate(Strict):
+    status: Literal["granted", "revoked"]
+    source: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+class Consent(BaseModel):
+    phone: str
+    status: Literal["granted", "revoked"]
+    source: str | None
+    granted_at: datetime | None
+    revoked_at: datetime | None
+    updated_at: datetime
+
+
+class OrgCreate(Strict):
+    id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    daily_quota: Annotated[int, Field(ge=0)] | None = None
+    messages_per_second: Annotated[float, Field(gt=0)] | None = None
+
+
+class Org(BaseModel):
+    id: str
+    name: str
+    daily_quota: int
+    messages_per_second: float
+    created_at: datetime
+
+
+class ApiKeyCreate(Strict):
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+class ApiKeyCreated(BaseModel):
+    id: str
+    prefix: str
+    api_key: str = Field(description="The plain key. Shown only in this response; store it.")

@@ -1,0 +1,42 @@
+"""The composition root: `create_app(settings)` wires everything; importing does nothing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from wa_outbound.api import admin, consents, errors, health, messages
+from wa_outbound.api.deps import State
+from wa_outbound.config import Settings
+from wa_outbound.db.engine import create_engine
+
+DESCRIPTION = """
+Queue WhatsApp template and session messages; they are sent through Meta's Cloud API by the
+service's dispatcher, and their statuses arrive through Meta's webhooks.
+
+Authenticate with `Authorization: Bearer <api key>` (admin calls: the admin token). Every error
+answers `{"error": {"code", "message", "details"}}`.
+"""
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
+        engine = create_engine(settings)
+        try:
+            yield {"settings": settings, "engine": engine}
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="wa-outbound",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for module in (admin, messages, consents, health):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,126 @@
+"""`wa-outbound`: serve, migrate, and create organisations."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from pydantic import ValidationError
+
+from wa_outbound import logs, orgs
+from wa_outbound.config import Settings, describe_error
+from wa_outbound.db import migrate
+from wa_outbound.db.engine import create_engine
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        print(describe_error(exc), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+async def _migrate(settings: Settings) -> None:
+    engine = create_engine(settings)
+    try:
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _create_org(settings: Settings, name: str, org_id: str | None = None) -> dict[str, str]:
+    engine = create_engine(settings)
+    try:
+        async with engine.begin() as conn:
+            org = await orgs.create_org(
+                conn,
+                name=name,
+                org_id=org_id,
+                daily_quota=settings.default_daily_quota,
+                messages_per_second=settings.default_messages_per_second,
+                actor="cli",
+            )
+            key = await orgs.create_api_key(conn, org_id=org["id"], name="cli", actor="cli")
+        return {"org_id": org["id"], "api_key": key.api_key}
+    finally:
+        await engine.dispose()
+
+
+async def _bootstrap_sandbox(settings: Settings) -> dict[str, str] | None:
+    """On an empty sandbox database, create org `demo` so `make run` works with no setup."""
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            if await orgs.count_orgs(conn) > 0:
+                return None
+    finally:
+        await engine.dispose()
+    return await _create_org(settings, "Demo", org_id="demo")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from wa_outbound.app import create_app
+
+    settings = _settings()
+    logs.configure(settings.log_level, settings.log_format)
+    if not args.no_migrate:
+        asyncio.run(_migrate(settings))
+    if settings.provider == "sandbox":
+        demo = asyncio.run(_bootstrap_sandbox(settings))
+        if demo is not None:
+            print(
+                "sandbox: created organisation 'demo'; its API key (shown only once):\n"
+                f"  {demo['api_key']}",
+                flush=True,
+            )
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=True,
+        timeout_keep_alive=30,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="wa-outbound", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="apply migrations and serve the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--no-migrate", action="store_true", help="do not apply migrations first")
+
+    commands.add_parser("migrate", help="apply database migrations")
+
+    org_cmd = commands.add_parser("orgs", help="manage organisations")
+    org_sub = org_cmd.add_subparsers(dest="org_command", required=True)
+    create = org_sub.add_parser("create", help="create an organisation and an API key")
+    create.add_argument("name")
+    create.add_argument(
+        "--id", dest="org_id", default=None, help="organisation id (default: generated)"
+    )
+
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        _serve(args)
+    elif args.command == "migrate":
+        settings = _settings()
+        asyncio.run(_migrate(settings))
+        print("migrations applied", file=sys.stderr)
+    elif args.command == "orgs":
+        settings = _settings()
+        asyncio.run(_migrate(settings))
+        print(json.dumps(asyncio.run(_create_org(settings, args.name, args.org_id))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Settings: every `WA_*` variable of the contract, read from the environment and `.env`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PositiveSeconds = Annotated[float, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    """One object that `create_app` and the CLI are built from; never read at import time."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WA_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = "sqlite+aiosqlite:///./wa_outbound.db"
+    redis_url: str = ""
+
+    provider: Literal["sandbox", "cloud"] = "sandbox"
+    graph_api_base_url: str = "https://graph.facebook.com"
+    graph_api_version: str = "v21.0"
+    phone_number_id: str = ""
+    access_token: SecretStr = SecretStr("")
+    app_secret: SecretStr = SecretStr("")
+    webhook_verify_token: SecretStr = SecretStr("")
+    admin_token: SecretStr = SecretStr("")
+
+    max_attempts: int = Field(5, ge=1, le=100)
+    retry_base_seconds: PositiveSeconds = 2.0
+    retry_max_seconds: PositiveSeconds = 900.0
+
+    dispatch_poll_seconds: PositiveSeconds = 1.0
+    dispatch_batch_size: int = Field(100, ge=1, le=10_000)
+    dispatch_concurrency: int = Field(64, ge=1, le=10_000)
+    lease_seconds: PositiveSeconds = 60.0
+
+    default_daily_quota: int = Field(1000, ge=0)
+    default_messages_per_second: float = Field(80.0, gt=0)
+
+    alert_enabled: bool = True
+    alert_interval_seconds: PositiveSeconds = 60.0
+    alert_cooldown_seconds: float = Field(1800.0, ge=0)
+    alert_dlq_threshold: int = Field(100, ge=1)
+    alert_queue_depth_threshold: int = Field(1000, ge=1)
+    alert_failure_rate_threshold: float = Field(0.3, gt=0, le=1)
+    alert_stuck_attempts: int = Field(3, ge=1)
+    alert_stuck_age_seconds: PositiveSeconds = 7200.0
+    alert_escalation_attempts: int = Field(5, ge=1)
+
+    smtp_host: str = ""
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_starttls: bool = True
+    alert_email_from: str = "wa-outbound@localhost"
+    alert_email_recipients: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    alert_slack_webhook_url: str = ""
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("alert_email_recipients", mode="before")
+    @classmethod
+    def _split_recipients(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_combinations(self) -> Settings:
+        if self.provider == "cloud":
+            missing = [
+                name
+                for name, value in (
+                    ("WA_APP_SECRET", self.app_secret.get_secret_value()),
+                    ("WA_PHONE_NUMBER_ID", self.phone_number_id),
+                    ("WA_ACCESS_TOKEN", self.access_token.get_secret_value()),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"WA_PROVIDER=cloud needs {', '.join(missing)} to be set")
+        if self.retry_max_seconds < self.retry_base_seconds:
+            raise ValueError("WA_RETRY_MAX_SECONDS must be at least WA_RETRY_BASE_SECONDS")
+        return self
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+
+def describe_error(error: ValidationError) -> str:
+    """Turn a settings validation error into lines that name the environment variables."""
+    lines = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"])
+        name = f"WA_{field.upper()}" if field else "configuration"
+        lines.append(f"{name}: {item['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

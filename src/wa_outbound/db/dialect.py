@@ -1,0 +1,20 @@
+"""The few statements whose spelling differs between PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+
+def insert(conn: AsyncConnection, table: sa.Table) -> Any:
+    """An INSERT that supports `on_conflict_do_nothing` / `on_conflict_do_update` on either."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def is_postgres(conn: AsyncConnection) -> bool:
+    return conn.dialect.name == "postgresql"

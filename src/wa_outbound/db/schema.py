@@ -1,0 +1,168 @@
+"""The tables, as SQLAlchemy Core. Alembic migrations own the real schema; keep the two in step."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from wa_outbound.db.types import BigIntId, JSONType, UTCDateTime
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+organization = sa.Table(
+    "organization",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+
+api_key = sa.Table(
+    "api_key",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("org_id", sa.String(64), sa.ForeignKey("organization.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+# Per-organisation limits; the rate limiter adds its counters to this row.
+rate_limit = sa.Table(
+    "rate_limit",
+    metadata,
+    sa.Column("org_id", sa.String(64), sa.ForeignKey("organization.id"), primary_key=True),
+    sa.Column("quota_limit", sa.BigInteger(), nullable=False),
+    sa.Column("window_seconds", sa.Integer(), nullable=False),
+    sa.Column("messages_per_second", sa.Float(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+consent = sa.Table(
+    "consent",
+    metadata,
+    sa.Column("org_id", sa.String(64), sa.ForeignKey("organization.id"), primary_key=True),
+    sa.Column("phone", sa.String(16), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("source", sa.String(200), nullable=True),
+    sa.Column("granted_at", UTCDateTime(), nullable=True),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# The 24-hour customer service window: opened by the user's last inbound message.
+service_window = sa.Table(
+    "service_window",
+    metadata,
+    sa.Column("org_id", sa.String(64), sa.ForeignKey("organization.id"), primary_key=True),
+    sa.Column("phone", sa.String(16), primary_key=True),
+    sa.Column("last_inbound_at", UTCDateTime(), nullable=False),
+)
+
+# The outbox: the row is the message, and the dispatcher's queue entry.
+outbound_message = sa.Table(
+    "outbound_message",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("org_id", sa.String(64), sa.ForeignKey("organization.id"), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("to_phone", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("payload", JSONType, nullable=False),
+    sa.Column("message_metadata", JSONType, nullable=False),
+    sa.Column("idempotency_key", sa.String(255), nullable=True),
+    sa.Column("request_hash", sa.String(64), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("max_attempts", sa.Integer(), nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
+    sa.Column("lease_until", UTCDateTime(), nullable=True),
+    sa.Column("claimed_by", sa.String(64), nullable=True),
+    sa.Column("provider_message_id", sa.String(128), nullable=True, unique=True),
+    sa.Column("error_code", sa.String(64), nullable=True),
+    sa.Column("error_title", sa.String(500), nullable=True),
+    sa.Column("error_message", sa.Text(), nullable=True),
+    sa.Column("error_details", sa.Text(), nullable=True),
+    sa.Column("error_retryable", sa.Boolean(), nullable=True),
+    sa.Column("dead_lettered", sa.Boolean(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("accepted_at", UTCDateTime(), nullable=True),
+    sa.Column("sent_at", UTCDateTime(), nullable=True),
+    sa.Column("delivered_at", UTCDateTime(), nullable=True),
+    sa.Column("read_at", UTCDateTime(), nullable=True),
+    sa.Column("failed_at", UTCDateTime(), nullable=True),
+    sa.UniqueConstraint("org_id", "idempotency_key"),
+)
+
+# The message's timeline and audit trail, written in the transaction of the change it records.
+message_event = sa.Table(
+    "message_event",
+    metadata,
+    sa.Column("id", BigIntId, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.Uuid(), nullable=False, index=True),
+    sa.Column("org_id", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("from_status", sa.String(16), nullable=True),
+    sa.Column("to_status", sa.String(16), nullable=True),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("details", JSONType, nullable=False),
+)
+
+# Organisation-level actions that are not about one message (consent, keys, quota).
+audit_event = sa.Table(
+    "audit_event",
+    metadata,
+    sa.Column("id", BigIntId, primary_key=True, autoincrement=True),
+    sa.Column("org_id", sa.String(64), nullable=True, index=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=True),
+    sa.Column("details", JSONType, nullable=False),
+)
+
+_claimable = sa.text("status IN ('QUEUED', 'RETRYING')")
+sa.Index(
+    "ix_outbound_message_claimable",
+    outbound_message.c.next_attempt_at,
+    postgresql_where=_claimable,
+    sqlite_where=_claimable,
+)
+_sending = sa.text("status = 'SENDING'")
+sa.Index(
+    "ix_outbound_message_lease",
+    outbound_message.c.lease_until,
+    postgresql_where=_sending,
+    sqlite_where=_sending,
+)
+sa.Index(
+    "ix_outbound_message_org_created",
+    outbound_message.c.org_id,
+    outbound_message.c.created_at,
+    outbound_message.c.id,
+)
+sa.Index(
+    "ix_outbound_message_org_to",
+    outbound_message.c.org_id,
+    outbound_message.c.to_phone,
+    outbound_message.c.created_at,
+)
+_dead = sa.text("dead_lettered")
+sa.Index(
+    "ix_outbound_message_dlq",
+    outbound_message.c.org_id,
+    outbound_message.c.failed_at,
+    postgresql_where=_dead,
+    sqlite_where=_dead,
+)

@@ -1,0 +1,111 @@
+"""The service's error vocabulary. HTTP statuses are attached here and mapped at the edge only.
+
+ServiceError                    500 internal_error
+ ├── Unauthorized               401 unauthorized
+ ├── Forbidden                  403 forbidden
+ ├── NotFound                   404 not_found
+ ├── Conflict                   409 conflict
+ │    ├── IdempotencyConflict   409 idempotency_conflict
+ │    ├── NotCancellable        409 not_cancellable
+ │    └── AlreadyExists         409 already_exists
+ ├── Unprocessable              422 (code set per case)
+ │    ├── InvalidRequest        422 validation_error
+ │    ├── ConsentRequired       422 consent_required
+ │    └── OutsideServiceWindow  422 outside_service_window
+ └── Unavailable                503 service_unavailable
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ServiceError(Exception):
+    """Something went wrong inside the service."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str | None = None, **details: Any) -> None:
+        self.message = message or (self.__doc__ or self.code).strip()
+        self.details = details
+        super().__init__(self.message)
+
+
+class Unauthorized(ServiceError):
+    """A valid API key is required: send `Authorization: Bearer <key>`."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ServiceError):
+    """This call is not allowed with these credentials."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ServiceError):
+    """No such resource."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ServiceError):
+    """The request conflicts with the current state of the resource."""
+
+    status = 409
+    code = "conflict"
+
+
+class IdempotencyConflict(Conflict):
+    """This Idempotency-Key was already used with a different request body."""
+
+    code = "idempotency_conflict"
+
+
+class NotCancellable(Conflict):
+    """Only QUEUED or RETRYING messages can be cancelled."""
+
+    code = "not_cancellable"
+
+
+class AlreadyExists(Conflict):
+    """A resource with this id already exists."""
+
+    code = "already_exists"
+
+
+class Unprocessable(ServiceError):
+    """The request is well-formed but cannot be carried out."""
+
+    status = 422
+    code = "unprocessable"
+
+
+class InvalidRequest(Unprocessable):
+    """The request is not valid."""
+
+    code = "validation_error"
+
+
+class ConsentRequired(Unprocessable):
+    """The recipient has not granted consent to receive messages."""
+
+    code = "consent_required"
+
+
+class OutsideServiceWindow(Unprocessable):
+    """Free-form text is only allowed within 24 hours of the recipient's last message; send a
+    template instead."""
+
+    code = "outside_service_window"
+
+
+class Unavailable(ServiceError):
+    """A backing service is unavailable; retry later."""
+
+    status = 503
+    code = "service_unavailable"

@@ -1,0 +1,139 @@
+"""Fixtures: real PostgreSQL (a fresh database per test, cloned from a migrated template) and real
+SQLite (a fresh file per test, copied from a migrated template), the app with its lifespan, and an
+HTTP client. Service-backed tests are skipped when PostgreSQL is absent, unless
+WA_TEST_REQUIRE_SERVICES=1 (CI), which turns the skip into a failure."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from helpers import ADMIN_TOKEN, app_client, create_org_with_key, make_settings
+from wa_outbound.app import create_app
+from wa_outbound.config import Settings
+from wa_outbound.db import migrate
+from wa_outbound.db.engine import create_engine
+
+PG_URL = os.environ.get(
+    "WA_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("WA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REQUIRE_SERVICES = os.environ.get("WA_TEST_REQUIRE_SERVICES") == "1"
+
+
+def _dsn(url: str, database: str | None = None) -> str:
+    """asyncpg's DSN for a SQLAlchemy URL, optionally pointing at another database."""
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+    if database is None:
+        return dsn
+    base, _, _ = dsn.rpartition("/")
+    return f"{base}/{database}"
+
+
+def _sa_url(database: str) -> str:
+    base, _, _ = PG_URL.rpartition("/")
+    return f"{base}/{database}"
+
+
+async def _admin_execute(*statements: str) -> None:
+    conn = await asyncpg.connect(_dsn(PG_URL), timeout=5)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def services_unavailable(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (WA_TEST_REQUIRE_SERVICES=1)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A migrated template database; each test clones it (CREATE DATABASE ... TEMPLATE)."""
+    name = f"wa_tmpl_{uuid.uuid4().hex[:10]}"
+
+    async def setup() -> None:
+        await _admin_execute(f'CREATE DATABASE "{name}"')
+        engine = create_engine(Settings(database_url=_sa_url(name), _env_file=None))
+        try:
+            await migrate.upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(setup())
+    except (OSError, asyncpg.PostgresError) as exc:
+        services_unavailable(f"PostgreSQL not reachable at {PG_URL}: {exc}")
+    yield name
+    asyncio.run(_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+
+    async def setup() -> None:
+        engine = create_engine(Settings(database_url=f"sqlite+aiosqlite:///{path}", _env_file=None))
+        try:
+            await migrate.upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(setup())
+    return path
+
+
+@pytest.fixture
+async def postgres_url(pg_template: str) -> AsyncIterator[str]:
+    name = f"wa_test_{uuid.uuid4().hex[:12]}"
+    await _admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    yield _sa_url(name)
+    await _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    path = tmp_path / "test.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Runs a test once on SQLite and once on PostgreSQL."""
+    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    url: str = request.getfixturevalue(name)
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(create_app(settings)) as c:
+        yield c
+
+
+@pytest.fixture
+def admin() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+async def org(client: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
+    """(org id, auth headers) of a fresh organisation."""
+    return await create_org_with_key(client)

@@ -1,0 +1,76 @@
+"""Helpers shared by the tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from wa_outbound.config import Settings
+
+ADMIN_TOKEN = "test-admin-token"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "admin_token": ADMIN_TOKEN,
+        "provider": "sandbox",
+        "alert_enabled": False,
+        "log_format": "text",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+async def create_org_with_key(
+    client: httpx.AsyncClient, name: str = "Acme"
+) -> tuple[str, dict[str, str]]:
+    response = await client.post(
+        "/v1/admin/orgs", json={"name": name}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    assert response.status_code == 201, response.text
+    org_id = response.json()["id"]
+    response = await client.post(
+        f"/v1/admin/orgs/{org_id}/api-keys",
+        json={"name": "test"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert response.status_code == 201, response.text
+    return org_id, {"Authorization": f"Bearer {response.json()['api_key']}"}
+
+
+async def grant(client: httpx.AsyncClient, auth: dict[str, str], phone: str) -> None:
+    response = await client.put(f"/v1/consents/{phone}", json={"status": "granted"}, headers=auth)
+    assert response.status_code == 200, response.text
+
+
+TEMPLATE = {
+    "name": "order_update",
+    "language": "en_US",
+    "components": [{"type": "body", "parameters": [{"type": "text", "text": "42"}]}],
+}
+
+
+class _StatefulTransport(httpx.ASGITransport):
+    """ASGITransport does not run the lifespan; hand the lifespan's state to each request."""
+
+    def __init__(self, app: FastAPI, state: Any) -> None:
+        async def with_state(scope: Any, receive: Any, send: Any) -> None:
+            scope["state"] = dict(state)
+            await app(scope, receive, send)
+
+        super().__init__(app=with_state)
+
+
+@asynccontextmanager
+async def app_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for `app`, inside the app's lifespan (startup and shutdown run)."""
+    async with app.router.lifespan_context(app) as state:
+        transport = _StatefulTransport(app, state or {})
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client

@@ -1,0 +1,89 @@
+"""The command line, run as real processes from a directory other than the repository."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+CLI = [sys.executable, "-m", "wa_outbound.cli"]
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WA_")}
+    env.update({"WA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", **extra})
+    return env
+
+
+def test_migrate_and_create_org_from_any_directory(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    migrate = subprocess.run(
+        [*CLI, "migrate"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert migrate.returncode == 0, migrate.stderr
+    created = subprocess.run(
+        [*CLI, "orgs", "create", "Acme"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert created.returncode == 0, created.stderr
+    output = json.loads(created.stdout)
+    assert output["org_id"].startswith("org_")
+    assert output["api_key"].startswith("wao_")
+
+
+def test_invalid_configuration_stops_with_the_variable_name(tmp_path: Path) -> None:
+    env = _env(tmp_path, WA_MAX_ATTEMPTS="many")
+    result = subprocess.run(
+        [*CLI, "migrate"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "WA_MAX_ATTEMPTS" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_sandbox_creates_demo_org_and_answers(tmp_path: Path) -> None:
+    port = _free_port()
+    env = _env(tmp_path, WA_LOG_FORMAT="text")
+    process = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        key = None
+        assert process.stdout is not None
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if line.strip().startswith("wao_"):
+                key = line.strip()
+            if "Uvicorn running" in line:
+                break
+        assert key is not None, "the demo key is printed on first start"
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            assert client.get("/health/ready").status_code == 200
+            listing = client.get("/v1/messages", headers={"Authorization": f"Bearer {key}"})
+            assert listing.status_code == 200
+            assert client.get("/openapi.json").json()["info"]["title"] == "wa-outbound"
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
