@@ -166,3 +166,75 @@ sa.Index(
     postgresql_where=_dead,
     sqlite_where=_dead,
 )
+
+# Every webhook body Meta sent us, stored before it is processed: Meta cannot resend on demand.
+webhook_event = sa.Table(
+    "webhook_event",
+    metadata,
+    sa.Column("id", BigIntId, primary_key=True, autoincrement=True),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.Column("body", sa.LargeBinary(), nullable=False),
+    sa.Column("processed_at", UTCDateTime(), nullable=True),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text(), nullable=True),
+)
+_unprocessed = sa.text("processed_at IS NULL")
+sa.Index(
+    "ix_webhook_event_unprocessed",
+    webhook_event.c.received_at,
+    postgresql_where=_unprocessed,
+    sqlite_where=_unprocessed,
+)
+
+# Statuses whose wamid we do not know yet (the webhook beat our own commit of the send).
+pending_status = sa.Table(
+    "pending_status",
+    metadata,
+    sa.Column("id", BigIntId, primary_key=True, autoincrement=True),
+    sa.Column("provider_message_id", sa.String(128), nullable=False, index=True),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("status_at", UTCDateTime(), nullable=True),
+    sa.Column("payload", JSONType, nullable=False),
+    sa.Column("received_at", UTCDateTime(), nullable=False, index=True),
+)
+
+# Counters of the database rate limiter, and the write-through copy of the Redis limiter's grants.
+rate_limit_counter = sa.Table(
+    "rate_limit_counter",
+    metadata,
+    sa.Column("org_id", sa.String(64), sa.ForeignKey("organization.id"), primary_key=True),
+    sa.Column("window_started_at", UTCDateTime(), nullable=False),
+    sa.Column("used", sa.BigInteger(), nullable=False),
+    # GCRA: the theoretical arrival time of the next message, in Unix seconds.
+    sa.Column("tat", sa.Float(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# Alert state: one row per incident (type + subject), so a firing alert notifies once.
+alert = sa.Table(
+    "alert",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("subject", sa.String(64), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("summary", sa.Text(), nullable=False),
+    sa.Column("details", JSONType, nullable=False),
+    sa.Column("first_fired_at", UTCDateTime(), nullable=False),
+    sa.Column("last_notified_at", UTCDateTime(), nullable=True),
+    sa.Column("resolved_at", UTCDateTime(), nullable=True),
+    sa.Column("notifications", sa.Integer(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+_firing = sa.text("state = 'firing'")
+sa.Index(
+    "ix_alert_one_firing_per_subject",
+    alert.c.type,
+    alert.c.subject,
+    unique=True,
+    postgresql_where=_firing,
+    sqlite_where=_firing,
+)
+sa.Index("ix_alert_state_fired", alert.c.state, alert.c.first_fired_at)
+sa.Index("ix_outbound_message_org_status", outbound_message.c.org_id, outbound_message.c.status)

@@ -1,0 +1,80 @@
+"""Prometheus metrics, one registry per app (tests build many apps; no global registry)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    """Every metric the service exports. Label values are bounded: no phone numbers or ids
+    other than the organisation's."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.queue_depth = Gauge(
+            "outbound_message_queue_depth",
+            "Messages waiting to be sent, per organisation",
+            ["org_id"],
+            registry=r,
+        )
+        self.dlq_size = Gauge(
+            "outbound_message_dlq_size", "Messages in the dead-letter queue", registry=r
+        )
+        self.sent = Counter(
+            "outbound_message_sent_total",
+            "Messages accepted by the provider",
+            ["channel"],
+            registry=r,
+        )
+        self.failed = Counter(
+            "outbound_message_failed_total",
+            "Messages that failed, by provider error code",
+            ["channel", "error_code"],
+            registry=r,
+        )
+        self.alert_email_sent = Counter(
+            "outbound_alert_email_sent_total", "Alert emails sent", ["severity"], registry=r
+        )
+        self.alert_slack_sent = Counter(
+            "outbound_alert_slack_sent_total",
+            "Alert Slack messages sent",
+            ["severity"],
+            registry=r,
+        )
+        self.alert_notify_failures = Counter(
+            "outbound_alert_notification_failures_total",
+            "Alert notifications that failed",
+            ["notifier"],
+            registry=r,
+        )
+        self.send_latency = Histogram(
+            "outbound_send_latency_seconds",
+            "Time of one send request to the provider",
+            ["channel", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.webhook_statuses = Counter(
+            "outbound_webhook_statuses_total",
+            "Statuses received by webhook, by outcome",
+            ["status", "outcome"],
+            registry=r,
+        )
+        self.ratelimit_decisions = Counter(
+            "outbound_ratelimit_decisions_total",
+            "Rate-limiter decisions",
+            ["backend", "result"],
+            registry=r,
+        )
+        self.ratelimit_backend = Gauge(
+            "outbound_ratelimit_backend",
+            "1 for the backend currently deciding",
+            ["backend"],
+            registry=r,
+        )
+        for backend in ("redis", "database"):
+            self.ratelimit_backend.labels(backend=backend)
+        self.sent.labels(channel="WHATSAPP")
