@@ -22,6 +22,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "provider": "sandbox",
         "alert_enabled": False,
         "log_format": "text",
+        "dispatch_enabled": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

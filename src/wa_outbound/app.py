@@ -7,10 +7,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from wa_outbound.api import admin, consents, errors, health, messages
+from wa_outbound.api import admin, consents, dlq, errors, health, messages
 from wa_outbound.api.deps import State
 from wa_outbound.config import Settings
 from wa_outbound.db.engine import create_engine
+from wa_outbound.dispatcher import Dispatcher
+from wa_outbound.metrics import Metrics
+from wa_outbound.providers import create_provider
+from wa_outbound.workers import Supervisor
 
 DESCRIPTION = """
 Queue WhatsApp template and session messages; they are sent through Meta's Cloud API by the
@@ -25,9 +29,28 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
         engine = create_engine(settings)
+        metrics = Metrics()
+        supervisor = Supervisor()
+        provider, sandbox_statuses = create_provider(settings, engine)
+        dispatcher = Dispatcher(
+            settings=settings, engine=engine, provider=provider, metrics=metrics
+        )
         try:
-            yield {"settings": settings, "engine": engine}
+            if settings.dispatch_enabled:
+                supervisor.start("dispatcher", dispatcher)
+            if sandbox_statuses is not None:
+                supervisor.start("sandbox-statuses", sandbox_statuses)
+            yield {
+                "settings": settings,
+                "engine": engine,
+                "metrics": metrics,
+                "supervisor": supervisor,
+                "wake_dispatcher": dispatcher.wake,
+            }
         finally:
+            # Reverse order: stop the loops, then close the clients they use, then the engine.
+            await supervisor.stop_all(timeout_s=settings.shutdown_grace_seconds + 5)
+            await provider.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -37,6 +60,6 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (admin, messages, consents, health):
+    for module in (admin, messages, consents, dlq, health):
         app.include_router(module.router)
     return app

@@ -33,10 +33,13 @@ class Settings(BaseSettings):
     retry_base_seconds: PositiveSeconds = 2.0
     retry_max_seconds: PositiveSeconds = 900.0
 
+    dispatch_enabled: bool = True
     dispatch_poll_seconds: PositiveSeconds = 1.0
     dispatch_batch_size: int = Field(100, ge=1, le=10_000)
     dispatch_concurrency: int = Field(64, ge=1, le=10_000)
     lease_seconds: PositiveSeconds = 60.0
+    send_timeout_seconds: PositiveSeconds = 10.0
+    shutdown_grace_seconds: PositiveSeconds = 10.0
 
     default_daily_quota: int = Field(1000, ge=0)
     default_messages_per_second: float = Field(80.0, gt=0)

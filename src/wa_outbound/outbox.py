@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound.consents import granted_phones
-from wa_outbound.db.dialect import insert
+from wa_outbound.db.dialect import insert, is_postgres
 from wa_outbound.db.schema import outbound_message, service_window
 from wa_outbound.db.types import utcnow
 from wa_outbound.errors import (
@@ -21,6 +21,7 @@ from wa_outbound.errors import (
     ServiceError,
 )
 from wa_outbound.events import message_event_row, record_message_events
+from wa_outbound.listener import notify
 from wa_outbound.status import CHANNEL_WHATSAPP, Status
 
 SERVICE_WINDOW = timedelta(hours=24)
@@ -108,6 +109,8 @@ async def enqueue(
                 )
             )
     await record_message_events(conn, events)
+    if events and is_postgres(conn):
+        await notify(conn)
 
     # Keys that lost a race with a concurrent request, or repeated within this call.
     unresolved = {

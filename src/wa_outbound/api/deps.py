@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, TypedDict
 
 from fastapi import Depends, Request
@@ -11,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from wa_outbound.auth import Principal, admin_token_matches, authenticate
 from wa_outbound.config import Settings
 from wa_outbound.errors import Forbidden, Unauthorized
+from wa_outbound.metrics import Metrics
+from wa_outbound.workers import Supervisor
 
 
 class State(TypedDict):
@@ -18,6 +21,9 @@ class State(TypedDict):
 
     settings: Settings
     engine: AsyncEngine
+    metrics: Metrics
+    supervisor: Supervisor
+    wake_dispatcher: Callable[[], None]
 
 
 def _engine(request: Request) -> AsyncEngine:
@@ -32,6 +38,11 @@ def _settings(request: Request) -> Settings:
 
 _bearer_scheme = HTTPBearer(auto_error=False, description="An API key, or the admin token.")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)]
+
+
+def wake_dispatcher(request: Request) -> None:
+    """Newly queued work: the local dispatcher claims it now (other replicas hear NOTIFY)."""
+    request.state.wake_dispatcher()
 
 
 def _bearer(credentials: HTTPAuthorizationCredentials | None) -> str:

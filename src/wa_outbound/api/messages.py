@@ -7,11 +7,11 @@ import uuid
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import TypeAdapter, ValidationError
 
 from wa_outbound import messages, outbox, phone
-from wa_outbound.api.deps import EngineDep, PrincipalDep, SettingsDep
+from wa_outbound.api.deps import EngineDep, PrincipalDep, SettingsDep, wake_dispatcher
 from wa_outbound.api.errors import ERROR_RESPONSES, error_body
 from wa_outbound.api.models import (
     BatchItem,
@@ -64,6 +64,7 @@ def _new_message(body: MessageCreate, idempotency_key: str | None) -> outbox.New
 )
 async def create_message(
     body: MessageCreate,
+    request: Request,
     response: Response,
     principal: PrincipalDep,
     engine: EngineDep,
@@ -81,14 +82,20 @@ async def create_message(
         if outcome.error is not None:
             raise outcome.error
     assert outcome.message is not None
-    if not outcome.created:
+    if outcome.created:
+        wake_dispatcher(request)
+    else:
         response.status_code = 200
     return messages.view(outcome.message)
 
 
 @router.post("/batch", response_model=BatchResponse, summary="Queue up to 1000 messages")
 async def create_batch(
-    body: BatchRequest, principal: PrincipalDep, engine: EngineDep, settings: SettingsDep
+    body: BatchRequest,
+    request: Request,
+    principal: PrincipalDep,
+    engine: EngineDep,
+    settings: SettingsDep,
 ) -> dict[str, Any]:
     results: list[dict[str, Any]] = [{"index": i} for i in range(len(body.messages))]
     valid: list[tuple[int, outbox.NewMessage]] = []
@@ -118,6 +125,8 @@ async def create_batch(
             max_attempts=settings.max_attempts,
             actor=principal.actor,
         )
+    if any(outcome.created for outcome in outcomes):
+        wake_dispatcher(request)
     for (index, _), outcome in zip(valid, outcomes, strict=True):
         if outcome.error is not None:
             err = outcome.error

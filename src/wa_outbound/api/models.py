@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -224,3 +225,32 @@ class ApiKeyCreated(BaseModel):
     id: str
     prefix: str
     api_key: str = Field(description="The plain key. Shown only in this response; store it.")
+
+
+class ReplayRequest(Strict):
+    ids: Annotated[list[uuid.UUID], Field(min_length=1, max_length=1000)] | None = None
+    error_code: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _some_selector(self) -> ReplayRequest:
+        if self.ids is None and self.error_code is None:
+            raise ValueError("give 'ids', 'error_code', or both")
+        return self
+
+
+class Replayed(BaseModel):
+    replayed: int
+
+
+class ErrorCodeCount(BaseModel):
+    code: str
+    title: str | None
+    count: int
+
+
+class DlqReport(BaseModel):
+    total_failed: int
+    by_channel: dict[str, int]
+    top_error_codes: list[ErrorCodeCount]
+    window_hours: int
+    recommendations: list[str]

@@ -1,0 +1,322 @@
+"""The dispatcher: drains the outbox into the provider, many replicas safely, nothing lost.
+
+Each round claims a batch under a lease (one statement), asks the rate limiter once per
+organisation, sends concurrently under a semaphore, and writes every outcome back in one short
+transaction. No transaction is held across a call to Meta. Batches overlap: the loop claims the
+next batch while earlier ones are still sending, up to twice the send concurrency in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from wa_outbound import claims, outcomes, receipts
+from wa_outbound.claims import Claimed
+from wa_outbound.config import Settings
+from wa_outbound.db.types import utcnow
+from wa_outbound.listener import OutboxListener
+from wa_outbound.metrics import Metrics
+from wa_outbound.outcomes import Outcome
+from wa_outbound.phone import mask
+from wa_outbound.retry import ProviderError, Verdict, backoff_s, classify
+from wa_outbound.status import CHANNEL_WHATSAPP, Status
+from wa_outbound.whatsapp.provider import OutgoingMessage, Provider, SendResult
+
+log = logging.getLogger(__name__)
+
+
+class Decision(Protocol):
+    @property
+    def granted(self) -> int: ...
+    @property
+    def retry_after_s(self) -> float: ...
+    @property
+    def backend(self) -> str: ...
+
+
+class Limiter(Protocol):
+    async def acquire(self, org_id: str, n: int) -> Decision: ...
+
+
+CONSENT_REVOKED = ProviderError(
+    code="consent_revoked",
+    title="Consent revoked",
+    message="The recipient revoked consent after the message was queued; it was not sent.",
+)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        engine: AsyncEngine,
+        provider: Provider,
+        metrics: Metrics,
+        limiter: Limiter | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.provider = provider
+        self.metrics = metrics
+        self.limiter = limiter
+        self.clock = clock
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self) % 10_000}"
+        self._actor = f"dispatcher:{self.worker_id}"
+        self._send_slots = asyncio.Semaphore(settings.dispatch_concurrency)
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._in_flight: dict[asyncio.Task[int], int] = {}
+        self._last_reclaim = 0.0
+
+    def wake(self) -> None:
+        """New work was queued: claim now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        listener = OutboxListener(self.engine, self.wake) if self.settings.is_postgres else None
+        listen_task = (
+            asyncio.create_task(listener.run(), name="outbox-listener") if listener else None
+        )
+        try:
+            while not self._stopping.is_set():
+                await self._maybe_reclaim()
+                capacity = 2 * self.settings.dispatch_concurrency - sum(self._in_flight.values())
+                claimed = 0
+                if capacity > 0:
+                    claimed = await self._claim(min(self.settings.dispatch_batch_size, capacity))
+                if claimed == 0 or capacity <= 0:
+                    await self._idle()
+        finally:
+            if listener and listen_task:
+                await listener.stop()
+                await listen_task
+            await self._drain()
+
+    async def run_once(self) -> int:
+        """Claim one batch and process it to the end (tests drive the dispatcher this way)."""
+        batch = await self._claim_rows(self.settings.dispatch_batch_size)
+        if batch:
+            await self._process(batch)
+        return len(batch)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def reclaim(self) -> int:
+        async with self.engine.begin() as conn:
+            return await outcomes.reclaim_expired(conn, now=self.clock(), actor=self._actor)
+
+    async def _maybe_reclaim(self) -> None:
+        every_s = min(self.settings.lease_seconds / 2, 5.0)
+        if time.monotonic() - self._last_reclaim >= every_s:
+            self._last_reclaim = time.monotonic()
+            count = await self.reclaim()
+            if count:
+                log.warning("reclaimed expired leases", extra={"count": count})
+
+    async def _idle(self) -> None:
+        wake = asyncio.ensure_future(self._wake.wait())
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait(
+                {wake, stop},
+                timeout=self.settings.dispatch_poll_seconds,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            wake.cancel()
+            stop.cancel()
+        self._wake.clear()
+
+    async def _claim(self, limit: int) -> int:
+        batch = await self._claim_rows(limit)
+        if batch:
+            task = asyncio.create_task(self._process(batch), name="dispatch-batch")
+            self._in_flight[task] = len(batch)
+            task.add_done_callback(self._batch_done)
+        return len(batch)
+
+    def _batch_done(self, task: asyncio.Task[int]) -> None:
+        del self._in_flight[task]
+        if not task.cancelled() and task.exception() is not None:
+            # The batch's rows stay SENDING until their lease expires; then they are retried.
+            log.error("dispatch batch failed", exc_info=task.exception())
+        self._wake.set()  # capacity freed: claim again without waiting for the poll
+
+    async def _claim_rows(self, limit: int) -> list[Claimed]:
+        async with self.engine.begin() as conn:
+            return await claims.claim_batch(
+                conn,
+                limit=limit,
+                worker=self.worker_id,
+                lease_s=self.settings.lease_seconds,
+                now=self.clock(),
+            )
+
+    async def _process(self, batch: list[Claimed]) -> int:
+        now = self.clock()
+        results: list[Outcome] = []
+        to_send: list[Claimed] = []
+        for message in batch:
+            if message.consented:
+                to_send.append(message)
+            else:
+                results.append(
+                    Outcome(message, Status.FAILED, "consent_revoked", error=CONSENT_REVOKED)
+                )
+        granted, held = await self._admit(to_send, now)
+        results += held
+        started: set[object] = set()
+        sends = [asyncio.ensure_future(self._send(m, started)) for m in granted]
+        try:
+            results += await asyncio.gather(*sends)
+        except asyncio.CancelledError:
+            # Shutdown past the grace period: keep what finished, release the rest. A send
+            # that never started gives its attempt back; one cut off mid-request keeps it
+            # (Meta may have received it) and is retried.
+            for message, send in zip(granted, sends, strict=True):
+                if send.done() and not send.cancelled():
+                    results.append(send.result())
+                else:
+                    send.cancel()
+                    results.append(
+                        Outcome(
+                            message,
+                            Status(message.from_status)
+                            if message.id not in started
+                            else Status.RETRYING,
+                            "released",
+                            next_attempt_at=self.clock(),
+                            give_back_attempt=message.id not in started,
+                            details={"reason": "shutdown"},
+                        )
+                    )
+            await asyncio.shield(self._write(results))
+            raise
+        await self._write(results)
+        return len(batch)
+
+    async def _admit(
+        self, batch: list[Claimed], now: datetime
+    ) -> tuple[list[Claimed], list[Outcome]]:
+        """Ask the limiter once per organisation. What it does not grant waits, with its
+        attempt given back."""
+        if self.limiter is None or not batch:
+            return batch, []
+        by_org: dict[str, list[Claimed]] = defaultdict(list)
+        for message in batch:
+            by_org[message.org_id].append(message)
+        granted: list[Claimed] = []
+        held: list[Outcome] = []
+        for org_id, messages in by_org.items():
+            decision = await self.limiter.acquire(org_id, len(messages))
+            granted += messages[: decision.granted]
+            later = now + timedelta(seconds=max(decision.retry_after_s, 0.05))
+            held += [
+                Outcome(
+                    m,
+                    Status(m.from_status),
+                    "rate_limited",
+                    next_attempt_at=later,
+                    give_back_attempt=True,
+                    details={
+                        "backend": decision.backend,
+                        "retry_after_s": round(decision.retry_after_s, 3),
+                    },
+                )
+                for m in messages[decision.granted :]
+            ]
+        return granted, held
+
+    async def _send(self, message: Claimed, started_ids: set[object]) -> Outcome:
+        outgoing = OutgoingMessage(
+            id=message.id,
+            org_id=message.org_id,
+            to=message.to,
+            kind=message.kind,
+            payload=message.payload,
+            attempt=message.attempt,
+        )
+        async with self._send_slots:
+            started_ids.add(message.id)
+            started = time.perf_counter()
+            result = await self.provider.send(outgoing)
+            elapsed = time.perf_counter() - started
+        self.metrics.send_latency.labels(
+            channel=CHANNEL_WHATSAPP, outcome="accepted" if result.wamid else "error"
+        ).observe(elapsed)
+        return self._decide(message, result)
+
+    def _decide(self, message: Claimed, result: SendResult) -> Outcome:
+        if result.wamid is not None:
+            return Outcome(message, Status.ACCEPTED, "accepted", wamid=result.wamid)
+        error = result.error or ProviderError(code="unknown", title="Unknown", message="")
+        verdict = classify(error)
+        log.info(
+            "send failed",
+            extra={
+                "message_id": str(message.id),
+                "org_id": message.org_id,
+                "attempt": message.attempt,
+                "error_code": error.code,
+                "verdict": verdict.value,
+                "to": mask(message.to),
+            },
+        )
+        if verdict is Verdict.PERMANENT or message.attempt >= message.max_attempts:
+            event = "failed" if verdict is Verdict.PERMANENT else "attempts_exhausted"
+            return Outcome(message, Status.FAILED, event, error=error, dead_lettered=True)
+        delay = backoff_s(
+            message.attempt,
+            base_s=self.settings.retry_base_seconds,
+            max_s=self.settings.retry_max_seconds,
+            verdict=verdict,
+            retry_after_s=error.retry_after_s,
+        )
+        return Outcome(
+            message,
+            Status.RETRYING,
+            "retry_scheduled",
+            error=error,
+            retryable=True,
+            next_attempt_at=self.clock() + timedelta(seconds=delay),
+        )
+
+    async def _write(self, results: list[Outcome]) -> None:
+        now = self.clock()
+        async with self.engine.begin() as conn:
+            wamids = await outcomes.write_outcomes(conn, results, now=now, actor=self._actor)
+            # Statuses that beat this commit wait as pending; apply them in the same transaction.
+            if wamids:
+                await receipts.apply_pending(conn, wamids, now=now)
+        for o in results:
+            if o.status is Status.ACCEPTED:
+                self.metrics.sent.labels(channel=CHANNEL_WHATSAPP).inc()
+            elif o.status is Status.FAILED and o.error is not None:
+                self.metrics.failed.labels(channel=CHANNEL_WHATSAPP, error_code=o.error.code).inc()
+
+    async def _drain(self) -> None:
+        """Shutdown: let in-flight batches finish within the grace period, then cancel them;
+        a cancelled batch releases its unsent messages (see _process)."""
+        if not self._in_flight:
+            return
+        _done, pending = await asyncio.wait(
+            set(self._in_flight), timeout=self.settings.shutdown_grace_seconds
+        )
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)

@@ -1,0 +1,111 @@
+"""Meta's WhatsApp Cloud API over one shared aiohttp session."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import orjson
+
+from wa_outbound.config import Settings
+from wa_outbound.retry import ProviderError
+from wa_outbound.whatsapp.provider import OutgoingMessage, SendResult, request_body
+
+
+class CloudProvider:
+    name = "cloud"
+
+    def __init__(self, settings: Settings) -> None:
+        base = settings.graph_api_base_url.rstrip("/")
+        self._url = f"{base}/{settings.graph_api_version}/{settings.phone_number_id}/messages"
+        self._headers = {
+            "Authorization": f"Bearer {settings.access_token.get_secret_value()}",
+            "Content-Type": "application/json",
+        }
+        # One session for every send; its pool is as large as the dispatcher's concurrency.
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=settings.dispatch_concurrency, ttl_dns_cache=300, keepalive_timeout=30
+            ),
+            timeout=aiohttp.ClientTimeout(
+                total=settings.send_timeout_seconds, connect=min(5.0, settings.send_timeout_seconds)
+            ),
+        )
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        data = orjson.dumps(request_body(message))
+        try:
+            async with self._session.post(self._url, data=data, headers=self._headers) as response:
+                raw = await response.read()
+                status = response.status
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return SendResult(
+                error=ProviderError(
+                    code="transport_error",
+                    title=type(exc).__name__,
+                    message=str(exc) or "no answer",
+                    transport=True,
+                )
+            )
+        body = _json(raw)
+        if 200 <= status < 300:
+            wamid = _wamid(body)
+            if wamid is not None:
+                return SendResult(wamid=wamid)
+            return SendResult(
+                error=ProviderError(
+                    code="invalid_response",
+                    title="No message id in Meta's answer",
+                    message=raw[:300].decode(errors="replace"),
+                    http_status=status,
+                )
+            )
+        return SendResult(error=_error(body, status, raw, retry_after))
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _wamid(body: Any) -> str | None:
+    try:
+        wamid = body["messages"][0]["id"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return wamid if isinstance(wamid, str) and wamid else None
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _error(body: Any, status: int, raw: bytes, retry_after: float | None) -> ProviderError:
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("code"), int | str):
+        return ProviderError(
+            code=f"http_{status}",
+            title=f"HTTP {status}",
+            message=raw[:300].decode(errors="replace"),
+            http_status=status,
+            retry_after_s=retry_after,
+        )
+    data = error.get("error_data")
+    details = data.get("details") if isinstance(data, dict) else None
+    return ProviderError(
+        code=str(error["code"]),
+        title=str(error.get("error_user_title") or error.get("type") or f"error {error['code']}"),
+        message=str(error.get("message") or ""),
+        details=str(details) if details is not None else None,
+        http_status=status,
+        retry_after_s=retry_after,
+    )

@@ -1,0 +1,58 @@
+"""What a WhatsApp provider is: one send of one message, and its outcome."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from wa_outbound.retry import ProviderError
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    id: uuid.UUID
+    org_id: str
+    to: str
+    kind: str
+    payload: dict[str, Any]
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """Either `wamid` (Meta accepted the message) or `error`."""
+
+    wamid: str | None = None
+    error: ProviderError | None = None
+
+
+class Provider(Protocol):
+    name: str
+
+    async def send(self, message: OutgoingMessage) -> SendResult: ...
+
+    async def close(self) -> None: ...
+
+
+def request_body(message: OutgoingMessage) -> dict[str, Any]:
+    """The Cloud API's send body for a stored message."""
+    body: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": message.to,
+        "type": message.kind,
+    }
+    if message.kind == "template":
+        template = message.payload
+        body["template"] = {
+            "name": template["name"],
+            "language": {"code": template["language"]},
+            "components": template.get("components") or [],
+        }
+    else:
+        body["text"] = {
+            "body": message.payload["body"],
+            "preview_url": bool(message.payload.get("preview_url", False)),
+        }
+    return body
