@@ -20,7 +20,7 @@ import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import uvicorn
@@ -43,7 +43,7 @@ from fake_meta_steps import (
 )
 from fake_meta_webhooks import StatusWebhooks
 from meta_payloads import PHONE_NUMBER_ID, error_response, send_response
-from serving import serving
+from serving import Server, serving
 
 __all__ = [
     "FakeMeta",
@@ -162,7 +162,7 @@ class FakeMeta:
         self._released.clear()
 
     def _release_waiters(self) -> None:
-        """Ends delays and hangs now, so that the server can shut down."""
+        """Ends delays and hangs now, so that the server can shut down (uvicorn waits for them)."""
         self._released.set()
 
     async def _wait(self, seconds: float) -> None:
@@ -260,11 +260,9 @@ async def running_fake_meta(app: FakeMeta | ASGIApp) -> AsyncIterator[str]:
             yield base_url
         return
     app._serving()
-    async with serving(app.app, lifespan="on" if app.needs_lifespan else "off") as base_url:
-        try:
-            yield base_url
-        finally:
-            app._release_waiters()  # delays and hangs end, so the server can stop
+    lifespan: Literal["on", "off"] = "on" if app.needs_lifespan else "off"
+    async with serving(app.app, lifespan=lifespan, on_shutdown=app._release_waiters) as base_url:
+        yield base_url
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -289,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
         status_batch_size=args.status_batch_size,
         status_flush_interval_s=args.status_flush_interval_s,
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         fake.app,
         host=args.host,
         port=args.port,
@@ -300,6 +298,7 @@ def main(argv: list[str] | None = None) -> None:
         access_log=False,
         timeout_graceful_shutdown=5,
     )
+    Server(config, on_shutdown=fake._release_waiters).run()
 
 
 if __name__ == "__main__":
