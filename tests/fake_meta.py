@@ -80,6 +80,8 @@ class FakeMeta:
         self.auto_statuses = auto_statuses
         self.hang_s = hang_s
         self.webhooks: StatusWebhooks | None = None
+        if auto_statuses and webhook_url is None:
+            raise ValueError("auto_statuses needs a webhook_url to post to")
         if webhook_url is not None:
             if not app_secret:
                 raise ValueError("webhook_url needs an app_secret to sign with")
@@ -159,7 +161,9 @@ class FakeMeta:
                 await self.webhooks.close()
 
     def _serving(self) -> None:
-        self._released.clear()
+        # A fresh event: asyncio binds one to the first loop that waits on it, and a fake may
+        # be served again from another test's loop.
+        self._released = asyncio.Event()
 
     def _release_waiters(self) -> None:
         """Ends delays and hangs now, so that the server can shut down (uvicorn waits for them)."""

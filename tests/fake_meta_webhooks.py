@@ -43,6 +43,7 @@ class StatusWebhooks:
         self._flush_interval_s = flush_interval_s
         self._attempts = attempts
         self._retry_delay_s = retry_delay_s
+        self._concurrency = concurrency
         self._limit = asyncio.Semaphore(concurrency)
         self._pending: list[tuple[str, str]] = []
         self._wake = asyncio.Event()
@@ -54,6 +55,9 @@ class StatusWebhooks:
         self.given_up = 0  # envelopes dropped after the last attempt
 
     async def start(self) -> None:
+        # Fresh primitives bound to the serving loop (a fake may be served more than once).
+        self._wake = asyncio.Event()
+        self._limit = asyncio.Semaphore(self._concurrency)
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         self._flusher = asyncio.create_task(self._run(), name="fake-meta-status-flusher")
 

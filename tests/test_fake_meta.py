@@ -460,9 +460,20 @@ async def test_status_webhooks_are_retried_after_a_server_error() -> None:
     assert (counts["posted"], counts["failed_attempts"], counts["given_up"]) == (1, 1, 0)
 
 
-def test_webhooks_need_an_app_secret_to_sign_with() -> None:
+def test_webhooks_need_an_app_secret_and_automatic_statuses_a_webhook_url() -> None:
     with pytest.raises(ValueError, match="app_secret"):
         FakeMeta(webhook_url="http://127.0.0.1:9/hook")
+    with pytest.raises(ValueError, match="webhook_url"):
+        FakeMeta(app_secret=SECRET, auto_statuses=True)
+
+
+async def test_a_fake_can_be_served_again_after_it_stopped(fake: FakeMeta) -> None:
+    for _ in range(2):
+        async with running_fake_meta(fake) as base_url, httpx.AsyncClient() as c:
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            await c.post(base_url + MESSAGES, json=send_body(), headers=headers)
+    assert fake.received.total == 2
+    assert len(set(fake.received.wamids)) == 2
 
 
 async def test_send_statuses_needs_a_webhook_url(fake: FakeMeta) -> None:
