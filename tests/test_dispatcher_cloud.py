@@ -153,7 +153,7 @@ async def test_graceful_stop_finishes_in_flight_and_releases_the_rest(database_u
             for phone in phones:
                 fake.script(phone, hang())
             task = asyncio.create_task(dispatcher.run())
-            while fake.received.total() < 2:
+            while fake.received.total < 2:
                 await asyncio.sleep(0.01)
             await dispatcher.stop()
             await asyncio.wait_for(task, 10)

@@ -62,7 +62,7 @@ async def test_two_dispatchers_send_1000_messages_once_each(postgres_url: str) -
                 await p.close()
             for e in engines:
                 await e.dispose()
-    assert fake.received.total() == 1000
+    assert fake.received.total == 1000
     assert fake.received.duplicates() == {}
     assert len(wamids) == 1000
     assert len(claimers) == 2, "both replicas took part"
@@ -101,7 +101,7 @@ async def test_dispatcher_killed_mid_batch_loses_nothing(postgres_url: str) -> N
             first = _serve(postgres_url, base_url)
             try:
                 async with asyncio.timeout(30):
-                    while fake.received.total() < 40:
+                    while fake.received.total < 40:
                         await asyncio.sleep(0.01)
             finally:
                 first.send_signal(signal.SIGKILL)
@@ -122,7 +122,7 @@ async def test_dispatcher_killed_mid_batch_loses_nothing(postgres_url: str) -> N
             await engine.dispose()
     assert statuses == Counter({"ACCEPTED": len(phones)})
     accepted_per_phone = Counter(
-        r.to for r in fake.received.requests() if r.wamid is not None
+        r.to for r in fake.received.requests if r.wamid is not None
     )
     assert set(accepted_per_phone) == {p.lstrip("+") for p in phones}
     duplicates = sum(n - 1 for n in accepted_per_phone.values())
