@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, TypedDict
+from typing import Annotated, NotRequired, TypedDict
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from wa_outbound.auth import Principal, admin_token_matches, authenticate
 from wa_outbound.config import Settings
 from wa_outbound.errors import Forbidden, Unauthorized
+from wa_outbound.metrics import Metrics
+from wa_outbound.workers import Supervisor
 
 
 class State(TypedDict):
@@ -18,11 +20,18 @@ class State(TypedDict):
 
     settings: Settings
     engine: AsyncEngine
+    metrics: NotRequired[Metrics]
+    supervisor: NotRequired[Supervisor]
 
 
 def _engine(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.state.engine
     return engine
+
+
+def _metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.state.metrics
+    return metrics
 
 
 def _settings(request: Request) -> Settings:
@@ -60,5 +69,6 @@ def _admin(request: Request, credentials: Credentials) -> str:
 
 EngineDep = Annotated[AsyncEngine, Depends(_engine)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
+MetricsDep = Annotated[Metrics, Depends(_metrics)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 AdminDep = Annotated[str, Depends(_admin)]
