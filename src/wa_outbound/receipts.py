@@ -158,8 +158,7 @@ async def _write_back(conn: AsyncConnection, messages: list[_Message], now: date
         outbound_message.update()
         .where(m.id == sa.bindparam("b_id"), m.status == sa.bindparam("b_locked"))
         .values(
-            {m[c]: sa.bindparam(f"b_{c}", type_=m[c].type) for c in _WRITTEN}
-            | {m.updated_at: now}
+            {m[c]: sa.bindparam(f"b_{c}", type_=m[c].type) for c in _WRITTEN} | {m.updated_at: now}
         )
     )
     params = [
