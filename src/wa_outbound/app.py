@@ -7,13 +7,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from wa_outbound.api import admin, consents, dlq, errors, health, messages
+from wa_outbound.api import admin, consents, dlq, errors, health, messages, webhooks
 from wa_outbound.api.deps import State
 from wa_outbound.config import Settings
 from wa_outbound.db.engine import create_engine
 from wa_outbound.dispatcher import Dispatcher
 from wa_outbound.metrics import Metrics
 from wa_outbound.providers import create_provider
+from wa_outbound.receipt_sweep import ReceiptSweep
 from wa_outbound.workers import Supervisor
 
 DESCRIPTION = """
@@ -40,6 +41,9 @@ def create_app(settings: Settings) -> FastAPI:
                 supervisor.start("dispatcher", dispatcher)
             if sandbox_statuses is not None:
                 supervisor.start("sandbox-statuses", sandbox_statuses)
+            supervisor.start("receipt-sweep", ReceiptSweep(
+                engine, metrics=metrics, pending_max_age_s=settings.pending_status_max_age_seconds
+            ))
             yield {
                 "settings": settings,
                 "engine": engine,
@@ -60,6 +64,6 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (admin, messages, consents, dlq, health):
+    for module in (admin, messages, consents, dlq, webhooks, health):
         app.include_router(module.router)
     return app

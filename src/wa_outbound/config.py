@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     app_secret: SecretStr = SecretStr("")
     webhook_verify_token: SecretStr = SecretStr("")
     admin_token: SecretStr = SecretStr("")
+    # Statuses whose wamid is still unknown after this long are dropped. Seven days is how long
+    # Meta keeps retrying a webhook; a wamid unknown for that long will not become ours.
+    pending_status_max_age_seconds: PositiveSeconds = 7 * 86_400.0
 
     max_attempts: int = Field(5, ge=1, le=100)
     retry_base_seconds: PositiveSeconds = 2.0

@@ -1,6 +1,8 @@
 """The service's error vocabulary. HTTP statuses are attached here and mapped at the edge only.
 
 ServiceError                    500 internal_error
+ ├── BadRequest                 400 bad_request
+ │    └── InvalidJson           400 invalid_json
  ├── Unauthorized               401 unauthorized
  ├── Forbidden                  403 forbidden
  ├── NotFound                   404 not_found
@@ -8,6 +10,7 @@ ServiceError                    500 internal_error
  │    ├── IdempotencyConflict   409 idempotency_conflict
  │    ├── NotCancellable        409 not_cancellable
  │    └── AlreadyExists         409 already_exists
+ ├── PayloadTooLarge            413 payload_too_large
  ├── Unprocessable              422 (code set per case)
  │    ├── InvalidRequest        422 validation_error
  │    ├── ConsentRequired       422 consent_required
@@ -30,6 +33,19 @@ class ServiceError(Exception):
         self.message = message or (self.__doc__ or self.code).strip()
         self.details = details
         super().__init__(self.message)
+
+
+class BadRequest(ServiceError):
+    """The request is malformed."""
+
+    status = 400
+    code = "bad_request"
+
+
+class InvalidJson(BadRequest):
+    """The request body is not valid JSON."""
+
+    code = "invalid_json"
 
 
 class Unauthorized(ServiceError):
@@ -76,6 +92,13 @@ class AlreadyExists(Conflict):
     """A resource with this id already exists."""
 
     code = "already_exists"
+
+
+class PayloadTooLarge(ServiceError):
+    """The request body is too large."""
+
+    status = 413
+    code = "payload_too_large"
 
 
 class Unprocessable(ServiceError):

@@ -63,6 +63,23 @@ class Metrics:
             ["status", "outcome"],
             registry=r,
         )
+        self.webhook_pending_dropped = Counter(
+            "outbound_webhook_pending_dropped_total",
+            "Pending statuses dropped because their wamid stayed unknown too long",
+            ["status"],
+            registry=r,
+        )
+        self.webhook_unused = Counter(
+            "outbound_webhook_unused_total",
+            "Webhook parts recorded but not used (other fields, value-level errors, malformed)",
+            ["kind"],
+            registry=r,
+        )
+        self.webhook_processing_failures = Counter(
+            "outbound_webhook_processing_failures_total",
+            "Stored webhook bodies whose processing failed (the sweep retries them)",
+            registry=r,
+        )
         self.ratelimit_decisions = Counter(
             "outbound_ratelimit_decisions_total",
             "Rate-limiter decisions",

@@ -1,0 +1,122 @@
+"""Meta's webhook: the verification handshake, and signed status and message notifications."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel
+
+from wa_outbound import webhook_intake
+from wa_outbound.api.deps import EngineDep, MetricsDep, SettingsDep
+from wa_outbound.api.errors import ERROR_RESPONSES
+from wa_outbound.db.types import utcnow
+from wa_outbound.errors import (
+    BadRequest,
+    Forbidden,
+    InvalidJson,
+    PayloadTooLarge,
+    Unauthorized,
+)
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES)
+MAX_BODY_BYTES = 3 * 1024 * 1024  # Meta's own limit for one webhook body
+SIGNATURE_PREFIX = "sha256="
+
+
+class WebhookAck(BaseModel):
+    status: Literal["received"] = "received"
+
+
+@router.get(
+    "/whatsapp",
+    summary="Meta's verification handshake",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}, "description": "The challenge, echoed"}},
+)
+async def verify(
+    settings: SettingsDep,
+    mode: Annotated[str, Query(alias="hub.mode")] = "",
+    token: Annotated[str, Query(alias="hub.verify_token")] = "",
+    challenge: Annotated[str, Query(alias="hub.challenge")] = "",
+) -> PlainTextResponse:
+    """Echo `hub.challenge` when `hub.verify_token` equals `WA_WEBHOOK_VERIFY_TOKEN`; else 403."""
+    expected = settings.webhook_verify_token.get_secret_value()
+    if mode != "subscribe" or not expected or not _equal(token, expected):
+        raise Forbidden("The verify token does not match WA_WEBHOOK_VERIFY_TOKEN.")
+    return PlainTextResponse(challenge)
+
+
+@router.post(
+    "/whatsapp",
+    summary="Statuses and inbound messages from Meta",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+            "description": "Meta's webhook body, signed in X-Hub-Signature-256 (≤ 3 MB).",
+        }
+    },
+)
+async def receive(
+    request: Request,
+    settings: SettingsDep,
+    engine: EngineDep,
+    metrics: MetricsDep,
+    signature: Annotated[
+        str | None,
+        Header(
+            alias="X-Hub-Signature-256",
+            description="`sha256=<hex HMAC-SHA256 of the raw body with WA_APP_SECRET>`",
+        ),
+    ] = None,
+) -> WebhookAck:
+    """200 once the body is stored; statuses of unknown messages are kept until they are known.
+
+    The signature is checked on the raw bytes before anything is parsed or stored.
+    """
+    secret = settings.app_secret.get_secret_value()
+    if not secret:
+        raise Unauthorized("Webhooks are refused: WA_APP_SECRET is not set.")
+    if not signature or not signature.startswith(SIGNATURE_PREFIX):
+        raise Unauthorized("The X-Hub-Signature-256 header is missing.")
+    raw = await _read_body(request)
+    expected = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+    if not _equal(signature.removeprefix(SIGNATURE_PREFIX).lower(), expected):
+        raise Unauthorized("The X-Hub-Signature-256 header does not match the body.")
+    body = _parse(raw)
+    processed = await webhook_intake.receive(engine, raw, body, now=utcnow())
+    webhook_intake.count(metrics, processed)
+    return WebhookAck()
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(limit_bytes=MAX_BODY_BYTES)
+    # The declared length may be absent (chunked) or wrong: count what actually arrives.
+    received = bytearray()
+    async for chunk in request.stream():
+        received += chunk
+        if len(received) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(limit_bytes=MAX_BODY_BYTES)
+    return bytes(received)
+
+
+def _parse(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidJson() from None
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.")
+    return body
+
+
+def _equal(given: str, expected: str) -> bool:
+    # Constant time; bytes, because compare_digest refuses non-ASCII str.
+    return hmac.compare_digest(given.encode(), expected.encode())

@@ -1,0 +1,147 @@
+"""Intake of Meta's webhook bodies: store each body, process it, retry processing from the store.
+
+Meta cannot resend a webhook on demand, so a body is stored in `webhook_event` in the same
+transaction that processes it: the body is inserted first and processing runs in a savepoint
+after it. Processing that fails rolls back to the savepoint and leaves the body unprocessed,
+with the error, for the sweep; Meta is still answered 200. A body that cannot be stored at all
+makes the request fail, so Meta, seeing no 200, sends it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from wa_outbound import webhook_payload
+from wa_outbound.db.schema import webhook_event
+from wa_outbound.metrics import Metrics
+from wa_outbound.receipts import APPLIED, KNOWN_STATUSES, apply_statuses
+from wa_outbound.service_windows import open_service_windows
+from wa_outbound.status import CHANNEL_WHATSAPP
+
+log = logging.getLogger(__name__)
+w = webhook_event.c
+
+
+@dataclass
+class Processed:
+    """What one body did, for the metrics."""
+
+    statuses: Counter[tuple[str, str]] = field(default_factory=Counter)  # (status, outcome)
+    failed_codes: Counter[str] = field(default_factory=Counter)
+    unused: Counter[str] = field(default_factory=Counter)
+
+
+async def process(conn: AsyncConnection, body: dict[str, Any], *, now: datetime) -> Processed:
+    """Apply the statuses and open the service windows that one body carries."""
+    content = webhook_payload.parse(body)
+    outcomes = await apply_statuses(conn, content.statuses, actor="webhook", now=now)
+    await open_service_windows(conn, content.inbound, now=now)
+    processed = Processed(unused=content.unused)
+    for update, outcome in zip(content.statuses, outcomes, strict=True):
+        label = update.status if update.status in KNOWN_STATUSES else "other"
+        processed.statuses[label, outcome] += 1
+        if update.status == "failed" and outcome == APPLIED:
+            processed.failed_codes[str((update.error or {}).get("code") or "unknown")] += 1
+    for error in content.value_errors:
+        log.warning("webhook reports an error", extra={"meta_error": error})
+    if content.unused:
+        log.info("webhook parts not used", extra={"unused": dict(content.unused)})
+    return processed
+
+
+async def receive(
+    engine: AsyncEngine, raw: bytes, body: dict[str, Any], *, now: datetime
+) -> Processed | None:
+    """Store `raw` and process `body`; None when processing failed (the sweep retries it)."""
+    async with engine.begin() as conn:
+        event_id = (
+            await conn.execute(
+                webhook_event.insert().values(received_at=now, body=raw, attempts=0).returning(w.id)
+            )
+        ).scalar_one()
+        return await _process_stored(conn, event_id, body, now)
+
+
+async def reprocess(
+    engine: AsyncEngine,
+    *,
+    received_before: datetime,
+    max_attempts: int,
+    limit: int,
+    now: datetime,
+) -> list[Processed | None]:
+    """Process again the stored bodies whose processing failed; one transaction each."""
+    async with engine.connect() as conn:
+        ids = (
+            await conn.execute(
+                sa.select(w.id)
+                .where(
+                    w.processed_at.is_(None),
+                    w.received_at < received_before,
+                    w.attempts < max_attempts,
+                )
+                .order_by(w.id)
+                .limit(limit)
+            )
+        ).scalars()
+        todo = list(ids)
+    results = []
+    for event_id in todo:
+        async with engine.begin() as conn:
+            # Another replica's sweep may hold or have finished this one: skip it then.
+            raw = (
+                await conn.execute(
+                    sa.select(w.body)
+                    .where(w.id == event_id, w.processed_at.is_(None))
+                    .with_for_update(skip_locked=True)
+                )
+            ).scalar_one_or_none()
+            if raw is not None:
+                results.append(await _process_stored(conn, event_id, raw, now))
+    return results
+
+
+async def _process_stored(
+    conn: AsyncConnection, event_id: int, body: dict[str, Any] | bytes, now: datetime
+) -> Processed | None:
+    outcome: dict[str, Any]
+    try:
+        async with conn.begin_nested():
+            payload = body if isinstance(body, dict) else _load(body)
+            processed: Processed | None = await process(conn, payload, now=now)
+        outcome = {"processed_at": now, "last_error": None}
+    except Exception as exc:  # whatever broke, the stored body is retried by the sweep
+        log.exception("webhook processing failed; kept for retry", extra={"webhook": event_id})
+        processed, outcome = None, {"last_error": f"{type(exc).__name__}: {exc}"[:2000]}
+    await conn.execute(
+        webhook_event.update().where(w.id == event_id).values(attempts=w.attempts + 1, **outcome)
+    )
+    return processed
+
+
+def _load(raw: bytes) -> dict[str, Any]:
+    body = orjson.loads(raw)
+    if not isinstance(body, dict):
+        raise ValueError("stored webhook body is not a JSON object")
+    return body
+
+
+def count(metrics: Metrics, processed: Processed | None) -> None:
+    """Add what one body did to the metrics."""
+    if processed is None:
+        metrics.webhook_processing_failures.inc()
+        return
+    for (status, outcome), n in processed.statuses.items():
+        metrics.webhook_statuses.labels(status=status, outcome=outcome).inc(n)
+    for code, n in processed.failed_codes.items():
+        metrics.failed.labels(channel=CHANNEL_WHATSAPP, error_code=code).inc(n)
+    for kind, n in processed.unused.items():
+        metrics.webhook_unused.labels(kind=kind).inc(n)
