@@ -7,10 +7,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from wa_outbound.api import admin, consents, errors, health, messages
+from wa_outbound.alerts import AlertEvaluator
+from wa_outbound.api import admin, alerts, consents, errors, health, messages
 from wa_outbound.api.deps import State
 from wa_outbound.config import Settings
 from wa_outbound.db.engine import create_engine
+from wa_outbound.metrics import Metrics
+from wa_outbound.workers import Supervisor
 
 DESCRIPTION = """
 Queue WhatsApp template and session messages; they are sent through Meta's Cloud API by the
@@ -25,9 +28,15 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
         engine = create_engine(settings)
+        metrics = Metrics()
+        supervisor = Supervisor()
+        # Alerts (issue 6): the evaluator works on the leader replica only (advisory lock).
+        if settings.alert_enabled:
+            supervisor.start("alert-evaluator", AlertEvaluator(settings, engine, metrics))
         try:
-            yield {"settings": settings, "engine": engine}
+            yield {"settings": settings, "engine": engine, "metrics": metrics}
         finally:
+            await supervisor.stop_all()
             await engine.dispose()
 
     app = FastAPI(
@@ -37,6 +46,6 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (admin, messages, consents, health):
+    for module in (admin, messages, consents, health, alerts):
         app.include_router(module.router)
     return app

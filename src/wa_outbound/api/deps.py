@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from wa_outbound.auth import Principal, admin_token_matches, authenticate
 from wa_outbound.config import Settings
 from wa_outbound.errors import Forbidden, Unauthorized
+from wa_outbound.metrics import Metrics
 
 
 class State(TypedDict):
@@ -18,6 +19,7 @@ class State(TypedDict):
 
     settings: Settings
     engine: AsyncEngine
+    metrics: Metrics
 
 
 def _engine(request: Request) -> AsyncEngine:
