@@ -68,7 +68,7 @@ def message_row(
 
 
 def dead_row(
-    code: str = "131026", title: str = "Message undeliverable", **columns: Any
+    code: str | None = "131026", title: str | None = "Message undeliverable", **columns: Any
 ) -> dict[str, Any]:
     """A dead-lettered message that failed with Meta error `code`."""
     values: dict[str, Any] = {

@@ -69,7 +69,8 @@ async def test_alert_email_has_the_subject_a_coloured_html_part_and_a_text_part(
     assert mailbox.recipients == [["ops@example.com", "oncall@example.com"]]
     text_part = message.get_body(("plain",))
     html_part = message.get_body(("html",))
-    assert text_part is not None and html_part is not None
+    assert text_part is not None
+    assert html_part is not None
     text, html = text_part.get_content(), html_part.get_content()
     assert "120 messages in the dead-letter queue" in text
     assert "dlq_size: 120" in text
@@ -205,7 +206,8 @@ async def test_sent_notifications_are_counted_by_severity() -> None:
     assert sample("outbound_alert_email_sent_total", {"severity": "critical"}) == 1
     assert sample("outbound_alert_slack_sent_total", {"severity": "critical"}) == 1
     assert sample("outbound_alert_email_sent_total", {"severity": "resolved"}) == 1
-    assert len(mailbox.messages) == 2 and len(slack.posts) == 2
+    assert len(mailbox.messages) == 2
+    assert len(slack.posts) == 2
 
 
 def test_only_the_log_is_on_until_email_or_slack_is_configured() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -51,7 +52,7 @@ def evaluator(db_engine: AsyncEngine, settings: Settings, recorder: Recorder) ->
     return AlertEvaluator(settings, db_engine, Metrics(), [recorder])
 
 
-async def alert_rows(engine: AsyncEngine) -> list[dict[str, object]]:
+async def alert_rows(engine: AsyncEngine) -> list[dict[str, Any]]:
     async with engine.connect() as conn:
         rows = await conn.execute(sa.select(alert).order_by(alert.c.first_fired_at))
         return [dict(row._mapping) for row in rows]
@@ -95,7 +96,7 @@ async def test_rising_severity_notifies_at_once_but_flapping_back_does_not(
 ) -> None:
     await add_dead(db_engine, 2)
     await evaluator.run_once(NOW)
-    await add_dead(db_engine, 8)  # 10 = 5 × threshold: critical
+    await add_dead(db_engine, 8)  # 10 = 5 times the threshold: critical
     await evaluator.run_once(NOW + timedelta(minutes=1))
     assert recorder.kinds() == [
         ("dlq_growth", "firing", "warning"),

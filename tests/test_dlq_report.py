@@ -49,7 +49,8 @@ async def test_report_counts_dead_letters_and_ranks_codes_of_the_last_day(
     recommendations = body["recommendations"]
     assert isinstance(recommendations, list)
     assert len(recommendations) == 3
-    assert "rotate" in recommendations[0] and recommendations[0].startswith("190 ")
+    assert "rotate" in recommendations[0]
+    assert recommendations[0].startswith("190 ")
     assert "template name and language" in recommendations[1]
     assert "send a template" in recommendations[2]
 
