@@ -15,6 +15,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from helpers import ADMIN_TOKEN, app_client, create_org_with_key, make_settings
 from wa_outbound.app import create_app
@@ -137,3 +138,11 @@ def admin() -> dict[str, str]:
 async def org(client: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
     """(org id, auth headers) of a fresh organisation."""
     return await create_org_with_key(client)
+
+
+@pytest.fixture
+async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a fresh migrated database (SQLite and PostgreSQL), for data-level tests."""
+    engine = create_engine(make_settings(database_url))
+    yield engine
+    await engine.dispose()

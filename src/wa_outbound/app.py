@@ -7,7 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from wa_outbound.api import admin, consents, dlq, errors, health, messages, webhooks
+from wa_outbound.alerts import AlertEvaluator
+from wa_outbound.api import admin, alerts, consents, dlq, errors, health, messages, webhooks
 from wa_outbound.api.deps import State
 from wa_outbound.config import Settings
 from wa_outbound.db.engine import create_engine
@@ -41,6 +42,9 @@ def create_app(settings: Settings) -> FastAPI:
                 supervisor.start("dispatcher", dispatcher)
             if sandbox_statuses is not None:
                 supervisor.start("sandbox-statuses", sandbox_statuses)
+            if settings.alert_enabled:
+                # Evaluates on the leader replica only (PostgreSQL advisory lock).
+                supervisor.start("alert-evaluator", AlertEvaluator(settings, engine, metrics))
             supervisor.start("receipt-sweep", ReceiptSweep(
                 engine, metrics=metrics, pending_max_age_s=settings.pending_status_max_age_seconds
             ))
@@ -64,6 +68,6 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (admin, messages, consents, dlq, webhooks, health):
+    for module in (admin, messages, consents, dlq, webhooks, alerts, health):
         app.include_router(module.router)
     return app

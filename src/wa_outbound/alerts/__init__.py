@@ -1,0 +1,6 @@
+"""Alerting: rules over the outbox, alert state, and the notifiers (log, email, Slack)."""
+
+from wa_outbound.alerts.evaluator import AlertEvaluator, Evaluation
+from wa_outbound.alerts.model import Finding, Notice
+
+__all__ = ["AlertEvaluator", "Evaluation", "Finding", "Notice"]
