@@ -51,18 +51,25 @@ async def drop_database(dsn: str) -> None:
 
 def service_env(database_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WA_")}
-    env.update({"WA_DATABASE_URL": database_url, "WA_LOG_LEVEL": "WARNING",
-                "WA_ALERT_ENABLED": "false", "WA_LOG_FORMAT": "text"})
+    env.update(
+        {
+            "WA_DATABASE_URL": database_url,
+            "WA_LOG_LEVEL": "WARNING",
+            "WA_ALERT_ENABLED": "false",
+            "WA_LOG_FORMAT": "text",
+        }
+    )
     env.update(extra)
     return env
 
 
 def migrate(env: dict[str, str]) -> None:
-    subprocess.run([str(BIN / "wa-outbound"), "migrate"], env=env, check=True,
-                   capture_output=True)
+    subprocess.run([str(BIN / "wa-outbound"), "migrate"], env=env, check=True, capture_output=True)
 
 
-def start(cmd: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen[bytes]:
+def start(
+    cmd: list[str], env: dict[str, str] | None = None, log: Path | None = None
+) -> subprocess.Popen[bytes]:
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 (closed with the process)
     return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
 
@@ -117,8 +124,13 @@ def machine() -> dict[str, Any]:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = None
-    return {"cores": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
-            "platform": platform.platform(), "versions": versions}
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+    }
 
 
 def write_results(name: str, results: dict[str, Any]) -> Path:

@@ -17,21 +17,39 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-
 from _support import (
-    BIN, ROOT, create_database, drop_database, free_port, migrate, percentile, rss_mb,
-    service_env, start, stop, table, wait_http, write_results,
+    BIN,
+    ROOT,
+    create_database,
+    drop_database,
+    free_port,
+    migrate,
+    percentile,
+    rss_mb,
+    service_env,
+    start,
+    stop,
+    table,
+    wait_http,
+    write_results,
 )
 
 TOKEN = "bench-token"
-TEMPLATE = {"name": "order_update", "language": "en_US",
-            "components": [{"type": "body", "parameters": [{"type": "text", "text": "42"}]}]}
+TEMPLATE = {
+    "name": "order_update",
+    "language": "en_US",
+    "components": [{"type": "body", "parameters": [{"type": "text", "text": "42"}]}],
+}
 
 
 async def _prepare(dsn: str, env: dict[str, str], phones: list[str]) -> tuple[str, str]:
     created = await asyncio.to_thread(
-        __import__("subprocess").run, [str(BIN / "wa-outbound"), "orgs", "create", "Bench"],
-        env=env, check=True, capture_output=True, text=True,
+        __import__("subprocess").run,
+        [str(BIN / "wa-outbound"), "orgs", "create", "Bench"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     org = json.loads(created.stdout)
     conn = await asyncpg.connect(dsn)
@@ -41,7 +59,8 @@ async def _prepare(dsn: str, env: dict[str, str], phones: list[str]) -> tuple[st
         )
         now = datetime.now(UTC)
         await conn.copy_records_to_table(
-            "consent", columns=["org_id", "phone", "status", "source", "granted_at", "updated_at"],
+            "consent",
+            columns=["org_id", "phone", "status", "source", "granted_at", "updated_at"],
             records=[(org["org_id"], p, "granted", "bench", now, now) for p in phones],
         )
     finally:
@@ -53,17 +72,46 @@ async def _insert_queued(dsn: str, org_id: str, phones: list[str], count: int) -
     now = datetime.now(UTC)
     payload = json.dumps(TEMPLATE)
     records = [
-        (uuid.uuid4(), org_id, "WHATSAPP", phones[i % len(phones)], "template", payload, "{}",
-         "bench", "QUEUED", 0, 5, now, False, now, now)
+        (
+            uuid.uuid4(),
+            org_id,
+            "WHATSAPP",
+            phones[i % len(phones)],
+            "template",
+            payload,
+            "{}",
+            "bench",
+            "QUEUED",
+            0,
+            5,
+            now,
+            False,
+            now,
+            now,
+        )
         for i in range(count)
     ]
     conn = await asyncpg.connect(dsn)
     try:
         await conn.copy_records_to_table(
             "outbound_message",
-            columns=["id", "org_id", "channel", "to_phone", "kind", "payload", "message_metadata",
-                     "request_hash", "status", "attempts", "max_attempts", "next_attempt_at",
-                     "dead_lettered", "created_at", "updated_at"],
+            columns=[
+                "id",
+                "org_id",
+                "channel",
+                "to_phone",
+                "kind",
+                "payload",
+                "message_metadata",
+                "request_hash",
+                "status",
+                "attempts",
+                "max_attempts",
+                "next_attempt_at",
+                "dead_lettered",
+                "created_at",
+                "updated_at",
+            ],
             records=records,
         )
     finally:
@@ -104,13 +152,18 @@ async def _throughput(dsn: str) -> dict[str, float]:
     return {"accepted": row["accepted"], "total": row["total"], "seconds": float(row["seconds"])}
 
 
-async def _latency(base_url: str, key: str, dsn: str, phones: list[str], samples: int) -> list[float]:
+async def _latency(
+    base_url: str, key: str, dsn: str, phones: list[str], samples: int
+) -> list[float]:
     headers = {"Authorization": f"Bearer {key}"}
     ids = []
     async with aiohttp.ClientSession(base_url) as session:
         for i in range(samples):
-            async with session.post("/v1/messages", headers=headers,
-                                    json={"to": phones[i % len(phones)], "template": TEMPLATE}) as r:
+            async with session.post(
+                "/v1/messages",
+                headers=headers,
+                json={"to": phones[i % len(phones)], "template": TEMPLATE},
+            ) as r:
                 assert r.status == 202, await r.text()
                 ids.append(uuid.UUID((await r.json())["id"]))
             await asyncio.sleep(0.02)  # idle system: one message at a time
@@ -119,7 +172,9 @@ async def _latency(base_url: str, key: str, dsn: str, phones: list[str], samples
         for _ in range(200):
             rows = await conn.fetch(
                 "SELECT extract(epoch FROM accepted_at - created_at) * 1000 AS ms "
-                "FROM outbound_message WHERE id = ANY($1) AND accepted_at IS NOT NULL", ids)
+                "FROM outbound_message WHERE id = ANY($1) AND accepted_at IS NOT NULL",
+                ids,
+            )
             if len(rows) == len(ids):
                 return [float(r["ms"]) for r in rows]
             await asyncio.sleep(0.1)
@@ -140,25 +195,43 @@ async def main() -> None:
     dsn, url = await create_database()
     fake_port, port = free_port(), free_port()
     env = service_env(
-        url, WA_PROVIDER="cloud", WA_GRAPH_API_BASE_URL=f"http://127.0.0.1:{fake_port}",
-        WA_ACCESS_TOKEN=TOKEN, WA_PHONE_NUMBER_ID="106540352242922", WA_APP_SECRET="bench",
+        url,
+        WA_PROVIDER="cloud",
+        WA_GRAPH_API_BASE_URL=f"http://127.0.0.1:{fake_port}",
+        WA_ACCESS_TOKEN=TOKEN,
+        WA_PHONE_NUMBER_ID="106540352242922",
+        WA_APP_SECRET="bench",
         WA_DISPATCH_POLL_SECONDS="0.5",
     )
     processes = []
     try:
         migrate(env)
-        processes.append(start([sys.executable, str(ROOT / "tests" / "fake_meta.py"),
-                                "--port", str(fake_port), "--token", TOKEN]))
+        processes.append(
+            start(
+                [
+                    sys.executable,
+                    str(ROOT / "tests" / "fake_meta.py"),
+                    "--port",
+                    str(fake_port),
+                    "--token",
+                    TOKEN,
+                ]
+            )
+        )
         org_id, key = await _prepare(dsn, env, phones)
         await _insert_queued(dsn, org_id, phones, args.messages)
-        service = start([str(BIN / "wa-outbound"), "serve", "--no-migrate", "--port", str(port)],
-                        env, log=ROOT / "bench" / "dispatch-service.log")
+        service = start(
+            [str(BIN / "wa-outbound"), "serve", "--no-migrate", "--port", str(port)],
+            env,
+            log=ROOT / "bench" / "dispatch-service.log",
+        )
         processes.append(service)
         peak = await _wait_accepted(dsn, args.messages, service.pid, timeout_s=600)
         figures = await _throughput(dsn)
         wait_http(f"http://127.0.0.1:{port}/health/live")
-        latencies = await _latency(f"http://127.0.0.1:{port}", key, dsn, phones,
-                                   args.latency_samples)
+        latencies = await _latency(
+            f"http://127.0.0.1:{port}", key, dsn, phones, args.latency_samples
+        )
         peak = max(peak, rss_mb(service.pid))
     finally:
         for process in reversed(processes):
@@ -172,12 +245,20 @@ async def main() -> None:
         "enqueue_to_accepted_p99_ms": percentile(latencies, 99),
         "rss_mb_peak": peak,
     }
-    print(table([
-        ("dispatch_msgs_per_s", results["dispatch_msgs_per_s"], "target >= 2,000"),
-        ("enqueue_to_accepted_p50_ms", results["enqueue_to_accepted_p50_ms"], "target <= 20"),
-        ("enqueue_to_accepted_p99_ms", results["enqueue_to_accepted_p99_ms"], ""),
-        ("rss_mb_peak", results["rss_mb_peak"], "target <= 200"),
-    ]))
+    print(
+        table(
+            [
+                ("dispatch_msgs_per_s", results["dispatch_msgs_per_s"], "target >= 2,000"),
+                (
+                    "enqueue_to_accepted_p50_ms",
+                    results["enqueue_to_accepted_p50_ms"],
+                    "target <= 20",
+                ),
+                ("enqueue_to_accepted_p99_ms", results["enqueue_to_accepted_p99_ms"], ""),
+                ("rss_mb_peak", results["rss_mb_peak"], "target <= 200"),
+            ]
+        )
+    )
     print(f"written to {write_results('dispatch', results)}")
 
 

@@ -25,37 +25,61 @@ from wa_outbound.whatsapp.provider import Provider
 
 @dataclass
 class Clock:
-    now: datetime = field(default_factory=utcnow)
+    """Real time, plus however far the test has moved it forward."""
+
+    offset: timedelta = field(default_factory=timedelta)
+
+    @property
+    def now(self) -> datetime:
+        return utcnow() + self.offset
 
     def __call__(self) -> datetime:
         return self.now
 
     def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+        self.offset += timedelta(seconds=seconds)
 
 
 async def new_org(engine: AsyncEngine, *phones: str, org_id: str | None = None) -> str:
     async with engine.begin() as conn:
-        org = await orgs.create_org(conn, name="T", org_id=org_id, daily_quota=1_000_000,
-                                    messages_per_second=1000, actor="test")
+        org = await orgs.create_org(
+            conn,
+            name="T",
+            org_id=org_id,
+            daily_quota=1_000_000,
+            messages_per_second=1000,
+            actor="test",
+        )
         for phone in phones:
-            await consents.set_consent(conn, org_id=org["id"], phone=phone, status="granted",
-                                       source="test", actor="test")
+            await consents.set_consent(
+                conn, org_id=org["id"], phone=phone, status="granted", source="test", actor="test"
+            )
     return str(org["id"])
 
 
 async def queue(
-    engine: AsyncEngine, org_id: str, *phones: str, max_attempts: int = 5,
+    engine: AsyncEngine,
+    org_id: str,
+    *phones: str,
+    max_attempts: int = 5,
     send_after: datetime | None = None,
 ) -> list[uuid.UUID]:
     items = [
-        outbox.NewMessage(to=phone, kind="template", payload=TEMPLATE, metadata={},
-                          send_after=send_after, idempotency_key=None, request_hash="h")
+        outbox.NewMessage(
+            to=phone,
+            kind="template",
+            payload=TEMPLATE,
+            metadata={},
+            send_after=send_after,
+            idempotency_key=None,
+            request_hash="h",
+        )
         for phone in phones
     ]
     async with engine.begin() as conn:
-        results = await outbox.enqueue(conn, org_id=org_id, items=items,
-                                       max_attempts=max_attempts, actor="test")
+        results = await outbox.enqueue(
+            conn, org_id=org_id, items=items, max_attempts=max_attempts, actor="test"
+        )
     ids = []
     for result in results:
         assert result.message is not None, result.error
@@ -65,16 +89,19 @@ async def queue(
 
 async def message(engine: AsyncEngine, message_id: uuid.UUID) -> dict[str, Any]:
     async with engine.connect() as conn:
-        row = (await conn.execute(
-            sa.select(outbound_message).where(outbound_message.c.id == message_id)
-        )).one()
+        row = (
+            await conn.execute(
+                sa.select(outbound_message).where(outbound_message.c.id == message_id)
+            )
+        ).one()
     return dict(row._mapping)
 
 
 async def event_types(engine: AsyncEngine, message_id: uuid.UUID) -> list[str]:
     async with engine.connect() as conn:
         rows = await conn.execute(
-            sa.select(message_event.c.type).where(message_event.c.message_id == message_id)
+            sa.select(message_event.c.type)
+            .where(message_event.c.message_id == message_id)
             .order_by(message_event.c.id)
         )
         return [row.type for row in rows]
@@ -86,8 +113,14 @@ async def dispatcher_for(
 ) -> AsyncIterator[Dispatcher]:
     engine = create_engine(settings)
     try:
-        yield Dispatcher(settings=settings, engine=engine, provider=provider, metrics=Metrics(),
-                         clock=clock or Clock(), **kwargs)
+        yield Dispatcher(
+            settings=settings,
+            engine=engine,
+            provider=provider,
+            metrics=Metrics(),
+            clock=clock or Clock(),
+            **kwargs,
+        )
     finally:
         await provider.close()
         await engine.dispose()

@@ -10,8 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from alert_servers import free_port, slack_server, smtp_sink
 from alert_factories import NOW, add_dead
+from alert_servers import free_port, slack_server, smtp_sink
 from helpers import ADMIN, app_client, make_settings
 from wa_outbound.alerts import AlertEvaluator, Finding, Notice
 from wa_outbound.alerts.evaluator import LEADER_LOCK_KEY

@@ -12,8 +12,8 @@ import aiosmtplib
 import httpx
 import pytest
 
-from alert_servers import free_port, slack_server, smtp_sink
 from alert_factories import NOW
+from alert_servers import free_port, slack_server, smtp_sink
 from helpers import make_settings
 from wa_outbound.alerts import Notice
 from wa_outbound.alerts.mail import EmailNotifier

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatch_helpers import Clock, event_types, message, new_org, queue
 from fake_meta import FakeMeta, hang, http_status, meta_error, running_fake_meta
-from helpers import make_settings
+from helpers import eventually, make_settings
 from wa_outbound.db.engine import create_engine
 from wa_outbound.dispatcher import Dispatcher
 from wa_outbound.metrics import Metrics
@@ -31,11 +32,15 @@ class Cloud:
 
 
 def cloud_settings(database_url: str, base_url: str, **overrides: Any) -> Any:
-    return make_settings(
-        database_url, provider="cloud", graph_api_base_url=base_url, access_token=TOKEN,
-        phone_number_id="106540352242922", app_secret="app-secret", send_timeout_seconds=1.0,
-        **overrides,
-    )
+    values: dict[str, Any] = {
+        "provider": "cloud",
+        "graph_api_base_url": base_url,
+        "access_token": TOKEN,
+        "phone_number_id": "106540352242922",
+        "app_secret": "app-secret",
+        "send_timeout_seconds": 1.0,
+    }
+    return make_settings(database_url, **(values | overrides))
 
 
 @pytest.fixture
@@ -46,8 +51,9 @@ async def cloud(database_url: str) -> AsyncIterator[Cloud]:
         engine = create_engine(settings)
         clock = Clock()
         provider = CloudProvider(settings)
-        dispatcher = Dispatcher(settings=settings, engine=engine, provider=provider,
-                                metrics=Metrics(), clock=clock)
+        dispatcher = Dispatcher(
+            settings=settings, engine=engine, provider=provider, metrics=Metrics(), clock=clock
+        )
         try:
             yield Cloud(engine, dispatcher, fake, clock)
         finally:
@@ -76,11 +82,15 @@ async def test_rate_limit_error_is_retried_no_sooner_than_retry_after(cloud: Clo
     org = await new_org(cloud.engine, PHONE)
     [message_id] = await queue(cloud.engine, org, PHONE)
     cloud.fake.script(PHONE, meta_error(130429, http_status=429, retry_after=120))
+    before = cloud.clock.now
     await cloud.dispatcher.run_once()
     retrying = await message(cloud.engine, message_id)
     assert (retrying["status"], retrying["error_code"], retrying["error_retryable"]) == (
-        "RETRYING", "130429", True)
-    assert (retrying["next_attempt_at"] - cloud.clock.now).total_seconds() >= 120
+        "RETRYING",
+        "130429",
+        True,
+    )
+    assert (retrying["next_attempt_at"] - before).total_seconds() >= 120
     cloud.clock.advance(121)
     await cloud.dispatcher.run_once()
     assert (await message(cloud.engine, message_id))["status"] == "ACCEPTED"
@@ -89,8 +99,14 @@ async def test_rate_limit_error_is_retried_no_sooner_than_retry_after(cloud: Clo
 async def test_permanent_error_dead_letters_with_the_extracted_error(cloud: Cloud) -> None:
     org = await new_org(cloud.engine, PHONE)
     [message_id] = await queue(cloud.engine, org, PHONE)
-    cloud.fake.script(PHONE, meta_error(132001, message="(#132001) Template name does not exist",
-                                        details="template name (order_update) does not exist"))
+    cloud.fake.script(
+        PHONE,
+        meta_error(
+            132001,
+            message="(#132001) Template name does not exist",
+            details="template name (order_update) does not exist",
+        ),
+    )
     await cloud.dispatcher.run_once()
     failed = await message(cloud.engine, message_id)
     assert (failed["status"], failed["dead_lettered"], failed["attempts"]) == ("FAILED", True, 1)
@@ -131,21 +147,29 @@ async def test_pair_limit_backs_off_four_to_the_attempt(cloud: Cloud) -> None:
     org = await new_org(cloud.engine, PHONE)
     [message_id] = await queue(cloud.engine, org, PHONE)
     cloud.fake.script(PHONE, meta_error(131056))
+    before = cloud.clock.now
     await cloud.dispatcher.run_once()
+    after = cloud.clock.now
     retrying = await message(cloud.engine, message_id)
-    delay_s = (retrying["next_attempt_at"] - cloud.clock.now).total_seconds()
-    assert 4 * 0.8 <= delay_s <= 4 * 1.2
+    assert before + timedelta(seconds=4 * 0.8) <= retrying["next_attempt_at"]
+    assert retrying["next_attempt_at"] <= after + timedelta(seconds=4 * 1.2)
 
 
 async def test_graceful_stop_finishes_in_flight_and_releases_the_rest(database_url: str) -> None:
     fake = FakeMeta(token=TOKEN)
     async with running_fake_meta(fake) as base_url:
-        settings = cloud_settings(database_url, base_url, dispatch_concurrency=2,
-                                  shutdown_grace_seconds=0.5, send_timeout_seconds=30)
+        settings = cloud_settings(
+            database_url,
+            base_url,
+            dispatch_concurrency=2,
+            shutdown_grace_seconds=0.5,
+            send_timeout_seconds=30,
+        )
         engine = create_engine(settings)
         provider = CloudProvider(settings)
-        dispatcher = Dispatcher(settings=settings, engine=engine, provider=provider,
-                                metrics=Metrics())
+        dispatcher = Dispatcher(
+            settings=settings, engine=engine, provider=provider, metrics=Metrics()
+        )
         try:
             phones = [f"+3361234{i:04d}" for i in range(1, 7)]
             org = await new_org(engine, *phones)
@@ -153,8 +177,7 @@ async def test_graceful_stop_finishes_in_flight_and_releases_the_rest(database_u
             for phone in phones:
                 fake.script(phone, hang())
             task = asyncio.create_task(dispatcher.run())
-            while fake.received.total < 2:
-                await asyncio.sleep(0.01)
+            await eventually(lambda: fake.received.total >= 2)
             await dispatcher.stop()
             await asyncio.wait_for(task, 10)
             rows = [await message(engine, i) for i in ids]
@@ -167,4 +190,5 @@ async def test_graceful_stop_finishes_in_flight_and_releases_the_rest(database_u
     waiting = [r for r in rows if r["status"] == "QUEUED"]
     assert len(in_flight) == 2, "the two requests cut off mid-flight keep their attempt"
     assert all(r["attempts"] == 1 for r in in_flight)
-    assert len(waiting) == 4 and all(r["attempts"] == 0 for r in waiting)
+    assert len(waiting) == 4
+    assert all(r["attempts"] == 0 for r in waiting)

@@ -11,9 +11,11 @@ import sys
 from collections import Counter
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dispatch_helpers import new_org, queue
 from fake_meta import FakeMeta, delay, running_fake_meta
+from helpers import eventually
 from test_dispatcher_cloud import TOKEN, cloud_settings
 from wa_outbound.db.engine import create_engine
 from wa_outbound.db.schema import outbound_message
@@ -22,10 +24,12 @@ from wa_outbound.metrics import Metrics
 from wa_outbound.whatsapp.cloud import CloudProvider
 
 
-async def _statuses(engine: sa.ext.asyncio.AsyncEngine) -> Counter[str]:
+async def _statuses(engine: AsyncEngine) -> Counter[str]:
     async with engine.connect() as conn:
         rows = await conn.execute(
-            sa.select(outbound_message.c.status, sa.func.count()).group_by(outbound_message.c.status)
+            sa.select(outbound_message.c.status, sa.func.count()).group_by(
+                outbound_message.c.status
+            )
         )
         return Counter({row[0]: row[1] for row in rows})
 
@@ -34,8 +38,9 @@ async def test_two_dispatchers_send_1000_messages_once_each(postgres_url: str) -
     fake = FakeMeta(token=TOKEN)
     phones = [f"+3361{i:07d}" for i in range(1, 1001)]
     async with running_fake_meta(fake) as base_url:
-        settings = cloud_settings(postgres_url, base_url, dispatch_batch_size=50,
-                                  dispatch_poll_seconds=0.05)
+        settings = cloud_settings(
+            postgres_url, base_url, dispatch_batch_size=50, dispatch_poll_seconds=0.05
+        )
         engines = [create_engine(settings) for _ in range(2)]
         providers = [CloudProvider(settings) for _ in range(2)]
         dispatchers = [
@@ -46,17 +51,25 @@ async def test_two_dispatchers_send_1000_messages_once_each(postgres_url: str) -
             org = await new_org(engines[0], *phones)
             await queue(engines[0], org, *phones)
             tasks = [asyncio.create_task(d.run()) for d in dispatchers]
-            async with asyncio.timeout(60):
-                while (await _statuses(engines[0]))["ACCEPTED"] < 1000:
-                    await asyncio.sleep(0.05)
+            await eventually(lambda: _count(engines[0], "ACCEPTED", at_least=1000), timeout_s=60)
             for d in dispatchers:
                 await d.stop()
             await asyncio.gather(*tasks)
             async with engines[0].connect() as conn:
-                wamids = set((await conn.execute(
-                    sa.select(outbound_message.c.provider_message_id))).scalars())
-                claimers = set((await conn.execute(sa.text(
-                    "SELECT DISTINCT actor FROM message_event WHERE type = 'claimed'"))).scalars())
+                wamids = set(
+                    (
+                        await conn.execute(sa.select(outbound_message.c.provider_message_id))
+                    ).scalars()
+                )
+                claimers = set(
+                    (
+                        await conn.execute(
+                            sa.text(
+                                "SELECT DISTINCT actor FROM message_event WHERE type = 'claimed'"
+                            )
+                        )
+                    ).scalars()
+                )
         finally:
             for p in providers:
                 await p.close()
@@ -68,6 +81,10 @@ async def test_two_dispatchers_send_1000_messages_once_each(postgres_url: str) -
     assert len(claimers) == 2, "both replicas took part"
 
 
+async def _count(engine: AsyncEngine, status: str, *, at_least: int) -> bool:
+    return (await _statuses(engine))[status] >= at_least
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -76,15 +93,26 @@ def _free_port() -> int:
 
 def _serve(postgres_url: str, base_url: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WA_")}
-    env.update({
-        "WA_DATABASE_URL": postgres_url, "WA_PROVIDER": "cloud", "WA_GRAPH_API_BASE_URL": base_url,
-        "WA_ACCESS_TOKEN": TOKEN, "WA_PHONE_NUMBER_ID": "106540352242922",
-        "WA_APP_SECRET": "app-secret", "WA_LEASE_SECONDS": "2", "WA_DISPATCH_CONCURRENCY": "16",
-        "WA_DISPATCH_POLL_SECONDS": "0.1", "WA_ALERT_ENABLED": "false", "WA_LOG_LEVEL": "WARNING",
-    })
+    env.update(
+        {
+            "WA_DATABASE_URL": postgres_url,
+            "WA_PROVIDER": "cloud",
+            "WA_GRAPH_API_BASE_URL": base_url,
+            "WA_ACCESS_TOKEN": TOKEN,
+            "WA_PHONE_NUMBER_ID": "106540352242922",
+            "WA_APP_SECRET": "app-secret",
+            "WA_LEASE_SECONDS": "2",
+            "WA_DISPATCH_CONCURRENCY": "16",
+            "WA_DISPATCH_POLL_SECONDS": "0.1",
+            "WA_ALERT_ENABLED": "false",
+            "WA_LOG_LEVEL": "WARNING",
+        }
+    )
     return subprocess.Popen(
         [sys.executable, "-m", "wa_outbound.cli", "serve", "--port", str(_free_port())],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -100,9 +128,7 @@ async def test_dispatcher_killed_mid_batch_loses_nothing(postgres_url: str) -> N
             await queue(engine, org, *phones)
             first = _serve(postgres_url, base_url)
             try:
-                async with asyncio.timeout(30):
-                    while fake.received.total < 40:
-                        await asyncio.sleep(0.01)
+                await eventually(lambda: fake.received.total >= 40)
             finally:
                 first.send_signal(signal.SIGKILL)
                 first.wait()
@@ -111,9 +137,9 @@ async def test_dispatcher_killed_mid_batch_loses_nothing(postgres_url: str) -> N
 
             second = _serve(postgres_url, base_url)
             try:
-                async with asyncio.timeout(60):
-                    while (await _statuses(engine))["ACCEPTED"] < len(phones):
-                        await asyncio.sleep(0.1)
+                await eventually(
+                    lambda: _count(engine, "ACCEPTED", at_least=len(phones)), timeout_s=60
+                )
             finally:
                 second.terminate()
                 second.wait(timeout=30)
@@ -121,9 +147,7 @@ async def test_dispatcher_killed_mid_batch_loses_nothing(postgres_url: str) -> N
         finally:
             await engine.dispose()
     assert statuses == Counter({"ACCEPTED": len(phones)})
-    accepted_per_phone = Counter(
-        r.to for r in fake.received.requests if r.wamid is not None
-    )
+    accepted_per_phone = Counter(r.to for r in fake.received.requests if r.wamid is not None)
     assert set(accepted_per_phone) == {p.lstrip("+") for p in phones}
     duplicates = sum(n - 1 for n in accepted_per_phone.values())
     assert duplicates <= in_flight

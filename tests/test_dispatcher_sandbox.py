@@ -43,8 +43,13 @@ async def sandbox(settings: Settings) -> AsyncIterator[Sandbox]:
     engine = create_engine(settings)
     statuses = SandboxStatuses(engine)
     clock = Clock()
-    dispatcher = Dispatcher(settings=settings, engine=engine, provider=SandboxProvider(statuses),
-                            metrics=Metrics(), clock=clock)
+    dispatcher = Dispatcher(
+        settings=settings,
+        engine=engine,
+        provider=SandboxProvider(statuses),
+        metrics=Metrics(),
+        clock=clock,
+    )
     yield Sandbox(engine, dispatcher, statuses, clock)
     await engine.dispose()
 
@@ -62,19 +67,25 @@ async def test_message_goes_from_queued_to_read(sandbox: Sandbox) -> None:
     assert await sandbox.statuses.run_once(everything=True) == 3
     read = await message(sandbox.engine, message_id)
     assert read["status"] == "READ"
-    assert read["sent_at"] and read["delivered_at"] and read["read_at"]
+    assert None not in (read["sent_at"], read["delivered_at"], read["read_at"])
     types = await event_types(sandbox.engine, message_id)
     assert types[:3] == ["queued", "claimed", "accepted"]
     assert len(types) == 6
 
 
-async def test_recipient_ending_0000_fails_after_sent_and_is_dead_lettered(sandbox: Sandbox) -> None:
+async def test_recipient_ending_0000_fails_after_sent_and_is_dead_lettered(
+    sandbox: Sandbox,
+) -> None:
     phone = "+33612340000"
     org = await new_org(sandbox.engine, phone)
     [message_id] = await queue(sandbox.engine, org, phone)
     await sandbox.drain()
     failed = await message(sandbox.engine, message_id)
-    assert (failed["status"], failed["dead_lettered"], failed["error_code"]) == ("FAILED", True, "131026")
+    assert (failed["status"], failed["dead_lettered"], failed["error_code"]) == (
+        "FAILED",
+        True,
+        "131026",
+    )
     assert failed["sent_at"] is not None
 
 
@@ -113,12 +124,16 @@ async def test_consent_revoked_after_queueing_fails_without_sending(sandbox: San
     org = await new_org(sandbox.engine, PHONE)
     [message_id] = await queue(sandbox.engine, org, PHONE)
     async with sandbox.engine.begin() as conn:
-        await consents.set_consent(conn, org_id=org, phone=PHONE, status="revoked", source=None,
-                                   actor="test")
+        await consents.set_consent(
+            conn, org_id=org, phone=PHONE, status="revoked", source=None, actor="test"
+        )
     await sandbox.dispatcher.run_once()
     failed = await message(sandbox.engine, message_id)
     assert (failed["status"], failed["error_code"], failed["dead_lettered"]) == (
-        "FAILED", "consent_revoked", False)
+        "FAILED",
+        "consent_revoked",
+        False,
+    )
     assert failed["provider_message_id"] is None
 
 
@@ -126,8 +141,9 @@ async def test_scheduled_message_waits_for_send_after(sandbox: Sandbox) -> None:
     from datetime import timedelta
 
     org = await new_org(sandbox.engine, PHONE)
-    [message_id] = await queue(sandbox.engine, org, PHONE,
-                               send_after=sandbox.clock.now + timedelta(minutes=10))
+    [message_id] = await queue(
+        sandbox.engine, org, PHONE, send_after=sandbox.clock.now + timedelta(minutes=10)
+    )
     assert await sandbox.dispatcher.run_once() == 0
     sandbox.clock.advance(601)
     assert await sandbox.dispatcher.run_once() == 1
@@ -140,8 +156,9 @@ async def test_expired_lease_is_reclaimed_and_sent(sandbox: Sandbox, settings: S
     org = await new_org(sandbox.engine, PHONE)
     [message_id] = await queue(sandbox.engine, org, PHONE)
     async with sandbox.engine.begin() as conn:  # a dispatcher that claims, then dies
-        [claimed] = await claims.claim_batch(conn, limit=10, worker="dead", lease_s=60,
-                                             now=sandbox.clock.now)
+        [claimed] = await claims.claim_batch(
+            conn, limit=10, worker="dead", lease_s=60, now=sandbox.clock.now
+        )
     assert claimed.id == message_id
     assert await sandbox.dispatcher.run_once() == 0, "a live lease is not claimable"
     assert await sandbox.dispatcher.reclaim() == 0

@@ -45,9 +45,14 @@ def create_app(settings: Settings) -> FastAPI:
             if settings.alert_enabled:
                 # Evaluates on the leader replica only (PostgreSQL advisory lock).
                 supervisor.start("alert-evaluator", AlertEvaluator(settings, engine, metrics))
-            supervisor.start("receipt-sweep", ReceiptSweep(
-                engine, metrics=metrics, pending_max_age_s=settings.pending_status_max_age_seconds
-            ))
+            supervisor.start(
+                "receipt-sweep",
+                ReceiptSweep(
+                    engine,
+                    metrics=metrics,
+                    pending_max_age_s=settings.pending_status_max_age_seconds,
+                ),
+            )
             yield {
                 "settings": settings,
                 "engine": engine,

@@ -31,6 +31,11 @@ def _engine(request: Request) -> AsyncEngine:
     return engine
 
 
+def _metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.state.metrics
+    return metrics
+
+
 def _settings(request: Request) -> Settings:
     settings: Settings = request.state.settings
     return settings
@@ -71,5 +76,6 @@ def _admin(request: Request, credentials: Credentials) -> str:
 
 EngineDep = Annotated[AsyncEngine, Depends(_engine)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
+MetricsDep = Annotated[Metrics, Depends(_metrics)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 AdminDep = Annotated[str, Depends(_admin)]
