@@ -183,11 +183,20 @@ async def _latency(
     raise RuntimeError("latency samples did not all reach ACCEPTED")
 
 
+def _profile(pid: int) -> Any:
+    """py-spy (pip install py-spy) writing collapsed stacks to bench/profile-dispatch.txt."""
+    return start([str(BIN / "py-spy"), "record", "--pid", str(pid), "--rate", "200",
+                  "--format", "raw", "--output", str(ROOT / "bench" / "profile-dispatch.txt"),
+                  "--nonblocking"])
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--latency-samples", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="small counts (about 15 s)")
+    parser.add_argument("--profile", action="store_true",
+                        help="record the service with py-spy during the dispatch phase")
     args = parser.parse_args()
     if args.quick:
         args.messages, args.latency_samples = 3_000, 50
@@ -226,7 +235,11 @@ async def main() -> None:
             log=ROOT / "bench" / "dispatch-service.log",
         )
         processes.append(service)
+        profiler = _profile(service.pid) if args.profile else None
         peak = await _wait_accepted(dsn, args.messages, service.pid, timeout_s=600)
+        if profiler is not None:
+            profiler.send_signal(__import__("signal").SIGINT)
+            profiler.wait()
         figures = await _throughput(dsn)
         wait_http(f"http://127.0.0.1:{port}/health/live")
         latencies = await _latency(

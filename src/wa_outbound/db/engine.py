@@ -18,7 +18,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         url,
         pool_size=20,
         max_overflow=10,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per transaction. A connection that died with the
+        # server fails its statement once; SQLAlchemy then invalidates the whole pool.
         pool_timeout=10,
         connect_args={"timeout": 5, "command_timeout": 30},
     )
