@@ -7,6 +7,7 @@ events (and of pending statuses), whatever the number of statuses.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -95,15 +96,33 @@ async def _lock(conn: AsyncConnection, wamids: set[str]) -> dict[str, _Message]:
     found: dict[str, _Message] = {}
     ordered = sorted(wamids)
     for start in range(0, len(ordered), _CHUNK):
-        rows = await conn.execute(
-            sa.select(m.id, m.org_id, m.provider_message_id, *(m[c] for c in _WRITTEN))
-            .where(m.provider_message_id.in_(ordered[start : start + _CHUNK]))
-            .order_by(m.id)
-            .with_for_update()
-        )
+        rows = await conn.execute(_lock_statement(), {"wamids": ordered[start : start + _CHUNK]})
         for row in rows:
             found[row.provider_message_id] = _Message(dict(row._mapping), row.status)
     return found
+
+
+# The two hot statements are constants, built once: rebuilding them per call costs more
+# Python time than executing them.
+@functools.cache
+def _lock_statement() -> sa.Select[Any]:
+    return (
+        sa.select(m.id, m.org_id, m.provider_message_id, *(m[c] for c in _WRITTEN))
+        .where(m.provider_message_id.in_(sa.bindparam("wamids", expanding=True)))
+        .order_by(m.id)
+        .with_for_update()
+    )
+
+
+@functools.cache
+def _write_statement() -> sa.Update:
+    # The WHERE clause is a compare-and-set on the status read under lock: a write never
+    # lands on a row that moved meanwhile.
+    return (
+        outbound_message.update()
+        .where(m.id == sa.bindparam("b_id"), m.status == sa.bindparam("b_locked"))
+        .values({m[c]: sa.bindparam(f"b_{c}", type_=m[c].type) for c in (*_WRITTEN, "updated_at")})
+    )
 
 
 def _refusal(current: str, raw: str) -> str | None:
@@ -152,21 +171,13 @@ def _apply(message: _Message, update: StatusUpdate, now: datetime) -> None:
 async def _write_back(conn: AsyncConnection, messages: list[_Message], now: datetime) -> None:
     if not messages:
         return
-    # One prepared statement, executed for all rows in one round trip. The WHERE clause is a
-    # compare-and-set on the status read under lock: a write never lands on a row that moved.
-    stmt = (
-        outbound_message.update()
-        .where(m.id == sa.bindparam("b_id"), m.status == sa.bindparam("b_locked"))
-        .values(
-            {m[c]: sa.bindparam(f"b_{c}", type_=m[c].type) for c in _WRITTEN} | {m.updated_at: now}
-        )
-    )
+    # One prepared statement, executed for all rows in one round trip.
     params = [
-        {"b_id": msg.row["id"], "b_locked": msg.locked_status}
+        {"b_id": msg.row["id"], "b_locked": msg.locked_status, "b_updated_at": now}
         | {f"b_{c}": msg.row[c] for c in _WRITTEN}
         for msg in messages
     ]
-    await conn.execute(stmt, params)
+    await conn.execute(_write_statement(), params)
 
 
 def _event(
