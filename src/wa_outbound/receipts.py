@@ -13,8 +13,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wa_outbound.db.dialect import is_postgres
 from wa_outbound.db.schema import outbound_message, pending_status
 from wa_outbound.events import message_event_row, record_message_events
 from wa_outbound.status import RANK, Status
@@ -96,19 +98,25 @@ async def _lock(conn: AsyncConnection, wamids: set[str]) -> dict[str, _Message]:
     found: dict[str, _Message] = {}
     ordered = sorted(wamids)
     for start in range(0, len(ordered), _CHUNK):
-        rows = await conn.execute(_lock_statement(), {"wamids": ordered[start : start + _CHUNK]})
+        statement = _lock_statement(is_postgres(conn))
+        rows = await conn.execute(statement, {"wamids": ordered[start : start + _CHUNK]})
         for row in rows:
-            found[row.provider_message_id] = _Message(dict(row._mapping), row.status)
+            found[row.provider_message_id] = _Message(row._asdict(), row.status)
     return found
 
 
 # The two hot statements are constants, built once: rebuilding them per call costs more
 # Python time than executing them.
 @functools.cache
-def _lock_statement() -> sa.Select[Any]:
+def _lock_statement(postgres: bool) -> sa.Select[Any]:
+    wamids: sa.ColumnElement[bool]
+    if postgres:  # one array parameter: no re-rendering of the SQL for each list length
+        wamids = m.provider_message_id == sa.any_(sa.bindparam("wamids", type_=ARRAY(sa.Text)))
+    else:
+        wamids = m.provider_message_id.in_(sa.bindparam("wamids", expanding=True))
     return (
         sa.select(m.id, m.org_id, m.provider_message_id, *(m[c] for c in _WRITTEN))
-        .where(m.provider_message_id.in_(sa.bindparam("wamids", expanding=True)))
+        .where(wamids)
         .order_by(m.id)
         .with_for_update()
     )

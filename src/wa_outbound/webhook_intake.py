@@ -65,9 +65,8 @@ async def receive(
         async with engine.begin() as conn:
             # Marked processed as it is stored: the mark commits only with the effects.
             await conn.execute(
-                webhook_event.insert().values(
-                    received_at=now, body=raw, attempts=1, processed_at=now
-                )
+                webhook_event.insert(),
+                {"received_at": now, "body": raw, "attempts": 1, "processed_at": now},
             )
             return await process(conn, body, now=now)
     except Exception as exc:  # whatever broke, the body is kept for the sweep below
@@ -76,7 +75,8 @@ async def receive(
     # propagates and the request fails, so Meta sends the body again.
     async with engine.begin() as conn:
         await conn.execute(
-            webhook_event.insert().values(received_at=now, body=raw, attempts=1, last_error=error)
+            webhook_event.insert(),
+            {"received_at": now, "body": raw, "attempts": 1, "last_error": error},
         )
     return None
 
