@@ -122,14 +122,33 @@ def _lock_statement(postgres: bool) -> sa.Select[Any]:
     )
 
 
+# In both writes, the WHERE clause is a compare-and-set on the status read under lock: a
+# write never lands on a row that moved meanwhile.
 @functools.cache
 def _write_statement() -> sa.Update:
-    # The WHERE clause is a compare-and-set on the status read under lock: a write never
-    # lands on a row that moved meanwhile.
     return (
         outbound_message.update()
         .where(m.id == sa.bindparam("b_id"), m.status == sa.bindparam("b_locked"))
         .values({m[c]: sa.bindparam(f"b_{c}", type_=m[c].type) for c in (*_WRITTEN, "updated_at")})
+    )
+
+
+@functools.cache
+def _unnest_write_statement() -> sa.Update:
+    """PostgreSQL: `UPDATE … FROM unnest(:id, :locked, :status, …) AS v(…) WHERE …`."""
+    types = {"locked": m.status.type} | {c: m[c].type for c in ("id", *_WRITTEN)}
+    values = (
+        sa.func.unnest(*(sa.bindparam(f"a_{name}", type_=ARRAY(t)) for name, t in types.items()))
+        .table_valued(*(sa.column(name, t) for name, t in types.items()))
+        .render_derived(name="v")
+    )
+    return (
+        outbound_message.update()
+        .where(m.id == values.c.id, m.status == values.c.locked)
+        .values(
+            {m[c]: values.c[c] for c in _WRITTEN}
+            | {m.updated_at: sa.bindparam("a_now", type_=m.updated_at.type)}
+        )
     )
 
 
@@ -179,7 +198,13 @@ def _apply(message: _Message, update: StatusUpdate, now: datetime) -> None:
 async def _write_back(conn: AsyncConnection, messages: list[_Message], now: datetime) -> None:
     if not messages:
         return
-    # One prepared statement, executed for all rows in one round trip.
+    if is_postgres(conn):
+        # One statement for every row: the new values travel as one array per column.
+        arrays = {"a_locked": [msg.locked_status for msg in messages]}
+        arrays |= {f"a_{c}": [msg.row[c] for msg in messages] for c in ("id", *_WRITTEN)}
+        await conn.execute(_unnest_write_statement(), arrays | {"a_now": now})
+        return
+    # SQLite: one prepared statement, executed for all rows in one call.
     params = [
         {"b_id": msg.row["id"], "b_locked": msg.locked_status, "b_updated_at": now}
         | {f"b_{c}": msg.row[c] for c in _WRITTEN}
