@@ -112,6 +112,15 @@ async def test_handshake_is_forbidden_when_no_verify_token_is_configured(sqlite_
         assert (await client.get(URL, params=params)).status_code == 403
 
 
+async def test_the_webhook_is_described_in_the_openapi_schema(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    path = schema["paths"]["/webhooks/whatsapp"]
+    assert {"get", "post"} <= set(path)
+    headers = [p["name"] for p in path["post"]["parameters"] if p["in"] == "header"]
+    assert headers == ["X-Hub-Signature-256"]
+    assert "application/json" in path["post"]["requestBody"]["content"]
+
+
 # --- signature, size, shape --------------------------------------------------------------
 
 

@@ -287,14 +287,16 @@ async def apply_known_pending(conn: AsyncConnection, *, now: datetime, limit: in
 async def _take_and_apply(
     conn: AsyncConnection, where: sa.ColumnElement[bool], limit: int | None, now: datetime
 ) -> int:
-    # DELETE ... RETURNING claims the rows: a concurrent sweep or dispatcher that reaches the
-    # same rows waits, then finds them gone, so each pending status is applied exactly once.
+    # DELETE ... RETURNING claims the rows, and the sub-select skips rows another transaction
+    # (the dispatcher, another replica's sweep) is claiming: each pending status is applied
+    # exactly once, and concurrent claimers never wait on, or deadlock with, each other.
     known = (
         sa.select(p.id)
         .join(outbound_message, m.provider_message_id == p.provider_message_id)
         .where(where)
         .order_by(p.id)
         .limit(limit)
+        .with_for_update(of=pending_status, skip_locked=True)
     )
     taken = await conn.execute(
         pending_status.delete()
@@ -322,7 +324,11 @@ async def drop_expired_pending(
 ) -> list[tuple[str, str]]:
     """Delete up to `limit` pending statuses received before `older_than`: (wamid, status)."""
     expired = (
-        sa.select(p.id).where(p.received_at < older_than).order_by(p.id).limit(limit)
+        sa.select(p.id)
+        .where(p.received_at < older_than)
+        .order_by(p.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
     ).scalar_subquery()
     rows = await conn.execute(
         pending_status.delete().where(p.id.in_(expired)).returning(p.provider_message_id, p.status)
