@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import meta_payloads as meta
 from factories import PHONE, accept, engine_for, insert_message
-from helpers import grant, make_settings
+from helpers import app_client, create_org_with_key, grant, make_settings
 from wa_outbound.api.webhooks import MAX_BODY_BYTES
+from wa_outbound.app import create_app
 from wa_outbound.config import Settings
 from wa_outbound.db.schema import pending_status, service_window, webhook_event
 from wa_outbound.db.types import utcnow
@@ -104,9 +105,6 @@ async def test_handshake_with_a_wrong_token_or_mode_is_forbidden(
 
 
 async def test_handshake_is_forbidden_when_no_verify_token_is_configured(sqlite_url: str) -> None:
-    from helpers import app_client
-    from wa_outbound.app import create_app
-
     async with app_client(create_app(make_settings(sqlite_url))) as client:
         params = {"hub.mode": "subscribe", "hub.verify_token": "", "hub.challenge": "42"}
         assert (await client.get(URL, params=params)).status_code == 403
@@ -173,9 +171,6 @@ async def test_wrong_signature_is_refused(
 
 
 async def test_every_post_is_refused_without_an_app_secret(sqlite_url: str) -> None:
-    from helpers import app_client
-    from wa_outbound.app import create_app
-
     async with app_client(create_app(make_settings(sqlite_url))) as client:
         response = await post(client, {}, secret="")
         assert response.status_code == 401
@@ -396,8 +391,6 @@ async def test_an_inbound_message_opens_the_service_window_for_text(
 async def test_an_inbound_message_opens_windows_only_for_orgs_that_know_the_number(
     client: httpx.AsyncClient, org: Org, engine: AsyncEngine
 ) -> None:
-    from helpers import create_org_with_key
-
     org_id, auth = org
     await grant(client, auth, PHONE)
     await create_org_with_key(client, "Stranger")

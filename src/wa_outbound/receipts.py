@@ -46,7 +46,7 @@ class StatusUpdate:
 
     provider_message_id: str
     status: str  # raw: sent/delivered/read/failed, or anything else Meta invents
-    at: datetime | None  # Meta's timestamp
+    at: datetime | None  # Meta's timestamp, timezone-aware; None: the time of processing
     error: dict[str, Any] | None  # {"code": str, "title", "message", "details"}
     recipient_id: str | None = None
 
@@ -92,8 +92,9 @@ async def apply_statuses(
 
 
 async def _lock(conn: AsyncConnection, wamids: set[str]) -> dict[str, _Message]:
-    # Rows are locked in id order, so concurrent calls touching the same messages queue up
-    # instead of deadlocking; the status read here is the one the UPDATE compares against.
+    # Rows are locked in id order (within a chunk: one chunk in practice), so concurrent calls
+    # touching the same messages queue up instead of deadlocking; the status read here is the
+    # one the UPDATE compares against.
     # (SQLite has no row locks: its write transactions are serialised by BEGIN IMMEDIATE.)
     found: dict[str, _Message] = {}
     ordered = sorted(wamids)
@@ -105,8 +106,8 @@ async def _lock(conn: AsyncConnection, wamids: set[str]) -> dict[str, _Message]:
     return found
 
 
-# The two hot statements are constants, built once: rebuilding them per call costs more
-# Python time than executing them.
+# The hot statements are constants, built once: rebuilding them per call costs more Python
+# time than executing them.
 @functools.cache
 def _lock_statement(postgres: bool) -> sa.Select[Any]:
     wamids: sa.ColumnElement[bool]
