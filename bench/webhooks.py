@@ -190,6 +190,7 @@ async def load(
         "statuses_per_s": round(statuses / elapsed, 1),
         "requests_per_s": round(len(payloads) / elapsed, 1),
         "p50_ms": round(statistics.median(ordered) * 1000, 2),
+        "p90_ms": round(ordered[int(len(ordered) * 0.90)] * 1000, 2),
         "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
         "max_ms": round(ordered[-1] * 1000, 2),
     }
