@@ -136,6 +136,24 @@ async def test_signed_body_is_accepted_and_stored_as_received(
     assert (row.attempts, row.last_error) == (1, None)
 
 
+async def test_the_signature_is_checked_on_the_raw_bytes_not_on_reserialised_json(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    # Meta escapes non-ASCII (\u00e9) and may format freely: the bytes are what is signed.
+    raw = (
+        b'{\n  "object": "whatsapp_business_account",\n'
+        b'  "note": "caf\\u00e9 \xc3\xa9",\n  "entry": []\n}'
+    )
+    assert (await post(client, None, raw=raw)).status_code == 200
+    reserialised = orjson.dumps(orjson.loads(raw))
+    response = await client.post(
+        URL, content=raw, headers={"X-Hub-Signature-256": meta.sign(reserialised, SECRET)}
+    )
+    assert response.status_code == 401
+    async with engine.connect() as conn:
+        assert (await conn.execute(sa.select(webhook_event.c.body))).scalars().all() == [raw]
+
+
 async def test_unsigned_body_is_refused_and_nothing_is_stored_or_changed(
     client: httpx.AsyncClient, org: Org, engine: AsyncEngine
 ) -> None:
