@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import meta_payloads as meta
 from factories import accept, engine_for, insert_message, insert_org, message_row
-from wa_outbound.db.schema import pending_status, webhook_event
+from wa_outbound.db.schema import message_event, pending_status, webhook_event
 from wa_outbound.db.types import utcnow
 from wa_outbound.metrics import Metrics
 from wa_outbound.receipt_sweep import ReceiptSweep
@@ -101,6 +101,32 @@ async def test_a_pending_status_whose_wamid_became_known_is_applied(
     async with engine.connect() as conn:
         assert (await message_row(conn, message_id))["status"] == "DELIVERED"
     assert await pending_wamids(engine) == ["wamid.STRANGER"]
+
+
+async def test_two_sweeps_at_once_apply_each_pending_status_once(
+    engine: AsyncEngine, org_id: str, metrics: Metrics
+) -> None:
+    wamids = [f"wamid.TWICE{i}" for i in range(30)]
+    async with engine.begin() as conn:
+        ids = [
+            await insert_message(conn, org_id=org_id, wamid=None, status="SENDING") for _ in wamids
+        ]
+    for wamid in wamids:
+        await keep_pending(engine, wamid, "delivered")
+    async with engine.begin() as conn:
+        for message_id, wamid in zip(ids, wamids, strict=True):
+            await accept(conn, message_id, wamid)
+
+    def replica() -> ReceiptSweep:
+        return ReceiptSweep(engine, metrics=metrics, pending_max_age_s=MAX_AGE_S, batch_size=7)
+
+    first, second = await asyncio.gather(replica().run_once(), replica().run_once())
+    assert first.applied + second.applied == len(wamids)
+    async with engine.connect() as conn:
+        events = await conn.execute(sa.select(sa.func.count()).select_from(message_event))
+        assert events.scalar_one() == len(wamids)
+        for message_id in ids:
+            assert (await message_row(conn, message_id))["status"] == "DELIVERED"
 
 
 async def test_pending_statuses_older_than_the_maximum_age_are_dropped_and_counted(

@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import meta_payloads as meta
 from factories import PHONE, accept, engine_for, insert_message
-from helpers import grant, make_settings
+from helpers import app_client, create_org_with_key, grant, make_settings
 from wa_outbound.api.webhooks import MAX_BODY_BYTES
+from wa_outbound.app import create_app
 from wa_outbound.config import Settings
 from wa_outbound.db.schema import pending_status, service_window, webhook_event
 from wa_outbound.db.types import utcnow
@@ -104,12 +105,18 @@ async def test_handshake_with_a_wrong_token_or_mode_is_forbidden(
 
 
 async def test_handshake_is_forbidden_when_no_verify_token_is_configured(sqlite_url: str) -> None:
-    from helpers import app_client
-    from wa_outbound.app import create_app
-
     async with app_client(create_app(make_settings(sqlite_url))) as client:
         params = {"hub.mode": "subscribe", "hub.verify_token": "", "hub.challenge": "42"}
         assert (await client.get(URL, params=params)).status_code == 403
+
+
+async def test_the_webhook_is_described_in_the_openapi_schema(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    path = schema["paths"]["/webhooks/whatsapp"]
+    assert {"get", "post"} <= set(path)
+    headers = [p["name"] for p in path["post"]["parameters"] if p["in"] == "header"]
+    assert headers == ["X-Hub-Signature-256"]
+    assert "application/json" in path["post"]["requestBody"]["content"]
 
 
 # --- signature, size, shape --------------------------------------------------------------
@@ -127,6 +134,24 @@ async def test_signed_body_is_accepted_and_stored_as_received(
     assert row.body == raw
     assert row.processed_at is not None
     assert (row.attempts, row.last_error) == (1, None)
+
+
+async def test_the_signature_is_checked_on_the_raw_bytes_not_on_reserialised_json(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    # Meta escapes non-ASCII (\u00e9) and may format freely: the bytes are what is signed.
+    raw = (
+        b'{\n  "object": "whatsapp_business_account",\n'
+        b'  "note": "caf\\u00e9 \xc3\xa9",\n  "entry": []\n}'
+    )
+    assert (await post(client, None, raw=raw)).status_code == 200
+    reserialised = orjson.dumps(orjson.loads(raw))
+    response = await client.post(
+        URL, content=raw, headers={"X-Hub-Signature-256": meta.sign(reserialised, SECRET)}
+    )
+    assert response.status_code == 401
+    async with engine.connect() as conn:
+        assert (await conn.execute(sa.select(webhook_event.c.body))).scalars().all() == [raw]
 
 
 async def test_unsigned_body_is_refused_and_nothing_is_stored_or_changed(
@@ -164,9 +189,6 @@ async def test_wrong_signature_is_refused(
 
 
 async def test_every_post_is_refused_without_an_app_secret(sqlite_url: str) -> None:
-    from helpers import app_client
-    from wa_outbound.app import create_app
-
     async with app_client(create_app(make_settings(sqlite_url))) as client:
         response = await post(client, {}, secret="")
         assert response.status_code == 401
@@ -387,8 +409,6 @@ async def test_an_inbound_message_opens_the_service_window_for_text(
 async def test_an_inbound_message_opens_windows_only_for_orgs_that_know_the_number(
     client: httpx.AsyncClient, org: Org, engine: AsyncEngine
 ) -> None:
-    from helpers import create_org_with_key
-
     org_id, auth = org
     await grant(client, auth, PHONE)
     await create_org_with_key(client, "Stranger")

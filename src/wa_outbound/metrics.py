@@ -80,6 +80,9 @@ class Metrics:
             "Stored webhook bodies whose processing failed (the sweep retries them)",
             registry=r,
         )
+        for status in ("sent", "delivered", "read", "failed", "other"):
+            for outcome in ("applied", "ignored", "pending"):
+                self.webhook_statuses.labels(status=status, outcome=outcome)
         self.ratelimit_decisions = Counter(
             "outbound_ratelimit_decisions_total",
             "Rate-limiter decisions",

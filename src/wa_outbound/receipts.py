@@ -7,13 +7,16 @@ events (and of pending statuses), whatever the number of statuses.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wa_outbound.db.dialect import is_postgres
 from wa_outbound.db.schema import outbound_message, pending_status
 from wa_outbound.events import message_event_row, record_message_events
 from wa_outbound.status import RANK, Status
@@ -43,7 +46,7 @@ class StatusUpdate:
 
     provider_message_id: str
     status: str  # raw: sent/delivered/read/failed, or anything else Meta invents
-    at: datetime | None  # Meta's timestamp
+    at: datetime | None  # Meta's timestamp, timezone-aware; None: the time of processing
     error: dict[str, Any] | None  # {"code": str, "title", "message", "details"}
     recipient_id: str | None = None
 
@@ -89,21 +92,65 @@ async def apply_statuses(
 
 
 async def _lock(conn: AsyncConnection, wamids: set[str]) -> dict[str, _Message]:
-    # Rows are locked in id order, so concurrent calls touching the same messages queue up
-    # instead of deadlocking; the status read here is the one the UPDATE compares against.
+    # Rows are locked in id order (within a chunk: one chunk in practice), so concurrent calls
+    # touching the same messages queue up instead of deadlocking; the status read here is the
+    # one the UPDATE compares against.
     # (SQLite has no row locks: its write transactions are serialised by BEGIN IMMEDIATE.)
     found: dict[str, _Message] = {}
     ordered = sorted(wamids)
     for start in range(0, len(ordered), _CHUNK):
-        rows = await conn.execute(
-            sa.select(m.id, m.org_id, m.provider_message_id, *(m[c] for c in _WRITTEN))
-            .where(m.provider_message_id.in_(ordered[start : start + _CHUNK]))
-            .order_by(m.id)
-            .with_for_update()
-        )
+        statement = _lock_statement(is_postgres(conn))
+        rows = await conn.execute(statement, {"wamids": ordered[start : start + _CHUNK]})
         for row in rows:
-            found[row.provider_message_id] = _Message(dict(row._mapping), row.status)
+            found[row.provider_message_id] = _Message(row._asdict(), row.status)
     return found
+
+
+# The hot statements are constants, built once: rebuilding them per call costs more Python
+# time than executing them.
+@functools.cache
+def _lock_statement(postgres: bool) -> sa.Select[Any]:
+    wamids: sa.ColumnElement[bool]
+    if postgres:  # one array parameter: no re-rendering of the SQL for each list length
+        wamids = m.provider_message_id == sa.any_(sa.bindparam("wamids", type_=ARRAY(sa.Text)))
+    else:
+        wamids = m.provider_message_id.in_(sa.bindparam("wamids", expanding=True))
+    return (
+        sa.select(m.id, m.org_id, m.provider_message_id, *(m[c] for c in _WRITTEN))
+        .where(wamids)
+        .order_by(m.id)
+        .with_for_update()
+    )
+
+
+# In both writes, the WHERE clause is a compare-and-set on the status read under lock: a
+# write never lands on a row that moved meanwhile.
+@functools.cache
+def _write_statement() -> sa.Update:
+    return (
+        outbound_message.update()
+        .where(m.id == sa.bindparam("b_id"), m.status == sa.bindparam("b_locked"))
+        .values({m[c]: sa.bindparam(f"b_{c}", type_=m[c].type) for c in (*_WRITTEN, "updated_at")})
+    )
+
+
+@functools.cache
+def _unnest_write_statement() -> sa.Update:
+    """PostgreSQL: `UPDATE … FROM unnest(:id, :locked, :status, …) AS v(…) WHERE …`."""
+    types = {"locked": m.status.type} | {c: m[c].type for c in ("id", *_WRITTEN)}
+    values = (
+        sa.func.unnest(*(sa.bindparam(f"a_{name}", type_=ARRAY(t)) for name, t in types.items()))
+        .table_valued(*(sa.column(name, t) for name, t in types.items()))
+        .render_derived(name="v")
+    )
+    return (
+        outbound_message.update()
+        .where(m.id == values.c.id, m.status == values.c.locked)
+        .values(
+            {m[c]: values.c[c] for c in _WRITTEN}
+            | {m.updated_at: sa.bindparam("a_now", type_=m.updated_at.type)}
+        )
+    )
 
 
 def _refusal(current: str, raw: str) -> str | None:
@@ -152,21 +199,19 @@ def _apply(message: _Message, update: StatusUpdate, now: datetime) -> None:
 async def _write_back(conn: AsyncConnection, messages: list[_Message], now: datetime) -> None:
     if not messages:
         return
-    # One prepared statement, executed for all rows in one round trip. The WHERE clause is a
-    # compare-and-set on the status read under lock: a write never lands on a row that moved.
-    stmt = (
-        outbound_message.update()
-        .where(m.id == sa.bindparam("b_id"), m.status == sa.bindparam("b_locked"))
-        .values(
-            {m[c]: sa.bindparam(f"b_{c}", type_=m[c].type) for c in _WRITTEN} | {m.updated_at: now}
-        )
-    )
+    if is_postgres(conn):
+        # One statement for every row: the new values travel as one array per column.
+        arrays = {"a_locked": [msg.locked_status for msg in messages]}
+        arrays |= {f"a_{c}": [msg.row[c] for msg in messages] for c in ("id", *_WRITTEN)}
+        await conn.execute(_unnest_write_statement(), arrays | {"a_now": now})
+        return
+    # SQLite: one prepared statement, executed for all rows in one call.
     params = [
-        {"b_id": msg.row["id"], "b_locked": msg.locked_status}
+        {"b_id": msg.row["id"], "b_locked": msg.locked_status, "b_updated_at": now}
         | {f"b_{c}": msg.row[c] for c in _WRITTEN}
         for msg in messages
     ]
-    await conn.execute(stmt, params)
+    await conn.execute(_write_statement(), params)
 
 
 def _event(
@@ -243,14 +288,16 @@ async def apply_known_pending(conn: AsyncConnection, *, now: datetime, limit: in
 async def _take_and_apply(
     conn: AsyncConnection, where: sa.ColumnElement[bool], limit: int | None, now: datetime
 ) -> int:
-    # DELETE ... RETURNING claims the rows: a concurrent sweep or dispatcher that reaches the
-    # same rows waits, then finds them gone, so each pending status is applied exactly once.
+    # DELETE ... RETURNING claims the rows, and the sub-select skips rows another transaction
+    # (the dispatcher, another replica's sweep) is claiming: each pending status is applied
+    # exactly once, and concurrent claimers never wait on, or deadlock with, each other.
     known = (
         sa.select(p.id)
         .join(outbound_message, m.provider_message_id == p.provider_message_id)
         .where(where)
         .order_by(p.id)
         .limit(limit)
+        .with_for_update(of=pending_status, skip_locked=True)
     )
     taken = await conn.execute(
         pending_status.delete()
@@ -278,7 +325,11 @@ async def drop_expired_pending(
 ) -> list[tuple[str, str]]:
     """Delete up to `limit` pending statuses received before `older_than`: (wamid, status)."""
     expired = (
-        sa.select(p.id).where(p.received_at < older_than).order_by(p.id).limit(limit)
+        sa.select(p.id)
+        .where(p.received_at < older_than)
+        .order_by(p.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
     ).scalar_subquery()
     rows = await conn.execute(
         pending_status.delete().where(p.id.in_(expired)).returning(p.provider_message_id, p.status)

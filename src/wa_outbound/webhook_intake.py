@@ -1,10 +1,10 @@
 """Intake of Meta's webhook bodies: store each body, process it, retry processing from the store.
 
-Meta cannot resend a webhook on demand, so a body is stored in `webhook_event` in the same
-transaction that processes it: the body is inserted first and processing runs in a savepoint
-after it. Processing that fails rolls back to the savepoint and leaves the body unprocessed,
-with the error, for the sweep; Meta is still answered 200. A body that cannot be stored at all
-makes the request fail, so Meta, seeing no 200, sends it again.
+Meta cannot resend a webhook on demand, so every body is stored in `webhook_event` before Meta
+is answered. The body is inserted first, in the transaction that processes it, so the body and
+its effects commit together. If processing fails, that transaction rolls back and the body is
+stored alone, unprocessed, with the error, for the sweep; Meta is still answered 200. A body
+that cannot be stored at all makes the request fail, so Meta, seeing no 200, sends it again.
 """
 
 from __future__ import annotations
@@ -61,13 +61,24 @@ async def receive(
     engine: AsyncEngine, raw: bytes, body: dict[str, Any], *, now: datetime
 ) -> Processed | None:
     """Store `raw` and process `body`; None when processing failed (the sweep retries it)."""
-    async with engine.begin() as conn:
-        event_id = (
+    try:
+        async with engine.begin() as conn:
+            # Marked processed as it is stored: the mark commits only with the effects.
             await conn.execute(
-                webhook_event.insert().values(received_at=now, body=raw, attempts=0).returning(w.id)
+                webhook_event.insert(),
+                {"received_at": now, "body": raw, "attempts": 1, "processed_at": now},
             )
-        ).scalar_one()
-        return await _process_stored(conn, event_id, body, now)
+            return await process(conn, body, now=now)
+    except Exception as exc:  # whatever broke, the body is kept for the sweep below
+        error = _failure(exc)
+    # Processing was rolled back: store the body alone. If even that fails, the error
+    # propagates and the request fails, so Meta sends the body again.
+    async with engine.begin() as conn:
+        await conn.execute(
+            webhook_event.insert(),
+            {"received_at": now, "body": raw, "attempts": 1, "last_error": error},
+        )
+    return None
 
 
 async def reprocess(
@@ -80,51 +91,59 @@ async def reprocess(
 ) -> list[Processed | None]:
     """Process again the stored bodies whose processing failed; one transaction each."""
     async with engine.connect() as conn:
-        ids = (
-            await conn.execute(
-                sa.select(w.id)
-                .where(
-                    w.processed_at.is_(None),
-                    w.received_at < received_before,
-                    w.attempts < max_attempts,
-                )
-                .order_by(w.id)
-                .limit(limit)
+        ids = await conn.execute(
+            sa.select(w.id)
+            .where(
+                w.processed_at.is_(None),
+                w.received_at < received_before,
+                w.attempts < max_attempts,
             )
-        ).scalars()
-        todo = list(ids)
-    results = []
+            .order_by(w.id)
+            .limit(limit)
+        )
+        todo = list(ids.scalars())
+    results: list[Processed | None] = []
     for event_id in todo:
-        async with engine.begin() as conn:
-            # Another replica's sweep may hold or have finished this one: skip it then.
-            raw = (
-                await conn.execute(
-                    sa.select(w.body)
-                    .where(w.id == event_id, w.processed_at.is_(None))
-                    .with_for_update(skip_locked=True)
-                )
-            ).scalar_one_or_none()
-            if raw is not None:
-                results.append(await _process_stored(conn, event_id, raw, now))
+        try:
+            async with engine.begin() as conn:
+                # Another replica's sweep may hold or have finished this one: skip it then.
+                raw = (
+                    await conn.execute(
+                        sa.select(w.body)
+                        .where(w.id == event_id, w.processed_at.is_(None))
+                        .with_for_update(skip_locked=True)
+                    )
+                ).scalar_one_or_none()
+                if raw is None:
+                    continue
+                processed = await process(conn, _load(raw), now=now)
+                await _record_attempt(conn, event_id, processed_at=now, last_error=None)
+            results.append(processed)
+        except Exception as exc:  # recorded on the row; retried until max_attempts
+            error = _failure(exc, event_id)
+            async with engine.begin() as conn:
+                await _record_attempt(conn, event_id, processed_at=None, last_error=error)
+            results.append(None)
     return results
 
 
-async def _process_stored(
-    conn: AsyncConnection, event_id: int, body: dict[str, Any] | bytes, now: datetime
-) -> Processed | None:
-    outcome: dict[str, Any]
-    try:
-        async with conn.begin_nested():
-            payload = body if isinstance(body, dict) else _load(body)
-            processed: Processed | None = await process(conn, payload, now=now)
-        outcome = {"processed_at": now, "last_error": None}
-    except Exception as exc:  # whatever broke, the stored body is retried by the sweep
-        log.exception("webhook processing failed; kept for retry", extra={"webhook": event_id})
-        processed, outcome = None, {"last_error": f"{type(exc).__name__}: {exc}"[:2000]}
+async def _record_attempt(
+    conn: AsyncConnection, event_id: int, *, processed_at: datetime | None, last_error: str | None
+) -> None:
     await conn.execute(
-        webhook_event.update().where(w.id == event_id).values(attempts=w.attempts + 1, **outcome)
+        webhook_event.update()
+        .where(w.id == event_id, w.processed_at.is_(None))
+        .values(attempts=w.attempts + 1, processed_at=processed_at, last_error=last_error)
     )
-    return processed
+
+
+def _failure(exc: Exception, event_id: int | None = None) -> str:
+    log.error(
+        "webhook processing failed; the body is kept for retry",
+        exc_info=exc,
+        extra={"webhook_event_id": event_id},
+    )
+    return f"{type(exc).__name__}: {exc}"[:2000]
 
 
 def _load(raw: bytes) -> dict[str, Any]:

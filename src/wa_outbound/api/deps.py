@@ -31,11 +31,6 @@ def _engine(request: Request) -> AsyncEngine:
     return engine
 
 
-def _metrics(request: Request) -> Metrics:
-    metrics: Metrics = request.state.metrics
-    return metrics
-
-
 def _settings(request: Request) -> Settings:
     settings: Settings = request.state.settings
     return settings
@@ -74,8 +69,23 @@ def _admin(request: Request, credentials: Credentials) -> str:
     return "admin"
 
 
-EngineDep = Annotated[AsyncEngine, Depends(_engine)]
-SettingsDep = Annotated[Settings, Depends(_settings)]
-MetricsDep = Annotated[Metrics, Depends(_metrics)]
+# Dependencies that only read the state are `async def` so that FastAPI calls them on the event
+# loop: a plain `def` dependency is sent to the thread pool, a hop dearer than the lookup.
+async def _engine_dep(request: Request) -> AsyncEngine:
+    return _engine(request)
+
+
+async def _settings_dep(request: Request) -> Settings:
+    return _settings(request)
+
+
+async def _metrics_dep(request: Request) -> Metrics:
+    metrics: Metrics = request.state.metrics
+    return metrics
+
+
+EngineDep = Annotated[AsyncEngine, Depends(_engine_dep)]
+SettingsDep = Annotated[Settings, Depends(_settings_dep)]
+MetricsDep = Annotated[Metrics, Depends(_metrics_dep)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 AdminDep = Annotated[str, Depends(_admin)]

@@ -83,7 +83,7 @@ async def receive(
     if not secret:
         raise Unauthorized("Webhooks are refused: WA_APP_SECRET is not set.")
     if not signature or not signature.startswith(SIGNATURE_PREFIX):
-        raise Unauthorized("The X-Hub-Signature-256 header is missing.")
+        raise Unauthorized("The X-Hub-Signature-256 header is missing or not `sha256=<hex>`.")
     raw = await _read_body(request)
     expected = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
     if not _equal(signature.removeprefix(SIGNATURE_PREFIX).lower(), expected):
