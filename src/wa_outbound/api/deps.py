@@ -26,14 +26,21 @@ class State(TypedDict):
     wake_dispatcher: Callable[[], None]
 
 
-def _engine(request: Request) -> AsyncEngine:
+# Every dependency is `async def` so that FastAPI calls it on the event loop: a plain `def`
+# dependency is sent to the thread pool, a hop far dearer than the work it does.
+async def _engine(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.state.engine
     return engine
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.state.settings
     return settings
+
+
+async def _metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.state.metrics
+    return metrics
 
 
 _bearer_scheme = HTTPBearer(auto_error=False, description="An API key, or the admin token.")
@@ -53,15 +60,15 @@ def _bearer(credentials: HTTPAuthorizationCredentials | None) -> str:
 
 async def _principal(request: Request, credentials: Credentials) -> Principal:
     token = _bearer(credentials)
-    async with _engine(request).connect() as conn:
+    async with (await _engine(request)).connect() as conn:
         principal = await authenticate(conn, token)
     if principal is None:
         raise Unauthorized("The API key is unknown or revoked.")
     return principal
 
 
-def _admin(request: Request, credentials: Credentials) -> str:
-    configured = _settings(request).admin_token.get_secret_value()
+async def _admin(request: Request, credentials: Credentials) -> str:
+    configured = (await _settings(request)).admin_token.get_secret_value()
     if not configured:
         raise Forbidden("The admin API is disabled: WA_ADMIN_TOKEN is not set.")
     if not admin_token_matches(configured, _bearer(credentials)):
@@ -69,23 +76,8 @@ def _admin(request: Request, credentials: Credentials) -> str:
     return "admin"
 
 
-# Dependencies that only read the state are `async def` so that FastAPI calls them on the event
-# loop: a plain `def` dependency is sent to the thread pool, a hop dearer than the lookup.
-async def _engine_dep(request: Request) -> AsyncEngine:
-    return _engine(request)
-
-
-async def _settings_dep(request: Request) -> Settings:
-    return _settings(request)
-
-
-async def _metrics_dep(request: Request) -> Metrics:
-    metrics: Metrics = request.state.metrics
-    return metrics
-
-
-EngineDep = Annotated[AsyncEngine, Depends(_engine_dep)]
-SettingsDep = Annotated[Settings, Depends(_settings_dep)]
-MetricsDep = Annotated[Metrics, Depends(_metrics_dep)]
+EngineDep = Annotated[AsyncEngine, Depends(_engine)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+MetricsDep = Annotated[Metrics, Depends(_metrics)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 AdminDep = Annotated[str, Depends(_admin)]
