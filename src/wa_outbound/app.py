@@ -7,10 +7,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from wa_outbound.api import admin, consents, errors, health, messages
+from wa_outbound.api import admin, consents, errors, health, messages, ratelimits
 from wa_outbound.api.deps import State
 from wa_outbound.config import Settings
 from wa_outbound.db.engine import create_engine
+from wa_outbound.metrics import Metrics
+from wa_outbound.ratelimit import create_rate_limiter
 
 DESCRIPTION = """
 Queue WhatsApp template and session messages; they are sent through Meta's Cloud API by the
@@ -25,9 +27,13 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
         engine = create_engine(settings)
+        metrics = Metrics()
+        # Rate limiter: after the engine and metrics it uses, closed before the engine.
+        limiter = create_rate_limiter(settings, engine, metrics)
         try:
-            yield {"settings": settings, "engine": engine}
+            yield {"settings": settings, "engine": engine, "metrics": metrics, "limiter": limiter}
         finally:
+            await limiter.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -37,6 +43,6 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (admin, messages, consents, health):
+    for module in (admin, messages, consents, health, ratelimits):
         app.include_router(module.router)
     return app

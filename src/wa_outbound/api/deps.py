@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from wa_outbound.auth import Principal, admin_token_matches, authenticate
 from wa_outbound.config import Settings
 from wa_outbound.errors import Forbidden, Unauthorized
+from wa_outbound.metrics import Metrics
+from wa_outbound.ratelimit import RateLimiter
 
 
 class State(TypedDict):
@@ -18,6 +20,8 @@ class State(TypedDict):
 
     settings: Settings
     engine: AsyncEngine
+    metrics: Metrics
+    limiter: RateLimiter
 
 
 def _engine(request: Request) -> AsyncEngine:
@@ -28,6 +32,11 @@ def _engine(request: Request) -> AsyncEngine:
 def _settings(request: Request) -> Settings:
     settings: Settings = request.state.settings
     return settings
+
+
+def _limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.state.limiter
+    return limiter
 
 
 _bearer_scheme = HTTPBearer(auto_error=False, description="An API key, or the admin token.")
@@ -62,3 +71,4 @@ EngineDep = Annotated[AsyncEngine, Depends(_engine)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 AdminDep = Annotated[str, Depends(_admin)]
+LimiterDep = Annotated[RateLimiter, Depends(_limiter)]
