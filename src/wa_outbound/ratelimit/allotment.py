@@ -68,4 +68,4 @@ class Allotter:
             await store.save_counter(conn, org_id, counter, now=now)
         if block:
             self._last[org_id] = (block, time.monotonic())
-        return Allotment(block, replace(counter, stored=True))
+        return Allotment(block, counter)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wa_outbound.db import dialect
 from wa_outbound.db.schema import organization, rate_limit, rate_limit_counter
 from wa_outbound.errors import NotFound
 
@@ -50,37 +50,46 @@ def to_ms(at: datetime) -> int:
     return round(at.timestamp() * 1000)
 
 
-def _select(org_id: str) -> sa.Select[Any]:
-    return (
-        sa.select(
-            rate_limit.c.quota_limit,
-            rate_limit.c.window_seconds,
-            rate_limit.c.messages_per_second,
-            rate_limit.c.updated_at,
-            rate_limit_counter.c.window_started_at,
-            rate_limit_counter.c.used,
-            rate_limit_counter.c.tat,
-        )
-        .select_from(rate_limit.outerjoin(rate_limit_counter))
-        .where(rate_limit.c.org_id == org_id)
-    )
+_COLUMNS = (
+    rate_limit.c.quota_limit,
+    rate_limit.c.window_seconds,
+    rate_limit.c.messages_per_second,
+    rate_limit.c.updated_at,
+    rate_limit_counter.c.window_started_at,
+    rate_limit_counter.c.used,
+    rate_limit_counter.c.tat,
+)
+_ON_ORG = rate_limit_counter.c.org_id == rate_limit.c.org_id
 
 
 async def read_counter(
     conn: AsyncConnection, org_id: str, *, now: datetime, defaults: Limits, lock: bool
 ) -> Counter:
-    """The org's counter as of `now`. With `lock`, the org's `rate_limit` row stays locked until
-    the caller's transaction ends, which serialises every decision for the org across replicas
-    (PostgreSQL row lock; SQLite's single writer does the same)."""
-    query = _select(org_id)
-    if lock:
-        query = query.with_for_update(of=rate_limit)
-    row = (await conn.execute(query)).first()
-    if row is None:
-        # Every org gets a rate_limit row at creation; be defensive about older data.
-        await _create_default_limits(conn, org_id, defaults, now)
+    """The org's counter as of `now`. With `lock`, both of the org's rows stay locked until the
+    caller's transaction ends, which serialises every decision and change for the org across
+    replicas (PostgreSQL row locks; SQLite's single writer does the same)."""
+    if not lock:
+        query = (
+            sa.select(*_COLUMNS)
+            .select_from(rate_limit.outerjoin(rate_limit_counter, _ON_ORG))
+            .where(rate_limit.c.org_id == org_id)
+        )
         row = (await conn.execute(query)).first()
-        assert row is not None
+        if row is None:
+            await _require_org(conn, org_id)
+            return Counter(defaults, now, 0, 0.0, stored=False)
+    else:
+        # An inner join locks both rows; a waiter then re-reads both at their latest versions.
+        query = (
+            sa.select(*_COLUMNS)
+            .select_from(rate_limit_counter.join(rate_limit, _ON_ORG))
+            .where(rate_limit_counter.c.org_id == org_id)
+            .with_for_update()
+        )
+        row = (await conn.execute(query)).first()
+        if row is None:
+            await _create_rows(conn, org_id, defaults, now)
+            row = (await conn.execute(query)).one()
     limits = Limits(int(row[0]), int(row[1]), float(row[2]), to_ms(row[3]))
     if row[4] is None:
         return Counter(limits, now, 0, 0.0, stored=False)
@@ -90,20 +99,34 @@ async def read_counter(
     return counter
 
 
-async def _create_default_limits(
-    conn: AsyncConnection, org_id: str, defaults: Limits, now: datetime
-) -> None:
+async def _require_org(conn: AsyncConnection, org_id: str) -> None:
     exists = await conn.scalar(sa.select(organization.c.id).where(organization.c.id == org_id))
     if exists is None:
         raise NotFound(f"organisation {org_id!r} not found")
-    await conn.execute(
-        rate_limit.insert().values(
-            org_id=org_id,
-            quota_limit=defaults.quota_limit,
-            window_seconds=defaults.window_seconds,
-            messages_per_second=defaults.messages_per_second,
-            updated_at=now,
+
+
+async def _create_rows(conn: AsyncConnection, org_id: str, defaults: Limits, now: datetime) -> None:
+    """The org's first decision: its counter row, and its limits if it somehow has none."""
+    has_limits = await conn.scalar(
+        sa.select(rate_limit.c.org_id).where(rate_limit.c.org_id == org_id)
+    )
+    if has_limits is None:
+        await _require_org(conn, org_id)
+        await conn.execute(
+            dialect.insert(conn, rate_limit)
+            .values(
+                org_id=org_id,
+                quota_limit=defaults.quota_limit,
+                window_seconds=defaults.window_seconds,
+                messages_per_second=defaults.messages_per_second,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing()
         )
+    await conn.execute(
+        dialect.insert(conn, rate_limit_counter)
+        .values(org_id=org_id, window_started_at=now, used=0, tat=0.0, updated_at=now)
+        .on_conflict_do_nothing()
     )
 
 
@@ -116,15 +139,9 @@ async def save_counter(
         "tat": counter.tat,
         "updated_at": now,
     }
-    if counter.stored:
-        await conn.execute(
-            rate_limit_counter.update()
-            .where(rate_limit_counter.c.org_id == org_id)
-            .values(**values)
-        )
-    else:
-        # No race: the caller holds the org's rate_limit row lock (or SQLite's write lock).
-        await conn.execute(rate_limit_counter.insert().values(org_id=org_id, **values))
+    await conn.execute(
+        rate_limit_counter.update().where(rate_limit_counter.c.org_id == org_id).values(**values)
+    )
 
 
 async def update_limits(
