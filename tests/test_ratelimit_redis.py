@@ -211,9 +211,7 @@ async def test_decisions_are_counted_in_the_metrics(
     engine: AsyncEngine, postgres_url: str, redis_url: str, make_org: MakeOrg
 ) -> None:
     metrics = Metrics()
-    limiter = create_rate_limiter(
-        make_settings(postgres_url, redis_url=redis_url), engine, metrics
-    )
+    limiter = create_rate_limiter(make_settings(postgres_url, redis_url=redis_url), engine, metrics)
     try:
         org = await make_org(quota=3)
         await limiter.acquire(org, 2)
