@@ -55,7 +55,7 @@ async def end_window(engine: AsyncEngine, org_id: str, redis: Redis | None = Non
             .values(window_started_at=row[1] - timedelta(seconds=row[0] + 1))
         )
     if redis is not None:
-        counter, _, throttle, _ = keys(org_id)
+        counter, _, throttle = keys(org_id)
         await redis.delete(counter, throttle)
 
 

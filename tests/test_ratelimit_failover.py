@@ -62,7 +62,7 @@ async def flushall(url: str) -> None:
 async def test_a_redis_flush_resumes_from_the_database_count_never_from_zero(
     limiter: RedisLimiter, engine: AsyncEngine, private_redis: PrivateRedis
 ) -> None:
-    org = await new_org(engine, quota=10)
+    org = await new_org(engine, quota=10, mps=7)
     assert (await limiter.acquire(org, 7)).granted == 7
     await flushall(private_redis.url)
     resumed = await limiter.acquire(org, 10)
@@ -104,7 +104,7 @@ async def test_a_stopped_redis_hands_decisions_to_the_database_on_the_same_quota
     metrics = Metrics()
     limiter = build(engine, postgres_url, private_redis.url, metrics)
     try:
-        org = await new_org(engine, quota=10)
+        org = await new_org(engine, quota=10, mps=4)
         assert (await limiter.acquire(org, 4)).granted == 4
         private_redis.stop()
         during = await limiter.acquire(org, 3)
@@ -122,7 +122,9 @@ async def test_a_stopped_redis_hands_decisions_to_the_database_on_the_same_quota
         private_redis.start()
         assert await limiter.probe() is True
         after = await limiter.acquire(org, 10)
-        assert (after.granted, after.backend) == (3, "redis")
+        assert after.backend == "redis"
+        assert 1 <= after.granted <= 3  # as many as the per-second cap lets through by now
+        assert (await limiter.quota(org))["used"] == 7 + after.granted
         assert (
             metrics.registry.get_sample_value("outbound_ratelimit_backend", {"backend": "redis"})
             == 1
@@ -134,7 +136,7 @@ async def test_a_stopped_redis_hands_decisions_to_the_database_on_the_same_quota
 async def test_a_redis_that_stops_answering_is_left_after_its_timeout(
     limiter: RedisLimiter, engine: AsyncEngine, private_redis: PrivateRedis
 ) -> None:
-    org = await new_org(engine, quota=10)
+    org = await new_org(engine, quota=10, mps=2)
     assert (await limiter.acquire(org, 1)).granted == 1
     private_redis.pause()
     try:

@@ -1,72 +1,77 @@
 -- Decides in one round trip how many of n messages an organisation may send now.
 --
--- KEYS[1] counter  hash {used, allot, start}: messages granted here in the window, the quota
---                  the database has allotted to Redis in it, the window's start (ms); it
---                  expires when the window ends.
--- KEYS[2] limit    hash {limit, window, mps, version}: the org's limits, cached for 60 s.
+-- KEYS[1] counter  hash {used, allot, start, tat, mps, checked}: messages granted here in the
+--                  window, the quota the database has allotted to Redis in it, the window's
+--                  start (ms), the GCRA theoretical arrival time of the next message (Unix s),
+--                  the per-second cap and when it was last read from the database. It expires
+--                  when the window ends. One hash keeps the hot path at two commands.
+-- KEYS[2] limit    hash {limit, window, mps, version}: the limits the database last sent.
 -- KEYS[3] throttle present while the database has no quota left in the window (TTL: its end).
--- KEYS[4] tat      GCRA theoretical arrival time of the next message (Unix seconds).
--- ARGV  n [, block, start_ms, end_ms, limit, window_s, mps, version_ms, exhausted, tat_floor]
+-- ARGV  n, now [, block, start_ms, end_ms, limit, window_s, mps, version_ms, exhausted,
+--       tat_floor]: now is the caller's clock (Unix s), the one the database limiter uses too;
 --       the optional tail applies an allotment just committed to the database.
--- Returns {granted, retry_us}, or {-1, shortfall, tat} when the database must allot more first.
+-- Returns {granted, retry_us}, or {-1, shortfall, tat_us} when the database must allot first.
 local n = tonumber(ARGV[1])
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local now = tonumber(ARGV[2])
 
-if ARGV[2] then
-  local version = tonumber(ARGV[8])
+if ARGV[3] then
   -- An allotment made under limits older than the cached ones is dropped: the database keeps
   -- counting it as used, so dropping it can only under-grant.
-  if version >= tonumber(redis.call('HGET', KEYS[2], 'version') or '0') then
-    redis.call('HSET', KEYS[2], 'limit', ARGV[5], 'window', ARGV[6], 'mps', ARGV[7],
-      'version', ARGV[8])
-    redis.call('PEXPIRE', KEYS[2], 60000)
-    local start = tonumber(ARGV[3])
+  if tonumber(ARGV[9]) >= tonumber(redis.call('HGET', KEYS[2], 'version') or '0') then
+    redis.call('HSET', KEYS[2], 'limit', ARGV[6], 'window', ARGV[7], 'mps', ARGV[8],
+      'version', ARGV[9])
+    redis.call('PEXPIREAT', KEYS[2], ARGV[5])
+    local start = tonumber(ARGV[4])
     local have = tonumber(redis.call('HGET', KEYS[1], 'start') or '-1')
-    if have == start then
-      redis.call('HINCRBY', KEYS[1], 'allot', ARGV[2])
-    elseif have < start then
-      redis.call('DEL', KEYS[1])
-      redis.call('HSET', KEYS[1], 'used', 0, 'allot', ARGV[2], 'start', ARGV[3])
-    end
     if have <= start then
-      redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+      if have == start then
+        redis.call('HINCRBY', KEYS[1], 'allot', ARGV[3])
+      else
+        -- A new window: the old allotment is void (the tat carries over).
+        redis.call('HSET', KEYS[1], 'used', 0, 'allot', ARGV[3], 'start', ARGV[4])
+      end
+      redis.call('HSET', KEYS[1], 'mps', ARGV[8], 'checked', now)
+      if tonumber(ARGV[11]) > tonumber(redis.call('HGET', KEYS[1], 'tat') or '0') then
+        redis.call('HSET', KEYS[1], 'tat', ARGV[11])
+      end
+      redis.call('PEXPIREAT', KEYS[1], ARGV[5])
     end
-    if ARGV[9] == '1' then
-      redis.call('SET', KEYS[3], '1', 'PXAT', ARGV[4])
-    end
-    local floor = tonumber(ARGV[10])
-    if floor > tonumber(redis.call('GET', KEYS[4]) or '0') then
-      redis.call('SET', KEYS[4], ARGV[10], 'PXAT', math.ceil(floor * 1000) + 1000)
+    if ARGV[10] == '1' then
+      redis.call('SET', KEYS[3], '1', 'PXAT', ARGV[5])
     end
   end
 end
 
-local mps = tonumber(redis.call('HGET', KEYS[2], 'mps') or '0')
-local counter = redis.call('HMGET', KEYS[1], 'used', 'allot')
+local state = redis.call('HMGET', KEYS[1], 'used', 'allot', 'tat', 'mps', 'checked')
+local used = tonumber(state[1])
 local avail = 0
-if counter[1] then
-  avail = tonumber(counter[2]) - tonumber(counter[1])
+if used then
+  avail = tonumber(state[2]) - used
 end
-local tat = tonumber(redis.call('GET', KEYS[4]) or '0')
-if mps <= 0 or not counter[1] then
-  return {-1, math.max(0, n - avail), string.format('%.6f', tat)}
+local tat = tonumber(state[3] or '0')
+-- Limits are re-read from the database at least once a minute (a change made while this Redis
+-- was unreachable reaches it that way).
+if not used or not state[4] or now - tonumber(state[5]) > 60 then
+  return {-1, math.max(0, n - avail), math.floor(tat * 1000000)}
 end
 
+local mps = tonumber(state[4])
 local burst = math.max(1, mps)
 local start = math.max(tat, now)
 local by_rate = math.max(0, math.floor((now - start) * mps + burst + 1e-9))
 local want = math.min(n, by_rate)
-local throttled = redis.call('PTTL', KEYS[3])
-if avail < want and throttled < 0 then
-  return {-1, want - avail, string.format('%.6f', tat)}
+local throttled = -2
+if avail < want then
+  throttled = redis.call('PTTL', KEYS[3])
+  if throttled < 0 then
+    return {-1, want - avail, math.floor(tat * 1000000)}
+  end
 end
 
 local granted = math.min(want, avail)
 if granted > 0 then
-  redis.call('HINCRBY', KEYS[1], 'used', granted)
   tat = start + granted / mps
-  redis.call('SET', KEYS[4], string.format('%.6f', tat), 'PXAT', math.ceil(tat * 1000) + 1000)
+  redis.call('HSET', KEYS[1], 'used', used + granted, 'tat', tat)
 end
 local retry = 0
 if granted < n then

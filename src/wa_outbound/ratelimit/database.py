@@ -48,7 +48,7 @@ class DatabaseLimiter:
     def __init__(self, engine: AsyncEngine, settings: Settings, metrics: Metrics) -> None:
         self.engine = engine
         self.defaults = default_limits(settings)
-        self._metrics = metrics
+        self._decisions = DecisionCounter(metrics, "database")
 
     async def acquire(self, org_id: str, n: int) -> Decision:
         if n <= 0:
@@ -56,12 +56,12 @@ class DatabaseLimiter:
         now = utcnow()
         async with self.engine.begin() as conn:
             counter = await store.read_counter(
-                conn, org_id, now=now, defaults=self.defaults, lock=True
+                conn, org_id, now=now, defaults=self.defaults, lock=True, relaxed=True
             )
             counter, granted, retry_s = decide(counter, n, now.timestamp())
             if granted:
                 await store.save_counter(conn, org_id, counter, now=now)
-        record_decision(self._metrics, "database", n, granted)
+        self._decisions.count(n, granted)
         return Decision(granted, retry_s, "database")
 
     async def quota(self, org_id: str) -> dict[str, Any]:
@@ -143,6 +143,19 @@ def _limits_view(limits: store.Limits) -> dict[str, Any]:
     }
 
 
-def record_decision(metrics: Metrics, backend: Backend, n: int, granted: int) -> None:
-    result = "granted" if granted >= n else "partial" if granted else "denied"
-    metrics.ratelimit_decisions.labels(backend=backend, result=result).inc()
+class DecisionCounter:
+    """`outbound_ratelimit_decisions_total{backend,result}`, its children looked up once."""
+
+    def __init__(self, metrics: Metrics, backend: Backend) -> None:
+        counter = metrics.ratelimit_decisions
+        self._granted = counter.labels(backend=backend, result="granted")
+        self._partial = counter.labels(backend=backend, result="partial")
+        self._denied = counter.labels(backend=backend, result="denied")
+
+    def count(self, n: int, granted: int) -> None:
+        if granted >= n:
+            self._granted.inc()
+        elif granted:
+            self._partial.inc()
+        else:
+            self._denied.inc()

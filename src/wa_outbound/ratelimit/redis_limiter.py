@@ -23,7 +23,7 @@ from wa_outbound.db.types import utcnow
 from wa_outbound.metrics import Metrics
 from wa_outbound.ratelimit import store
 from wa_outbound.ratelimit.allotment import Allotter
-from wa_outbound.ratelimit.database import DatabaseLimiter, record_decision
+from wa_outbound.ratelimit.database import DatabaseLimiter, DecisionCounter
 from wa_outbound.ratelimit.decision import Backend, Decision
 from wa_outbound.ratelimit.scripts import Scripts, keys
 
@@ -50,6 +50,7 @@ class RedisLimiter:
         self._database = database
         self._allotter = allotter
         self._metrics = metrics
+        self._decisions = DecisionCounter(metrics, "redis")
         self._backoff_s = backoff_s
         self._up = True
         self._delay_s = backoff_s[0]
@@ -79,17 +80,17 @@ class RedisLimiter:
 
     async def _acquire(self, org_id: str, n: int) -> Decision:
         org_keys = keys(org_id)
-        result = await self._scripts.acquire(org_keys, n)
+        result = await self._scripts.acquire(org_keys, n, time.time())
         for _ in range(MAX_REFILLS):
             if result[0] >= 0:
                 break
-            allotment = await self._allotter.allot(org_id, int(result[1]), float(result[2]))
-            result = await self._scripts.acquire(org_keys, n, *allotment.argv())
+            allotment = await self._allotter.allot(org_id, int(result[1]), result[2] / 1e6)
+            result = await self._scripts.acquire(org_keys, n, time.time(), *allotment.argv())
         else:
             # The allotments kept missing the window (clocks at its very edge): grant nothing.
             result = [0, 50_000] if result[0] < 0 else result
         granted = int(result[0])
-        record_decision(self._metrics, "redis", n, granted)
+        self._decisions.count(n, granted)
         return Decision(granted, result[1] / 1_000_000 if granted < n else 0.0, "redis")
 
     async def quota(self, org_id: str) -> dict[str, Any]:

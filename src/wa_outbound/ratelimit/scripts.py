@@ -16,15 +16,14 @@ from wa_outbound.ratelimit.store import Limits
 PREFIX = "whatsapp:ratelimit"
 
 
-def keys(org_id: str) -> tuple[str, str, str, str]:
-    """counter, limit, throttle, tat. The braces are a Redis Cluster hash tag: one org's keys
-    share a slot, as a multi-key script requires."""
+def keys(org_id: str) -> tuple[str, str, str]:
+    """counter, limit, throttle (see acquire.lua). The braces are a Redis Cluster hash tag: one
+    org's keys share a slot, as a multi-key script requires."""
     tag = "{" + org_id + "}"
     return (
         f"{PREFIX}:counter:{tag}",
         f"{PREFIX}:limit:{tag}",
         f"{PREFIX}:throttle:{tag}",
-        f"{PREFIX}:tat:{tag}",
     )
 
 
@@ -55,12 +54,12 @@ class Scripts:
         self._revoke = Script.load("revoke.lua")
 
     async def acquire(self, org_keys: tuple[str, ...], *argv: str | int | float) -> list[Any]:
-        result: list[Any] = await self._acquire(self.client, 4, *org_keys, *argv)
+        result: list[Any] = await self._acquire(self.client, 3, *org_keys, *argv)
         return result
 
     async def revoke(self, org_id: str, limits: Limits) -> tuple[int, int]:
         """Take back Redis's unused allotment and cache `limits`: (unused, window start ms)."""
-        counter, limit, throttle, _ = keys(org_id)
+        counter, limit, throttle = keys(org_id)
         unused, start_ms = await self._revoke(
             self.client,
             3,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -61,13 +62,28 @@ _COLUMNS = (
 )
 _ON_ORG = rate_limit_counter.c.org_id == rate_limit.c.org_id
 
+# PostgreSQL: this transaction's commit returns before its WAL reaches the disk. Waiting for the
+# flush would cost a decision more than all its work, and the count cannot be lost while it
+# matters: the dispatcher sends what was granted and then records the outcome in a synchronous
+# commit, which flushes the WAL up to and including this one. A crash in between loses the
+# count together with the outcome; those messages are sent and counted again, as any send whose
+# outcome was not recorded is (delivery is at-least-once).
+RELAXED_COMMIT = sa.func.set_config("synchronous_commit", "off", True)
+
 
 async def read_counter(
-    conn: AsyncConnection, org_id: str, *, now: datetime, defaults: Limits, lock: bool
+    conn: AsyncConnection,
+    org_id: str,
+    *,
+    now: datetime,
+    defaults: Limits,
+    lock: bool,
+    relaxed: bool = False,
 ) -> Counter:
     """The org's counter as of `now`. With `lock`, both of the org's rows stay locked until the
     caller's transaction ends, which serialises every decision and change for the org across
-    replicas (PostgreSQL row locks; SQLite's single writer does the same)."""
+    replicas (PostgreSQL row locks; SQLite's single writer does the same). With `relaxed`, the
+    transaction's commit does not wait for the disk (see `RELAXED_COMMIT`)."""
     if not lock:
         query = (
             sa.select(*_COLUMNS)
@@ -80,8 +96,11 @@ async def read_counter(
             return Counter(defaults, now, 0, 0.0, stored=False)
     else:
         # An inner join locks both rows; a waiter then re-reads both at their latest versions.
+        columns: tuple[sa.ColumnElement[Any], ...] = _COLUMNS
+        if relaxed and dialect.is_postgres(conn):
+            columns = (*columns, RELAXED_COMMIT)  # saves a round trip of its own
         query = (
-            sa.select(*_COLUMNS)
+            sa.select(*columns)
             .select_from(rate_limit_counter.join(rate_limit, _ON_ORG))
             .where(rate_limit_counter.c.org_id == org_id)
             .with_for_update()
