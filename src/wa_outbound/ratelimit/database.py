@@ -14,7 +14,7 @@ from wa_outbound.db.types import utcnow
 from wa_outbound.events import record_audit
 from wa_outbound.metrics import Metrics
 from wa_outbound.orgs import DEFAULT_WINDOW_SECONDS
-from wa_outbound.ratelimit import gcra, store
+from wa_outbound.ratelimit import gcra, onestatement, store
 from wa_outbound.ratelimit.decision import Backend, Decision
 
 
@@ -26,18 +26,24 @@ def default_limits(settings: Settings) -> store.Limits:
     )
 
 
-def decide(counter: store.Counter, n: int, now_s: float) -> tuple[store.Counter, int, float]:
-    """Grant up to n under the quota and the per-second cap: (new counter, granted, retry_s)."""
+def decide(counter: store.Counter, n: int, now_s: float) -> tuple[store.Counter, int]:
+    """Grant up to n under the quota and the per-second cap: (new counter, granted)."""
     mps = counter.limits.messages_per_second
     by_rate = gcra.allowed(counter.tat, now_s, mps)
     granted = max(0, min(n, by_rate, counter.remaining))
     tat = gcra.advance(counter.tat, now_s, mps, granted)
-    retry_s = 0.0
-    if granted < n:
-        retry_s = gcra.next_allowed_in(tat, now_s, mps)
-        if granted == counter.remaining:
-            retry_s = max(retry_s, counter.resets_at.timestamp() - now_s)
-    return replace(counter, used=counter.used + granted, tat=tat), granted, retry_s
+    return replace(counter, used=counter.used + granted, tat=tat), granted
+
+
+def retry_after_s(after: store.Counter, n: int, granted: int, now_s: float) -> float:
+    """When the next message could be granted, if fewer than n were: the per-second cap, or
+    the window's reset when the quota is used up."""
+    if granted >= n:
+        return 0.0
+    retry_s = gcra.next_allowed_in(after.tat, now_s, after.limits.messages_per_second)
+    if after.remaining == 0:
+        retry_s = max(retry_s, after.resets_at.timestamp() - now_s)
+    return retry_s
 
 
 class DatabaseLimiter:
@@ -54,15 +60,20 @@ class DatabaseLimiter:
         if n <= 0:
             return Decision(0, 0.0, "database")
         now = utcnow()
-        async with self.engine.begin() as conn:
-            counter = await store.read_counter(
-                conn, org_id, now=now, defaults=self.defaults, lock=True, relaxed=True
-            )
-            counter, granted, retry_s = decide(counter, n, now.timestamp())
-            if granted:
-                await store.save_counter(conn, org_id, counter, now=now)
+        decided = None
+        if self.engine.dialect.name == "postgresql":
+            decided = await onestatement.decide(self.engine, org_id, n, now)
+        if decided is None:
+            async with self.engine.begin() as conn:
+                counter = await store.read_counter(
+                    conn, org_id, now=now, defaults=self.defaults, lock=True, relaxed=True
+                )
+                decided = decide(counter, n, now.timestamp())
+                if decided[1]:
+                    await store.save_counter(conn, org_id, decided[0], now=now)
+        after, granted = decided
         self._decisions.count(n, granted)
-        return Decision(granted, retry_s, "database")
+        return Decision(granted, retry_after_s(after, n, granted, now.timestamp()), "database")
 
     async def quota(self, org_id: str) -> dict[str, Any]:
         now = utcnow()
