@@ -239,11 +239,10 @@ def main() -> None:
     args = parser.parse_args()
     try:
         import uvloop  # uvicorn serves on uvloop when it is installed: measure on it too
-
-        runner = uvloop.run
     except ImportError:  # pragma: no cover
-        runner = asyncio.run
-    results = runner(run(args.quick))
+        results = asyncio.run(run(args.quick))
+    else:
+        results = uvloop.run(run(args.quick))
     show(results)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwritten to {RESULTS}")

@@ -10,7 +10,8 @@
 -- ARGV  n, now [, block, start_ms, end_ms, limit, window_s, mps, version_ms, exhausted,
 --       tat_floor]: now is the caller's clock (Unix s), the one the database limiter uses too;
 --       the optional tail applies an allotment just committed to the database.
--- Returns {granted, retry_us}, or {-1, shortfall, tat_us} when the database must allot first.
+-- Returns n when all n are granted (an integer reply is the cheapest to parse), else
+-- {granted, retry_us}, or {-1, shortfall, tat_us} when the database must allot first.
 local n = tonumber(ARGV[1])
 local now = tonumber(ARGV[2])
 
@@ -73,11 +74,11 @@ if granted > 0 then
   tat = start + granted / mps
   redis.call('HSET', KEYS[1], 'used', used + granted, 'tat', tat)
 end
-local retry = 0
-if granted < n then
-  retry = math.max(0, tat + (1 - burst) / mps - now)
-  if granted == avail and throttled >= 0 then
-    retry = math.max(retry, throttled / 1000)
-  end
+if granted == n then
+  return n
+end
+local retry = math.max(0, tat + (1 - burst) / mps - now)
+if granted == avail and throttled >= 0 then
+  retry = math.max(retry, throttled / 1000)
 end
 return {granted, math.ceil(retry * 1000000)}

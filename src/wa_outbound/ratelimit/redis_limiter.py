@@ -71,27 +71,34 @@ class RedisLimiter:
             return Decision(0, 0.0, self.backend)
         if self._up:
             try:
-                return await self._acquire(org_id, n)
+                result = await self._scripts.acquire(keys(org_id), n, time.time())
+                if result.__class__ is int:  # all n granted: the common case, kept short
+                    self._decisions.count(n, n)
+                    return Decision(n, 0.0, "redis")
+                return await self._refill_and_decide(org_id, n, result)
             except REDIS_DOWN as exc:
                 self._mark_down(exc)
         else:
             self._schedule_probe()
         return await self._database.acquire(org_id, n)
 
-    async def _acquire(self, org_id: str, n: int) -> Decision:
+    async def _refill_and_decide(self, org_id: str, n: int, result: Any) -> Decision:
+        """Redis lacks quota for this decision: allot more from the database and decide again."""
         org_keys = keys(org_id)
-        result = await self._scripts.acquire(org_keys, n, time.time())
         for _ in range(MAX_REFILLS):
-            if result[0] >= 0:
+            if result.__class__ is int or result[0] >= 0:
                 break
-            allotment = await self._allotter.allot(org_id, int(result[1]), result[2] / 1e6)
+            allotment = await self._allotter.allot(org_id, result[1], result[2] / 1e6)
             result = await self._scripts.acquire(org_keys, n, time.time(), *allotment.argv())
+        if result.__class__ is int:
+            granted, retry_s = n, 0.0
+        elif result[0] >= 0:
+            granted, retry_s = result[0], result[1] / 1_000_000
         else:
             # The allotments kept missing the window (clocks at its very edge): grant nothing.
-            result = [0, 50_000] if result[0] < 0 else result
-        granted = int(result[0])
+            granted, retry_s = 0, 0.05
         self._decisions.count(n, granted)
-        return Decision(granted, result[1] / 1_000_000 if granted < n else 0.0, "redis")
+        return Decision(granted, retry_s, "redis")
 
     async def quota(self, org_id: str) -> dict[str, Any]:
         now = utcnow()
