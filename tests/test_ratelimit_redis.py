@@ -13,8 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from helpers import make_settings
 from ratelimit_helpers import db_used, end_window, forget, new_org
 from wa_outbound.db.engine import create_engine
+from wa_outbound.db.schema import rate_limit
 from wa_outbound.metrics import Metrics
 from wa_outbound.ratelimit import RedisLimiter, create_rate_limiter
+from wa_outbound.ratelimit.scripts import keys
 
 MakeOrg = Callable[..., Awaitable[str]]
 
@@ -234,3 +236,18 @@ async def test_decisions_are_counted_in_the_metrics(
 
 async def test_health_says_redis_decides(limiter: RedisLimiter) -> None:
     assert limiter.health() == {"backend": "redis", "redis": {"status": "up"}}
+
+
+async def test_limits_changed_behind_redis_are_read_again_within_a_minute(
+    limiter: RedisLimiter, make_org: MakeOrg, engine: AsyncEngine, redis: Redis
+) -> None:
+    org = await make_org(quota=1000)
+    assert (await limiter.acquire(org, 50)).granted == 50
+    # As a replica that could not reach Redis would have left it: new limits in the database only.
+    async with engine.begin() as conn:
+        await conn.execute(
+            rate_limit.update().where(rate_limit.c.org_id == org).values(messages_per_second=3)
+        )
+    assert (await limiter.acquire(org, 50)).granted == 50
+    await redis.hset(keys(org)[0], "checked", 0)  # a minute later
+    assert (await limiter.acquire(org, 50)).granted == 3

@@ -52,7 +52,7 @@ end
 local tat = tonumber(state[3] or '0')
 -- Limits are re-read from the database at least once a minute (a change made while this Redis
 -- was unreachable reaches it that way).
-if not used or not state[4] or now - tonumber(state[5]) > 60 then
+if not used or not state[4] or now - tonumber(state[5] or '0') > 60 then
   return {-1, math.max(0, n - avail), math.floor(tat * 1000000)}
 end
 

@@ -52,7 +52,8 @@ class Allotter:
             counter = await store.read_counter(
                 conn, org_id, now=now, defaults=self._defaults, lock=True
             )
-            one_second = math.ceil(counter.limits.messages_per_second)
+            # A shortfall of 0 only asks for the limits (Redis re-reads them every minute).
+            one_second = math.ceil(counter.limits.messages_per_second) if shortfall else 0
             block = min(max(shortfall, one_second), counter.remaining)
             counter = replace(counter, used=counter.used + block, tat=max(counter.tat, tat_floor))
             await store.save_counter(conn, org_id, counter, now=now)

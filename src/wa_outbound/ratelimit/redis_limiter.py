@@ -188,11 +188,15 @@ class RedisLimiter:
         self._set_backend_gauge()
         for org_id in list(self._stale):
             now = utcnow()
-            async with self._database.engine.begin() as conn:
-                counter = await store.read_counter(
-                    conn, org_id, now=now, defaults=self._database.defaults, lock=True
-                )
-                await self._resync(conn, org_id, counter, now)
+            try:
+                async with self._database.engine.begin() as conn:
+                    counter = await store.read_counter(
+                        conn, org_id, now=now, defaults=self._database.defaults, lock=True
+                    )
+                    await self._resync(conn, org_id, counter, now)
+            except Exception:
+                # Stays stale: retried at the next recovery; Redis re-reads limits every minute.
+                log.exception("could not resync rate limits", extra={"org_id": org_id})
         return self._up
 
     def _schedule_probe(self) -> None:
