@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 
 import pytest
 from redis.asyncio import Redis
@@ -13,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from helpers import make_settings
 from ratelimit_helpers import db_used, end_window, forget, new_org
 from wa_outbound.db.engine import create_engine
-from wa_outbound.db.schema import rate_limit
+from wa_outbound.db.schema import rate_limit, rate_limit_counter
+from wa_outbound.db.types import utcnow
 from wa_outbound.metrics import Metrics
 from wa_outbound.ratelimit import RedisLimiter, create_rate_limiter
 from wa_outbound.ratelimit.scripts import keys
@@ -251,3 +253,22 @@ async def test_limits_changed_behind_redis_are_read_again_within_a_minute(
     assert (await limiter.acquire(org, 50)).granted == 50
     await redis.hset(keys(org)[0], "checked", 0)  # a minute later
     assert (await limiter.acquire(org, 50)).granted == 3
+
+
+async def test_a_shorter_window_that_has_already_ended_starts_a_new_one(
+    limiter: RedisLimiter, make_org: MakeOrg, engine: AsyncEngine
+) -> None:
+    org = await make_org(quota=5, window_s=3600)
+    assert (await limiter.acquire(org, 5)).granted == 5
+    async with engine.begin() as conn:  # the window opened two minutes ago
+        await conn.execute(
+            rate_limit_counter.update()
+            .where(rate_limit_counter.c.org_id == org)
+            .values(window_started_at=utcnow() - timedelta(seconds=120))
+        )
+    body = await limiter.configure(
+        org, limit=None, window_seconds=60, messages_per_second=None, actor="admin"
+    )
+    assert (body["used"], body["window_seconds"]) == (0, 60)
+    assert (await limiter.acquire(org, 5)).granted == 5
+    assert (await limiter.acquire(org, 1)).granted == 0

@@ -25,6 +25,7 @@ from wa_outbound.ratelimit import store
 from wa_outbound.ratelimit.allotment import Allotter
 from wa_outbound.ratelimit.database import DatabaseLimiter, DecisionCounter
 from wa_outbound.ratelimit.decision import Backend, Decision
+from wa_outbound.ratelimit.failover import RedisHealth
 from wa_outbound.ratelimit.scripts import Scripts, keys
 
 log = logging.getLogger(__name__)
@@ -49,27 +50,20 @@ class RedisLimiter:
         self._scripts = Scripts(client)
         self._database = database
         self._allotter = allotter
-        self._metrics = metrics
         self._decisions = DecisionCounter(metrics, "redis")
-        self._backoff_s = backoff_s
-        self._up = True
-        self._delay_s = backoff_s[0]
-        self._next_probe_at = 0.0
-        self._down_since: datetime | None = None
-        self._last_error: str | None = None
+        self._redis = RedisHealth(metrics, backoff_s)
         self._probe: asyncio.Task[bool] | None = None
         # Orgs whose limits changed while Redis was unreachable: resynced when it answers.
         self._stale: set[str] = set()
-        self._set_backend_gauge()
 
     @property
     def backend(self) -> Backend:
-        return "redis" if self._up else "database"
+        return "redis" if self._redis.up else "database"
 
     async def acquire(self, org_id: str, n: int) -> Decision:
         if n <= 0:
             return Decision(0, 0.0, self.backend)
-        if self._up:
+        if self._redis.up:
             try:
                 result = await self._scripts.acquire(keys(org_id), n, time.time())
                 if result.__class__ is int:  # all n granted: the common case, kept short
@@ -77,7 +71,7 @@ class RedisLimiter:
                     return Decision(n, 0.0, "redis")
                 return await self._refill_and_decide(org_id, n, result)
             except REDIS_DOWN as exc:
-                self._mark_down(exc)
+                self._redis.mark_down(exc)
         else:
             self._schedule_probe()
         return await self._database.acquire(org_id, n)
@@ -107,11 +101,11 @@ class RedisLimiter:
                 conn, org_id, now=now, defaults=self._database.defaults, lock=False
             )
         used = counter.used
-        if self._up and counter.stored:
+        if self._redis.up and counter.stored:
             try:
                 seen = await self._scripts.inspect(org_id)
             except REDIS_DOWN as exc:
-                self._mark_down(exc)
+                self._redis.mark_down(exc)
                 seen = None
             if seen is not None and seen[2] == store.to_ms(counter.window_started_at):
                 # The database counts Redis's whole allotment; show only what was granted.
@@ -145,13 +139,13 @@ class RedisLimiter:
     ) -> store.Counter:
         """Under the org's row lock: take Redis's unused allotment back into the database and
         make Redis load the limits afresh, so a change applies to the very next decision."""
-        if not self._up:
+        if not self._redis.up:
             self._stale.add(org_id)
             return counter
         try:
             unused, start_ms = await self._scripts.revoke(org_id, counter.limits)
         except REDIS_DOWN as exc:
-            self._mark_down(exc)
+            self._redis.mark_down(exc)
             self._stale.add(org_id)
             return counter
         self._stale.discard(org_id)
@@ -161,14 +155,8 @@ class RedisLimiter:
         return counter
 
     def health(self) -> dict[str, Any]:
-        if not self._up:
-            self._schedule_probe()
-        redis: dict[str, Any] = {"status": "up" if self._up else "down"}
-        if not self._up:
-            redis["down_since"] = self._down_since.isoformat() if self._down_since else None
-            redis["error"] = self._last_error
-            redis["next_probe_in_s"] = round(max(0.0, self._next_probe_at - time.monotonic()), 3)
-        return {"backend": self.backend, "redis": redis}
+        self._schedule_probe()
+        return {"backend": self.backend, "redis": self._redis.view()}
 
     async def probe(self) -> bool:
         """Ask Redis once; on an answer, decide there again and resync what changed meanwhile."""
@@ -176,16 +164,9 @@ class RedisLimiter:
             async with asyncio.timeout(PROBE_TIMEOUT_S):
                 await self._scripts.client.ping()
         except REDIS_DOWN as exc:
-            self._last_error = f"{type(exc).__name__}: {exc}"
-            self._delay_s = min(self._delay_s * 2, self._backoff_s[1])
-            self._next_probe_at = time.monotonic() + self._delay_s
+            self._redis.probe_failed(exc)
             return False
-        log.warning("redis answers again: the Redis rate limiter decides")
-        self._up = True
-        self._delay_s = self._backoff_s[0]
-        self._down_since = None
-        self._last_error = None
-        self._set_backend_gauge()
+        self._redis.mark_up()
         for org_id in list(self._stale):
             now = utcnow()
             try:
@@ -197,28 +178,14 @@ class RedisLimiter:
             except Exception:
                 # Stays stale: retried at the next recovery; Redis re-reads limits every minute.
                 log.exception("could not resync rate limits", extra={"org_id": org_id})
-        return self._up
+        return self._redis.up
 
     def _schedule_probe(self) -> None:
         idle = self._probe is None or self._probe.done()
-        if idle and time.monotonic() >= self._next_probe_at:
+        if idle and self._redis.probe_due:
             self._probe = asyncio.get_running_loop().create_task(
                 self.probe(), name="ratelimit-redis-probe"
             )
-
-    def _mark_down(self, exc: BaseException) -> None:
-        if self._up:
-            log.warning("redis does not answer (%s): the database rate limiter decides", exc)
-            self._down_since = utcnow()
-            self._next_probe_at = time.monotonic() + self._delay_s
-        self._up = False
-        self._last_error = f"{type(exc).__name__}: {exc}"
-        self._set_backend_gauge()
-
-    def _set_backend_gauge(self) -> None:
-        gauge = self._metrics.ratelimit_backend
-        gauge.labels(backend="redis").set(1 if self._up else 0)
-        gauge.labels(backend="database").set(0 if self._up else 1)
 
     async def close(self) -> None:
         if self._probe is not None:
