@@ -15,9 +15,11 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from helpers import ADMIN_TOKEN, app_client, create_org_with_key, make_settings
+from helpers import ADMIN_TOKEN, PrivateRedis, app_client, create_org_with_key, make_settings
 from wa_outbound.app import create_app
 from wa_outbound.config import Settings
 from wa_outbound.db import migrate
@@ -146,3 +148,29 @@ async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(make_settings(database_url))
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+async def redis_url() -> str:
+    """The machine's Redis (shared with other test runs: never flush it, delete only your keys)."""
+    client = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        services_unavailable(f"Redis not reachable at {REDIS_URL}: {exc}")
+    finally:
+        await client.aclose()
+    return REDIS_URL
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A Redis server of this test's own, which the test may stop, restart and flush."""
+    if shutil.which("redis-server") is None:
+        services_unavailable("redis-server is not installed")
+    server = PrivateRedis(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -8,13 +8,24 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from wa_outbound.alerts import AlertEvaluator
-from wa_outbound.api import admin, alerts, consents, dlq, errors, health, messages, webhooks
+from wa_outbound.api import (
+    admin,
+    alerts,
+    consents,
+    dlq,
+    errors,
+    health,
+    messages,
+    ratelimits,
+    webhooks,
+)
 from wa_outbound.api.deps import State
 from wa_outbound.config import Settings
 from wa_outbound.db.engine import create_engine
 from wa_outbound.dispatcher import Dispatcher
 from wa_outbound.metrics import Metrics
 from wa_outbound.providers import create_provider
+from wa_outbound.ratelimit import create_rate_limiter
 from wa_outbound.receipt_sweep import ReceiptSweep
 from wa_outbound.workers import Supervisor
 
@@ -33,9 +44,10 @@ def create_app(settings: Settings) -> FastAPI:
         engine = create_engine(settings)
         metrics = Metrics()
         supervisor = Supervisor()
+        limiter = create_rate_limiter(settings, engine, metrics)
         provider, sandbox_statuses = create_provider(settings, engine)
         dispatcher = Dispatcher(
-            settings=settings, engine=engine, provider=provider, metrics=metrics
+            settings=settings, engine=engine, provider=provider, metrics=metrics, limiter=limiter
         )
         try:
             if settings.dispatch_enabled:
@@ -59,11 +71,13 @@ def create_app(settings: Settings) -> FastAPI:
                 "metrics": metrics,
                 "supervisor": supervisor,
                 "wake_dispatcher": dispatcher.wake,
+                "limiter": limiter,
             }
         finally:
             # Reverse order: stop the loops, then close the clients they use, then the engine.
             await supervisor.stop_all(timeout_s=settings.shutdown_grace_seconds + 5)
             await provider.close()
+            await limiter.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -73,6 +87,6 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (admin, messages, consents, dlq, webhooks, alerts, health):
+    for module in (admin, messages, consents, dlq, ratelimits, webhooks, alerts, health):
         app.include_router(module.router)
     return app

@@ -13,6 +13,7 @@ from wa_outbound.auth import Principal, admin_token_matches, authenticate
 from wa_outbound.config import Settings
 from wa_outbound.errors import Forbidden, Unauthorized
 from wa_outbound.metrics import Metrics
+from wa_outbound.ratelimit import RateLimiter
 from wa_outbound.workers import Supervisor
 
 
@@ -24,6 +25,7 @@ class State(TypedDict):
     metrics: Metrics
     supervisor: Supervisor
     wake_dispatcher: Callable[[], None]
+    limiter: RateLimiter
 
 
 # Every dependency is `async def` so that FastAPI calls it on the event loop: a plain `def`
@@ -41,6 +43,11 @@ async def _settings(request: Request) -> Settings:
 async def _metrics(request: Request) -> Metrics:
     metrics: Metrics = request.state.metrics
     return metrics
+
+
+async def _limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.state.limiter
+    return limiter
 
 
 _bearer_scheme = HTTPBearer(auto_error=False, description="An API key, or the admin token.")
@@ -81,3 +88,4 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 AdminDep = Annotated[str, Depends(_admin)]
+LimiterDep = Annotated[RateLimiter, Depends(_limiter)]

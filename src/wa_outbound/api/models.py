@@ -254,3 +254,26 @@ class DlqReport(BaseModel):
     top_error_codes: list[ErrorCodeCount]
     window_hours: int
     recommendations: list[str]
+
+
+class Quota(BaseModel):
+    org_id: str
+    limit: int = Field(description="Messages allowed per window")
+    used: int = Field(description="Messages granted in the current window")
+    remaining: int
+    window_seconds: int
+    resets_at: datetime = Field(
+        description="End of the current window; with nothing sent yet in a window, the end "
+        "of a window opened now"
+    )
+    throttled: bool = Field(description="The quota is used up until `resets_at`")
+    messages_per_second: float
+    backend: Literal["redis", "database"] = Field(description="Which backend decides now")
+
+
+class QuotaUpdate(Strict):
+    """Only the fields given change; they apply to the very next decision."""
+
+    limit: Annotated[int, Field(ge=0, strict=True)] | None = None
+    window_seconds: Annotated[int, Field(ge=1, le=31_622_400, strict=True)] | None = None
+    messages_per_second: Annotated[float, Field(gt=0, le=1_000_000)] | None = None

@@ -1,0 +1,252 @@
+"""Rate-limiter benchmark: decisions per second and latency per call, beside the client's own
+ceiling (a bare redis-py EVALSHA loop of a trivial script) measured in the same run.
+
+    .venv/bin/python bench/ratelimit.py [--quick]
+
+Uses the PostgreSQL at WA_BENCH_DATABASE_URL (default: WA_TEST_DATABASE_URL, else
+postgresql+asyncpg://postgres@127.0.0.1:5432/postgres) in a database of its own, created and
+dropped here, and the Redis at WA_BENCH_REDIS_URL (default: WA_TEST_REDIS_URL, else
+redis://127.0.0.1:6379/0), where it deletes only its own keys. Prints a table and writes
+bench/results-ratelimit.json."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import asyncpg
+
+from wa_outbound import orgs
+from wa_outbound.config import Settings
+from wa_outbound.db import migrate
+from wa_outbound.db.engine import create_engine
+from wa_outbound.metrics import Metrics
+from wa_outbound.ratelimit import RateLimiter, create_rate_limiter, redis_client
+from wa_outbound.ratelimit.scripts import keys
+
+PG_URL = os.environ.get(
+    "WA_BENCH_DATABASE_URL",
+    os.environ.get("WA_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"),
+)
+REDIS_URL = os.environ.get(
+    "WA_BENCH_REDIS_URL", os.environ.get("WA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+)
+RESULTS = Path(__file__).with_name("results-ratelimit.json")
+CALLERS = 32
+UNLIMITED_QUOTA = 10**15
+UNLIMITED_MPS = 1e12  # the cap is not what these runs measure: every decision grants
+
+Call = Callable[[int], Awaitable[object]]
+
+
+@dataclass
+class Row:
+    name: str
+    callers: int
+    calls: int
+    per_s: float
+    p50_ms: float
+    p99_ms: float
+    messages_per_s: float | None = None
+
+
+@dataclass
+class Sample:
+    calls: int
+    elapsed_s: float
+    latencies_s: list[float]
+
+
+async def sample(call: Call, *, callers: int, calls: int) -> Sample:
+    """`calls` calls in total, split over `callers` concurrent tasks (caller i passes i)."""
+    latencies: list[float] = []
+    per_caller = max(1, calls // callers)
+
+    async def caller(index: int) -> None:
+        for _ in range(per_caller):
+            started = time.perf_counter()
+            await call(index)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller(i) for i in range(callers)))
+    return Sample(per_caller * callers, time.perf_counter() - started, latencies)
+
+
+async def compare(
+    cases: dict[str, Call], *, callers: int, calls: int, rounds: int, batch: int = 1
+) -> list[Row]:
+    """Run the cases in turns, `rounds` times, so that a noisy neighbour on the machine hits
+    them alike; rate = median over rounds, latencies pooled over rounds."""
+    for call in cases.values():  # warm-up: pools, scripts, allotments
+        await sample(call, callers=callers, calls=max(callers, calls // 10))
+    samples: dict[str, list[Sample]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, call in cases.items():
+            samples[name].append(await sample(call, callers=callers, calls=calls))
+    rows = []
+    for name, taken in samples.items():
+        latencies = [x for s in taken for x in s.latencies_s]
+        quantiles = statistics.quantiles(latencies, n=100)
+        per_s = statistics.median(s.calls / s.elapsed_s for s in taken)
+        rows.append(
+            Row(
+                name=name,
+                callers=callers,
+                calls=sum(s.calls for s in taken),
+                per_s=per_s,
+                p50_ms=quantiles[49] * 1000,
+                p99_ms=quantiles[98] * 1000,
+                messages_per_s=per_s * batch if batch > 1 else None,
+            )
+        )
+    return rows
+
+
+async def run(quick: bool) -> dict[str, object]:
+    calls = 2_000 if quick else 10_000
+    db_calls = 500 if quick else 2_000
+    rounds = 3 if quick else 7
+    name = f"wa_bench_{uuid.uuid4().hex[:10]}"
+    admin_dsn = PG_URL.replace("postgresql+asyncpg://", "postgresql://")
+    admin = await asyncpg.connect(admin_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = f"{PG_URL.rpartition('/')[0]}/{name}"
+    settings = Settings(_env_file=None, database_url=url, redis_url=REDIS_URL)
+    engine = create_engine(settings)
+    org_ids = [f"bench_{uuid.uuid4().hex[:12]}" for _ in range(CALLERS)]
+    bare = redis_client(REDIS_URL)
+    redis_limiter: RateLimiter = create_rate_limiter(settings, engine, Metrics())
+    db_limiter: RateLimiter = create_rate_limiter(
+        Settings(_env_file=None, database_url=url), engine, Metrics()
+    )
+    rows: list[Row] = []
+    try:
+        await migrate.upgrade(engine)
+        async with engine.begin() as conn:
+            for org_id in org_ids:
+                await orgs.create_org(
+                    conn,
+                    name="bench",
+                    org_id=org_id,
+                    daily_quota=UNLIMITED_QUOTA,
+                    messages_per_second=UNLIMITED_MPS,
+                    actor="bench",
+                )
+        sha = await bare.script_load("return 1")
+
+        async def bare_call(_: int) -> object:
+            return await bare.evalsha(sha, 0)
+
+        async def redis_one(i: int) -> object:
+            return await redis_limiter.acquire(org_ids[i], 1)
+
+        async def redis_batch(i: int) -> object:
+            return await redis_limiter.acquire(org_ids[i], 100)
+
+        async def db_one(i: int) -> object:
+            return await db_limiter.acquire(org_ids[i], 1)
+
+        async def db_batch(i: int) -> object:
+            return await db_limiter.acquire(org_ids[i], 100)
+
+        for callers in (1, CALLERS):
+            rows += await compare(
+                {"bare EVALSHA": bare_call, "redis n=1": redis_one},
+                callers=callers,
+                calls=calls,
+                rounds=rounds,
+            )
+        rows += await compare(
+            {"redis n=100": redis_batch}, callers=1, calls=calls, rounds=rounds, batch=100
+        )
+        for callers in (1, CALLERS):
+            rows += await compare(
+                {"database n=1": db_one}, callers=callers, calls=db_calls, rounds=rounds
+            )
+        rows += await compare(
+            {"database n=100": db_batch}, callers=1, calls=db_calls, rounds=rounds, batch=100
+        )
+        assert redis_limiter.backend == "redis", "Redis did not decide: results are void"
+    finally:
+        await redis_limiter.close()
+        await db_limiter.close()
+        for org_id in org_ids:
+            await bare.delete(*keys(org_id))
+        await bare.aclose()
+        await engine.dispose()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    return verdict(rows, quick)
+
+
+def verdict(rows: list[Row], quick: bool) -> dict[str, object]:
+    by = {(r.name, r.callers): r for r in rows}
+    bare, one = by[("bare EVALSHA", 1)], by[("redis n=1", 1)]
+    batch, db = by[("redis n=100", 1)], by[("database n=1", 1)]
+    assert batch.messages_per_s is not None
+    targets = {
+        "redis single >= 90% of bare EVALSHA": (one.per_s / bare.per_s, 0.9),
+        "redis single p50 <= 0.2 ms": (one.p50_ms, 0.2),
+        "redis batch-of-100 >= 100,000 msg/s": (batch.messages_per_s, 100_000),
+        "database >= 1,000 decisions/s": (db.per_s, 1_000),
+        "database p50 <= 2 ms": (db.p50_ms, 2.0),
+    }
+    met = {
+        name: (value >= goal if ">=" in name else value <= goal)
+        for name, (value, goal) in targets.items()
+    }
+    return {
+        "quick": quick,
+        "python": platform.python_version(),
+        "loop": type(asyncio.get_running_loop()).__module__,
+        "rows": [asdict(r) for r in rows],
+        "targets": {
+            name: {"value": round(value, 4), "goal": goal, "met": met[name]}
+            for name, (value, goal) in targets.items()
+        },
+    }
+
+
+def show(results: dict[str, object]) -> None:
+    print(
+        f"{'':24}{'callers':>8}{'calls':>8}{'calls/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'msg/s':>11}"
+    )
+    for row in results["rows"]:  # type: ignore[attr-defined]
+        msgs = f"{row['messages_per_s']:>11,.0f}" if row["messages_per_s"] else f"{'':>11}"
+        print(
+            f"{row['name']:24}{row['callers']:>8}{row['calls']:>8}{row['per_s']:>11,.0f}"
+            f"{row['p50_ms']:>9.3f}{row['p99_ms']:>9.3f}{msgs}"
+        )
+    print()
+    for name, target in results["targets"].items():  # type: ignore[attr-defined]
+        mark = "met " if target["met"] else "MISS"
+        print(f"  [{mark}] {name}: {target['value']:,} (goal {target['goal']:,})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer calls, for a smoke run")
+    args = parser.parse_args()
+    try:
+        import uvloop  # uvicorn serves on uvloop when it is installed: measure on it too
+    except ImportError:  # pragma: no cover
+        results = asyncio.run(run(args.quick))
+    else:
+        results = uvloop.run(run(args.quick))
+    show(results)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwritten to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""The Redis limiter: one EVALSHA per decision, quota written ahead to the database in blocks
+(allotment.py), and the database limiter deciding whenever Redis does not answer.
+
+Failover: any Redis error or timeout sends that call and the following ones to the database at
+once; Redis is probed in the background with a doubling back-off and decides again as soon as it
+answers. Both backends count against the same database row, so replicas that disagree about
+Redis's health still never grant more than the quota between them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from wa_outbound.db.types import utcnow
+from wa_outbound.metrics import Metrics
+from wa_outbound.ratelimit import store
+from wa_outbound.ratelimit.allotment import Allotter
+from wa_outbound.ratelimit.database import DatabaseLimiter, DecisionCounter
+from wa_outbound.ratelimit.decision import Backend, Decision
+from wa_outbound.ratelimit.failover import RedisHealth
+from wa_outbound.ratelimit.scripts import Scripts, keys
+
+log = logging.getLogger(__name__)
+
+REDIS_DOWN = (RedisError, OSError)  # OSError covers TimeoutError and refused connections
+MAX_REFILLS = 3
+PROBE_TIMEOUT_S = 0.5
+
+
+class RedisLimiter:
+    """Implements `RateLimiter` on Redis with the database as fallback."""
+
+    def __init__(
+        self,
+        client: Redis,
+        database: DatabaseLimiter,
+        allotter: Allotter,
+        metrics: Metrics,
+        *,
+        backoff_s: tuple[float, float] = (0.5, 30.0),
+    ) -> None:
+        self._scripts = Scripts(client)
+        self._database = database
+        self._allotter = allotter
+        self._decisions = DecisionCounter(metrics, "redis")
+        self._redis = RedisHealth(metrics, backoff_s)
+        self._probe: asyncio.Task[bool] | None = None
+        # Orgs whose limits changed while Redis was unreachable: resynced when it answers.
+        self._stale: set[str] = set()
+
+    @property
+    def backend(self) -> Backend:
+        return "redis" if self._redis.up else "database"
+
+    async def acquire(self, org_id: str, n: int) -> Decision:
+        if n <= 0:
+            return Decision(0, 0.0, self.backend)
+        if self._redis.up:
+            try:
+                result = await self._scripts.acquire(keys(org_id), n, time.time())
+                if result.__class__ is int:  # all n granted: the common case, kept short
+                    self._decisions.count(n, n)
+                    return Decision(n, 0.0, "redis")
+                return await self._refill_and_decide(org_id, n, result)
+            except REDIS_DOWN as exc:
+                self._redis.mark_down(exc)
+        else:
+            self._schedule_probe()
+        return await self._database.acquire(org_id, n)
+
+    async def _refill_and_decide(self, org_id: str, n: int, result: Any) -> Decision:
+        """Redis lacks quota for this decision: allot more from the database and decide again."""
+        org_keys = keys(org_id)
+        for _ in range(MAX_REFILLS):
+            if result.__class__ is int or result[0] >= 0:
+                break
+            allotment = await self._allotter.allot(org_id, result[1], result[2] / 1e6)
+            result = await self._scripts.acquire(org_keys, n, time.time(), *allotment.argv())
+        if result.__class__ is int:
+            granted, retry_s = n, 0.0
+        elif result[0] >= 0:
+            granted, retry_s = result[0], result[1] / 1_000_000
+        else:
+            # The allotments kept missing the window (clocks at its very edge): grant nothing.
+            granted, retry_s = 0, 0.05
+        self._decisions.count(n, granted)
+        return Decision(granted, retry_s, "redis")
+
+    async def quota(self, org_id: str) -> dict[str, Any]:
+        now = utcnow()
+        async with self._database.engine.connect() as conn:
+            counter = await store.read_counter(
+                conn, org_id, now=now, defaults=self._database.defaults, lock=False
+            )
+        used = counter.used
+        if self._redis.up and counter.stored:
+            try:
+                seen = await self._scripts.inspect(org_id)
+            except REDIS_DOWN as exc:
+                self._redis.mark_down(exc)
+                seen = None
+            if seen is not None and seen[2] == store.to_ms(counter.window_started_at):
+                # The database counts Redis's whole allotment; show only what was granted.
+                used_here, allot, _ = seen
+                used = max(0, used - max(0, allot - used_here))
+        return store.quota_body(org_id, counter, used=used, now=now, backend=self.backend)
+
+    async def configure(
+        self,
+        org_id: str,
+        *,
+        limit: int | None,
+        window_seconds: int | None,
+        messages_per_second: float | None,
+        actor: str,
+    ) -> dict[str, Any]:
+        now = utcnow()
+        async with self._database.engine.begin() as conn:
+            counter = await self._database.reconfigure(
+                conn,
+                org_id,
+                now=now,
+                changes=(limit, window_seconds, messages_per_second),
+                actor=actor,
+            )
+            counter = await self._resync(conn, org_id, counter, now)
+        return store.quota_body(org_id, counter, used=counter.used, now=now, backend=self.backend)
+
+    async def _resync(
+        self, conn: AsyncConnection, org_id: str, counter: store.Counter, now: datetime
+    ) -> store.Counter:
+        """Under the org's row lock: take Redis's unused allotment back into the database and
+        make Redis load the limits afresh, so a change applies to the very next decision."""
+        if not self._redis.up:
+            self._stale.add(org_id)
+            return counter
+        try:
+            unused, start_ms = await self._scripts.revoke(org_id, counter.limits)
+        except REDIS_DOWN as exc:
+            self._redis.mark_down(exc)
+            self._stale.add(org_id)
+            return counter
+        self._stale.discard(org_id)
+        if unused > 0 and counter.stored and start_ms == store.to_ms(counter.window_started_at):
+            counter = replace(counter, used=max(0, counter.used - unused))
+            await store.save_counter(conn, org_id, counter, now=now)
+        return counter
+
+    def health(self) -> dict[str, Any]:
+        self._schedule_probe()
+        return {"backend": self.backend, "redis": self._redis.view()}
+
+    async def probe(self) -> bool:
+        """Ask Redis once; on an answer, decide there again and resync what changed meanwhile."""
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT_S):
+                await self._scripts.client.ping()
+        except REDIS_DOWN as exc:
+            self._redis.probe_failed(exc)
+            return False
+        self._redis.mark_up()
+        for org_id in list(self._stale):
+            now = utcnow()
+            try:
+                async with self._database.engine.begin() as conn:
+                    counter = await store.read_counter(
+                        conn, org_id, now=now, defaults=self._database.defaults, lock=True
+                    )
+                    await self._resync(conn, org_id, counter, now)
+            except Exception:
+                # Stays stale: retried at the next recovery; Redis re-reads limits every minute.
+                log.exception("could not resync rate limits", extra={"org_id": org_id})
+        return self._redis.up
+
+    def _schedule_probe(self) -> None:
+        idle = self._probe is None or self._probe.done()
+        if idle and self._redis.probe_due:
+            self._probe = asyncio.get_running_loop().create_task(
+                self.probe(), name="ratelimit-redis-probe"
+            )
+
+    async def close(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+            await asyncio.gather(self._probe, return_exceptions=True)
+        await self._scripts.client.aclose()
