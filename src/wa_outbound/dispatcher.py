@@ -25,6 +25,7 @@ from wa_outbound.claims import Claimed
 from wa_outbound.config import Settings
 from wa_outbound.db.types import utcnow
 from wa_outbound.listener import OutboxListener
+from wa_outbound.logs import message_fields
 from wa_outbound.metrics import Metrics
 from wa_outbound.outcomes import Outcome
 from wa_outbound.phone import mask
@@ -150,21 +151,25 @@ class Dispatcher:
         return len(batch)
 
     def _batch_done(self, task: asyncio.Task[int]) -> None:
-        del self._in_flight[task]
+        size = self._in_flight.pop(task)
         if not task.cancelled() and task.exception() is not None:
             # The batch's rows stay SENDING until their lease expires; then they are retried.
-            log.error("dispatch batch failed", exc_info=task.exception())
+            log.error("dispatch batch failed", exc_info=task.exception(), extra={"count": size})
         self._wake.set()  # capacity freed: claim again without waiting for the poll
 
     async def _claim_rows(self, limit: int) -> list[Claimed]:
         async with self.engine.begin() as conn:
-            return await claims.claim_batch(
+            batch = await claims.claim_batch(
                 conn,
                 limit=limit,
                 worker=self.worker_id,
                 lease_s=self.settings.lease_seconds,
                 now=self.clock(),
             )
+        self.metrics.dispatcher_claims.labels(result="claimed" if batch else "empty").inc()
+        if batch:
+            self.metrics.dispatcher_batch_size.observe(len(batch))
+        return batch
 
     async def _process(self, batch: list[Claimed]) -> int:
         now = self.clock()
@@ -174,6 +179,16 @@ class Dispatcher:
             if message.consented:
                 to_send.append(message)
             else:
+                log.info(
+                    "consent revoked since queuing; not sent",
+                    extra=message_fields(
+                        message_id=message.id,
+                        org_id=message.org_id,
+                        attempt=message.attempt,
+                        error_code=CONSENT_REVOKED.code,
+                        to=mask(message.to),
+                    ),
+                )
                 results.append(
                     Outcome(message, Status.FAILED, "consent_revoked", error=CONSENT_REVOKED)
                 )
@@ -267,14 +282,14 @@ class Dispatcher:
         verdict = classify(error)
         log.info(
             "send failed",
-            extra={
-                "message_id": str(message.id),
-                "org_id": message.org_id,
-                "attempt": message.attempt,
-                "error_code": error.code,
-                "verdict": verdict.value,
-                "to": mask(message.to),
-            },
+            extra=message_fields(
+                message_id=message.id,
+                org_id=message.org_id,
+                attempt=message.attempt,
+                error_code=error.code,
+                verdict=verdict.value,
+                to=mask(message.to),
+            ),
         )
         if verdict is Verdict.PERMANENT or message.attempt >= message.max_attempts:
             event = "failed" if verdict is Verdict.PERMANENT else "attempts_exhausted"
@@ -305,6 +320,8 @@ class Dispatcher:
         for o in results:
             if o.status is Status.ACCEPTED:
                 self.metrics.sent.labels(channel=CHANNEL_WHATSAPP).inc()
+                waited_s = (now - o.message.created_at).total_seconds()  # now is accepted_at
+                self.metrics.enqueue_to_accepted.labels(channel=CHANNEL_WHATSAPP).observe(waited_s)
             elif o.status is Status.FAILED and o.error is not None:
                 self.metrics.failed.labels(channel=CHANNEL_WHATSAPP, error_code=o.error.code).inc()
 
