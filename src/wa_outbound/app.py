@@ -56,7 +56,10 @@ def create_app(settings: Settings) -> FastAPI:
                     pending_max_age_s=settings.pending_status_max_age_seconds,
                 ),
             )
-            supervisor.start("queue-gauges", QueueGauges(engine, metrics))
+            supervisor.start(
+                "queue-gauges",
+                QueueGauges(engine, metrics, interval_s=settings.metrics_refresh_seconds),
+            )
             yield {
                 "settings": settings,
                 "engine": engine,
