@@ -70,12 +70,13 @@ async def test_every_contract_metric_is_exposed_from_start_up(
         == 0
     )
     assert (
-        value(samples, "outbound_ratelimit_decisions_total", backend="redis", result="denied")
-        == 0
+        value(samples, "outbound_ratelimit_decisions_total", backend="redis", result="denied") == 0
     )
 
 
-async def test_metrics_are_documented_as_prometheus_text_in_the_openapi_schema(client: httpx.AsyncClient) -> None:
+async def test_metrics_are_documented_as_prometheus_text_in_the_openapi_schema(
+    client: httpx.AsyncClient,
+) -> None:
     paths = (await client.get("/openapi.json")).json()["paths"]
     assert "/metrics" in paths
     assert "text/plain" in str(paths["/metrics"]["get"]["responses"]["200"]["content"])
@@ -111,8 +112,7 @@ async def test_a_real_flow_shows_in_the_metrics_with_bounded_label_sets(database
     )
     for status in ("sent", "failed"):
         assert (
-            value(samples, "outbound_webhook_statuses_total", status=status, outcome="applied")
-            == 1
+            value(samples, "outbound_webhook_statuses_total", status=status, outcome="applied") == 1
         )
     claimed = value(samples, "outbound_dispatcher_claims_total", result="claimed")
     assert claimed is not None
