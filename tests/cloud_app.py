@@ -99,7 +99,7 @@ async def run_flow(app: CloudApp) -> Flow:
     async def settled() -> bool:
         ok = await get_message(app, auth, accepted_id)
         failed = await get_message(app, auth, failed_id)
-        return ok["status"] == "ACCEPTED" and failed["status"] == "FAILED"
+        return bool(ok["status"] == "ACCEPTED" and failed["status"] == "FAILED")
 
     await eventually(settled)
     wamid = (await get_message(app, auth, accepted_id))["provider_message_id"]

@@ -109,6 +109,10 @@ def configure(level: str, fmt: str, stream: IO[str] | None = None) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # Libraries that log data: httpx every request's URL at INFO (the Slack notifier's URL is
+    # a secret), aiosqlite every statement with its parameters at DEBUG (phone numbers).
+    for name in ("httpx", "httpcore", "aiosqlite"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     access = logging.getLogger("uvicorn.access")
     access.filters[:] = [f for f in access.filters if not isinstance(f, AccessLogFilter)]
     access.addFilter(AccessLogFilter())
