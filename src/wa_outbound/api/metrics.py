@@ -20,5 +20,5 @@ router = APIRouter(tags=["health"])
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Text exposition"}},
 )
-async def metrics(registry: MetricsDep) -> Response:
-    return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
+async def scrape(metrics: MetricsDep) -> Response:
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
