@@ -78,10 +78,19 @@ class _StatefulTransport(httpx.ASGITransport):
 @asynccontextmanager
 async def app_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for `app`, inside the app's lifespan (startup and shutdown run)."""
-    async with app.router.lifespan_context(app) as state:
-        transport = _StatefulTransport(app, state or {})
+    async with app_and_state(app) as (client, _state):
+        yield client
+
+
+@asynccontextmanager
+async def app_and_state(app: FastAPI) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, Any]]]:
+    """`app_client`, and the lifespan's state (its supervisor, metrics...). Each request gets a
+    copy of the state as it is then, so a key added by the test reaches later requests."""
+    async with app.router.lifespan_context(app) as lifespan_state:
+        state: dict[str, Any] = dict(lifespan_state or {})
+        transport = _StatefulTransport(app, state)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
+            yield client, state
 
 
 async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout_s: float = 30.0) -> None:

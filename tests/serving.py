@@ -32,14 +32,16 @@ async def serving(
     *,
     lifespan: Literal["auto", "on", "off"] = "auto",
     on_shutdown: Callable[[], None] | None = None,
+    access_log: bool = False,
 ) -> AsyncIterator[str]:
-    """Serves `app` on a free 127.0.0.1 port until the block ends; yields its base URL."""
+    """Serves `app` on a free 127.0.0.1 port until the block ends; yields its base URL.
+    With `access_log`, uvicorn's access lines go to the process's logging at INFO."""
     config = uvicorn.Config(
         app,
         lifespan=lifespan,
         log_config=None,  # leave the test process's logging alone
-        log_level="warning",
-        access_log=False,
+        log_level="info" if access_log else "warning",
+        access_log=access_log,
         # A handler that never returns must not wedge the test run.
         timeout_graceful_shutdown=5,
     )

@@ -19,12 +19,15 @@ from wa_outbound.api import (
     ratelimits,
     webhooks,
 )
+from wa_outbound.api import channel_health as channel_health_api
+from wa_outbound.api import metrics as metrics_api
 from wa_outbound.api.deps import State
 from wa_outbound.config import Settings
 from wa_outbound.db.engine import create_engine
 from wa_outbound.dispatcher import Dispatcher
 from wa_outbound.metrics import Metrics
 from wa_outbound.providers import create_provider
+from wa_outbound.queue_gauges import QueueGauges
 from wa_outbound.ratelimit import create_rate_limiter
 from wa_outbound.receipt_sweep import ReceiptSweep
 from wa_outbound.workers import Supervisor
@@ -65,6 +68,10 @@ def create_app(settings: Settings) -> FastAPI:
                     pending_max_age_s=settings.pending_status_max_age_seconds,
                 ),
             )
+            supervisor.start(
+                "queue-gauges",
+                QueueGauges(engine, metrics, interval_s=settings.metrics_refresh_seconds),
+            )
             yield {
                 "settings": settings,
                 "engine": engine,
@@ -89,4 +96,6 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     for module in (admin, messages, consents, dlq, ratelimits, webhooks, alerts, health):
         app.include_router(module.router)
+    app.include_router(channel_health_api.router)
+    app.include_router(metrics_api.router)
     return app

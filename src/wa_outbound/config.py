@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     alert_email_recipients: Annotated[list[str], NoDecode] = Field(default_factory=list)
     alert_slack_webhook_url: str = ""
 
+    # How often the queue gauges of /metrics are read from the database (never per scrape).
+    metrics_refresh_seconds: PositiveSeconds = 5.0
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "text"] = "json"
 

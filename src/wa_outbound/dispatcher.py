@@ -25,6 +25,7 @@ from wa_outbound.claims import Claimed
 from wa_outbound.config import Settings
 from wa_outbound.db.types import utcnow
 from wa_outbound.listener import OutboxListener
+from wa_outbound.logs import message_fields
 from wa_outbound.metrics import Metrics
 from wa_outbound.outcomes import Outcome
 from wa_outbound.phone import mask
@@ -90,12 +91,20 @@ class Dispatcher:
             asyncio.create_task(listener.run(), name="outbox-listener") if listener else None
         )
         try:
+            failures = 0
             while not self._stopping.is_set():
-                await self._maybe_reclaim()
-                capacity = 2 * self.settings.dispatch_concurrency - sum(self._in_flight.values())
-                claimed = 0
-                if capacity > 0:
-                    claimed = await self._claim(min(self.settings.dispatch_batch_size, capacity))
+                try:
+                    claimed, capacity = await self._round()
+                    failures = 0
+                except Exception as exc:
+                    # The database (or the limiter) is unavailable: keep the loop alive and
+                    # try again with back-off; claims resume by themselves when it returns.
+                    failures += 1
+                    log.warning(
+                        "dispatch round failed", extra={"error": repr(exc), "failures": failures}
+                    )
+                    await self._idle(min(self.settings.dispatch_poll_seconds * 2**failures, 5.0))
+                    continue
                 if claimed == 0 or capacity <= 0:
                     await self._idle()
         finally:
@@ -127,13 +136,22 @@ class Dispatcher:
             if count:
                 log.warning("reclaimed expired leases", extra={"count": count})
 
-    async def _idle(self) -> None:
+    async def _round(self) -> tuple[int, int]:
+        """Reclaim expired leases when due, then claim as much as there is room for."""
+        await self._maybe_reclaim()
+        capacity = 2 * self.settings.dispatch_concurrency - sum(self._in_flight.values())
+        claimed = 0
+        if capacity > 0:
+            claimed = await self._claim(min(self.settings.dispatch_batch_size, capacity))
+        return claimed, capacity
+
+    async def _idle(self, timeout_s: float | None = None) -> None:
         wake = asyncio.ensure_future(self._wake.wait())
         stop = asyncio.ensure_future(self._stopping.wait())
         try:
             await asyncio.wait(
                 {wake, stop},
-                timeout=self.settings.dispatch_poll_seconds,
+                timeout=timeout_s if timeout_s is not None else self.settings.dispatch_poll_seconds,
                 return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
@@ -150,21 +168,25 @@ class Dispatcher:
         return len(batch)
 
     def _batch_done(self, task: asyncio.Task[int]) -> None:
-        del self._in_flight[task]
+        size = self._in_flight.pop(task)
         if not task.cancelled() and task.exception() is not None:
             # The batch's rows stay SENDING until their lease expires; then they are retried.
-            log.error("dispatch batch failed", exc_info=task.exception())
+            log.error("dispatch batch failed", exc_info=task.exception(), extra={"count": size})
         self._wake.set()  # capacity freed: claim again without waiting for the poll
 
     async def _claim_rows(self, limit: int) -> list[Claimed]:
         async with self.engine.begin() as conn:
-            return await claims.claim_batch(
+            batch = await claims.claim_batch(
                 conn,
                 limit=limit,
                 worker=self.worker_id,
                 lease_s=self.settings.lease_seconds,
                 now=self.clock(),
             )
+        self.metrics.dispatcher_claims.labels(result="claimed" if batch else "empty").inc()
+        if batch:
+            self.metrics.dispatcher_batch_size.observe(len(batch))
+        return batch
 
     async def _process(self, batch: list[Claimed]) -> int:
         now = self.clock()
@@ -174,6 +196,16 @@ class Dispatcher:
             if message.consented:
                 to_send.append(message)
             else:
+                log.info(
+                    "consent revoked since queuing; not sent",
+                    extra=message_fields(
+                        message_id=message.id,
+                        org_id=message.org_id,
+                        attempt=message.attempt,
+                        error_code=CONSENT_REVOKED.code,
+                        to=mask(message.to),
+                    ),
+                )
                 results.append(
                     Outcome(message, Status.FAILED, "consent_revoked", error=CONSENT_REVOKED)
                 )
@@ -204,10 +236,33 @@ class Dispatcher:
                             details={"reason": "shutdown"},
                         )
                     )
-            await asyncio.shield(self._write(results))
+            await asyncio.shield(self._record(results))
             raise
-        await self._write(results)
+        await self._record(results)
         return len(batch)
+
+    async def _record(self, results: list[Outcome]) -> None:
+        """Write the outcomes, retrying while the database is away. Meta has already answered:
+        losing these would resend the batch after its lease expires (a duplicate per message)."""
+        deadline = time.monotonic() + self.settings.lease_seconds / 2
+        delay_s = 0.1
+        while True:
+            try:
+                await self._write(results)
+                return
+            except Exception as exc:
+                if time.monotonic() + delay_s > deadline:
+                    log.error(
+                        "outcomes could not be recorded; the lease will retry them",
+                        extra={"count": len(results), "error": repr(exc)},
+                    )
+                    raise
+                log.warning(
+                    "recording outcomes failed; retrying",
+                    extra={"count": len(results), "error": repr(exc)},
+                )
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, 2.0)
 
     async def _admit(
         self, batch: list[Claimed], now: datetime
@@ -267,14 +322,14 @@ class Dispatcher:
         verdict = classify(error)
         log.info(
             "send failed",
-            extra={
-                "message_id": str(message.id),
-                "org_id": message.org_id,
-                "attempt": message.attempt,
-                "error_code": error.code,
-                "verdict": verdict.value,
-                "to": mask(message.to),
-            },
+            extra=message_fields(
+                message_id=message.id,
+                org_id=message.org_id,
+                attempt=message.attempt,
+                error_code=error.code,
+                verdict=verdict.value,
+                to=mask(message.to),
+            ),
         )
         if verdict is Verdict.PERMANENT or message.attempt >= message.max_attempts:
             event = "failed" if verdict is Verdict.PERMANENT else "attempts_exhausted"
@@ -305,6 +360,8 @@ class Dispatcher:
         for o in results:
             if o.status is Status.ACCEPTED:
                 self.metrics.sent.labels(channel=CHANNEL_WHATSAPP).inc()
+                waited_s = (now - o.message.created_at).total_seconds()  # now is accepted_at
+                self.metrics.enqueue_to_accepted.labels(channel=CHANNEL_WHATSAPP).observe(waited_s)
             elif o.status is Status.FAILED and o.error is not None:
                 self.metrics.failed.labels(channel=CHANNEL_WHATSAPP, error_code=o.error.code).inc()
 

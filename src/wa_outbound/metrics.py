@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from wa_outbound.receipts import APPLIED, IGNORED, KNOWN_STATUSES, PENDING
+from wa_outbound.status import CHANNEL_WHATSAPP
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Queue to acceptance spans the dispatcher's poll, backoff and quota waits: seconds to hours.
+QUEUE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)
 
 
 class Metrics:
@@ -98,3 +104,51 @@ class Metrics:
         for backend in ("redis", "database"):
             self.ratelimit_backend.labels(backend=backend)
         self.sent.labels(channel="WHATSAPP")
+
+        # Dispatcher, queue and latency metrics of the observability issue.
+        self.enqueue_to_accepted = Histogram(
+            "outbound_message_enqueue_to_accepted_seconds",
+            "From queuing a message to the provider accepting it, waits included",
+            ["channel"],
+            buckets=QUEUE_BUCKETS,
+            registry=r,
+        )
+        self.oldest_queued_age = Gauge(
+            "outbound_message_oldest_queued_age_seconds",
+            "How long the oldest due message (QUEUED or RETRYING) has waited; 0 when none",
+            registry=r,
+        )
+        self.dispatcher_claims = Counter(
+            "outbound_dispatcher_claims_total",
+            "Claim statements run by the dispatcher, by whether they found messages",
+            ["result"],
+            registry=r,
+        )
+        self.dispatcher_batch_size = Histogram(
+            "outbound_dispatcher_batch_size",
+            "Messages per claimed batch (claims that found none are not observed)",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self._create_children()
+
+    def _create_children(self) -> None:
+        """Every label set whose values are known in advance exists from start-up at zero, so
+        `rate()` and dashboards see a series before the first event."""
+        for outcome in ("accepted", "error"):
+            self.send_latency.labels(channel=CHANNEL_WHATSAPP, outcome=outcome)
+        self.enqueue_to_accepted.labels(channel=CHANNEL_WHATSAPP)
+        for status in (*KNOWN_STATUSES, "other"):
+            self.webhook_pending_dropped.labels(status=status)
+            for outcome in (APPLIED, IGNORED, PENDING):
+                self.webhook_statuses.labels(status=status, outcome=outcome)
+        for severity in ("warning", "critical", "resolved"):
+            self.alert_email_sent.labels(severity=severity)
+            self.alert_slack_sent.labels(severity=severity)
+        for notifier in ("email", "slack", "log"):
+            self.alert_notify_failures.labels(notifier=notifier)
+        for backend in ("redis", "database"):
+            for result in ("granted", "partial", "denied"):
+                self.ratelimit_decisions.labels(backend=backend, result=result)
+        for result in ("claimed", "empty"):
+            self.dispatcher_claims.labels(result=result)

@@ -8,6 +8,7 @@ events (and of pending statuses), whatever the number of statuses.
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,8 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wa_outbound.db.dialect import is_postgres
 from wa_outbound.db.schema import outbound_message, pending_status
 from wa_outbound.events import message_event_row, record_message_events
+from wa_outbound.logs import message_fields
 from wa_outbound.status import RANK, Status
 
+log = logging.getLogger(__name__)
 APPLIED, IGNORED, PENDING = "applied", "ignored", "pending"
 KNOWN_STATUSES = ("sent", "delivered", "read", "failed")
 
@@ -83,6 +86,7 @@ async def apply_statuses(
         if reason is None:
             _apply(message, update, now)
         outcomes.append(IGNORED if reason else APPLIED)
+        _log(message, update, reason, actor)
         events.append(_event(message, update, before, reason, actor, now))
     await _write_back(conn, [msg for msg in messages.values() if msg.changed], now)
     await record_message_events(conn, events)
@@ -116,7 +120,7 @@ def _lock_statement(postgres: bool) -> sa.Select[Any]:
     else:
         wamids = m.provider_message_id.in_(sa.bindparam("wamids", expanding=True))
     return (
-        sa.select(m.id, m.org_id, m.provider_message_id, *(m[c] for c in _WRITTEN))
+        sa.select(m.id, m.org_id, m.provider_message_id, m.attempts, *(m[c] for c in _WRITTEN))
         .where(wamids)
         .order_by(m.id)
         .with_for_update()
@@ -194,6 +198,29 @@ def _apply(message: _Message, update: StatusUpdate, now: datetime) -> None:
     for step, column in _STEPS:
         if RANK[step] <= RANK[target] and row[column] is None:
             row[column] = at
+
+
+def _log(message: _Message, update: StatusUpdate, reason: str | None, actor: str) -> None:
+    # A failure is worth a line at INFO; the ordinary sent/delivered/read flow is not.
+    failed = update.status == "failed" and reason is None
+    level = logging.INFO if failed else logging.DEBUG
+    if not log.isEnabledFor(level):
+        return
+    row = message.row
+    log.log(
+        level,
+        "message failed by status" if failed else "status " + ("ignored" if reason else "applied"),
+        extra=message_fields(
+            message_id=row["id"],
+            org_id=row["org_id"],
+            attempt=row["attempts"],
+            error_code=row["error_code"] if failed else None,
+            status=update.status,
+            reason=reason,
+            provider_message_id=update.provider_message_id,
+            actor=actor,
+        ),
+    )
 
 
 async def _write_back(conn: AsyncConnection, messages: list[_Message], now: datetime) -> None:

@@ -1,4 +1,9 @@
-"""Liveness and readiness."""
+"""Liveness and readiness.
+
+Ready means the service can do its work: the database answers within DB_PING_TIMEOUT_S and no
+background loop has died. Redis is reported but does not decide: when it is down the rate
+limiter decides on the database.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +36,16 @@ async def _database(engine: AsyncEngine) -> dict[str, Any]:
     return {"status": "up", "dialect": engine.dialect.name}
 
 
+def _limiter_health(request: Request) -> dict[str, Any]:
+    """The limiter's own account (`{"backend", "redis": {"status", ...}}`); with no limiter in
+    the lifespan state, the database decides and Redis is not used."""
+    limiter = getattr(request.state, "limiter", None)
+    if limiter is None:
+        return {"backend": "database", "redis": {"status": "disabled"}}
+    health: dict[str, Any] = limiter.health()
+    return health
+
+
 @router.get(
     "/health/ready",
     summary="The service can do its work: the database answers and no background loop died",
@@ -39,9 +54,14 @@ async def _database(engine: AsyncEngine) -> dict[str, Any]:
 async def ready(request: Request, engine: EngineDep) -> JSONResponse:
     supervisor: Supervisor = request.state.supervisor
     workers = supervisor.status()
-    components: dict[str, Any] = {"database": await _database(engine)}
-    components["dispatcher"] = workers.get("dispatcher", {"status": "disabled"})
-    components["workers"] = workers
+    limiter = _limiter_health(request)
+    components: dict[str, Any] = {
+        "database": await _database(engine),
+        "redis": limiter.get("redis", {"status": "disabled"}),
+        "dispatcher": workers.get("dispatcher", {"status": "disabled"}),
+        "rate_limiter": {"backend": limiter.get("backend", "database")},
+        "workers": workers,
+    }
     ok = components["database"]["status"] == "up" and supervisor.healthy
     body = {"status": "ok" if ok else "unavailable", "components": components}
     return JSONResponse(body, status_code=200 if ok else 503)

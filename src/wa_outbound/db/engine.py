@@ -11,6 +11,8 @@ from wa_outbound.config import Settings
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
+    # hide_parameters: a database error logged with its statement must not carry the bound
+    # values (phone numbers, message payloads) into the logs.
     url = settings.database_url
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
@@ -22,11 +24,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # server fails its statement once; SQLAlchemy then invalidates the whole pool.
         pool_timeout=10,
         connect_args={"timeout": 5, "command_timeout": 30},
+        hide_parameters=True,
     )
 
 
 def _sqlite_engine(url: str) -> AsyncEngine:
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
