@@ -111,6 +111,7 @@ async def test_permanent_error_dead_letters_with_the_extracted_error(cloud: Clou
     failed = await message(cloud.engine, message_id)
     assert (failed["status"], failed["dead_lettered"], failed["attempts"]) == ("FAILED", True, 1)
     assert failed["error_code"] == "132001"
+    assert failed["error_retryable"] is False
     assert "does not exist" in failed["error_message"]
     assert failed["error_details"] == "template name (order_update) does not exist"
     assert (await event_types(cloud.engine, message_id))[-1] == "failed"

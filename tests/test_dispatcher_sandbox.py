@@ -112,6 +112,7 @@ async def test_recipient_ending_0500_exhausts_attempts_into_the_dlq(sandbox: San
     failed = await message(sandbox.engine, message_id)
     assert (failed["status"], failed["attempts"], failed["dead_lettered"]) == ("FAILED", 5, True)
     assert failed["error_code"] == "http_500"
+    assert failed["error_retryable"] is True, "exhausted on a retryable error"
     assert (await event_types(sandbox.engine, message_id))[-1] == "attempts_exhausted"
 
     async with sandbox.engine.begin() as conn:

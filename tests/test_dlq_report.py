@@ -82,6 +82,12 @@ async def test_quality_and_throughput_codes_have_their_own_advice() -> None:
     assert "cannot receive" in dlq.recommendation("131026", None)
 
 
+async def test_server_errors_without_a_meta_code_get_connectivity_advice() -> None:
+    for code in ("http_500", "http_503", "transport_error"):
+        assert "status page" in dlq.recommendation(code, None)
+    assert dlq.GENERIC_ADVICE in dlq.recommendation("http_400", None)
+
+
 async def test_report_for_one_organisation_leaves_out_the_others(db_engine: AsyncEngine) -> None:
     await add_dead(db_engine, 2, org_id="acme", code="190")
     await add_dead(db_engine, 5, org_id="globex", code="131026")

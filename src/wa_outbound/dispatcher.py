@@ -333,7 +333,15 @@ class Dispatcher:
         )
         if verdict is Verdict.PERMANENT or message.attempt >= message.max_attempts:
             event = "failed" if verdict is Verdict.PERMANENT else "attempts_exhausted"
-            return Outcome(message, Status.FAILED, event, error=error, dead_lettered=True)
+            # Exhausted on a retryable error: the error says so, and a replay may well succeed.
+            return Outcome(
+                message,
+                Status.FAILED,
+                event,
+                error=error,
+                dead_lettered=True,
+                retryable=verdict is not Verdict.PERMANENT,
+            )
         delay = backoff_s(
             message.attempt,
             base_s=self.settings.retry_base_seconds,

@@ -51,14 +51,26 @@ ADVICE: dict[str, str] = {
     "133010": "the phone number is not registered: register it with the Cloud API",
     "368": "the account is restricted for policy violations: see WhatsApp Manager",
     "consent_revoked": "the recipient revoked consent: do not replay",
+    "lease_expired": "the sending process died on the message's last attempt: check the "
+    "service's restarts and logs, then replay",
 }
 GENERIC_ADVICE = "see Meta's error code reference and the messages' timelines before replaying"
+
+
+# Our own codes for failures Meta gave no code for (see wa_outbound.retry.ProviderError).
+_SERVER_ADVICE = (
+    "Meta's API (or the network to it) kept failing until the attempts ran out: check Meta's "
+    "status page and the service's connectivity, then replay"
+)
 
 
 def recommendation(code: str, title: str | None) -> str:
     """One line of advice for an error code, naming the code and its title."""
     label = f"{code} ({title})" if title else code
-    return f"{label}: {ADVICE.get(code, GENERIC_ADVICE)}"
+    advice = ADVICE.get(code)
+    if advice is None and (code.startswith("http_5") or code == "transport_error"):
+        advice = _SERVER_ADVICE
+    return f"{label}: {advice or GENERIC_ADVICE}"
 
 
 async def report(conn: AsyncConnection, *, org_id: str | None, now: datetime) -> dict[str, Any]:

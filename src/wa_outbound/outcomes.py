@@ -90,7 +90,7 @@ _FAIL = (
         error_title=_b("title"),
         error_message=_b("message"),
         error_details=_b("details"),
-        error_retryable=False,
+        error_retryable=_b("retryable"),
     )
 )
 
@@ -143,7 +143,14 @@ async def write_outcomes(
         if o.status is Status.ACCEPTED:
             accepted.append({**params, "b_wamid": o.wamid})
         elif o.status is Status.FAILED:
-            failed.append({**params, "b_dead": o.dead_lettered, **_error_params(o.error)})
+            failed.append(
+                {
+                    **params,
+                    "b_dead": o.dead_lettered,
+                    "b_retryable": o.retryable,
+                    **_error_params(o.error),
+                }
+            )
         else:
             params |= {
                 "b_status": o.status.value,
