@@ -13,14 +13,13 @@ import logging
 import os
 import socket
 import time
-from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Protocol
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wa_outbound import claims, outcomes, receipts
+from wa_outbound.admission import Limiter, admit
 from wa_outbound.claims import Claimed
 from wa_outbound.config import Settings
 from wa_outbound.db.types import utcnow
@@ -29,31 +28,11 @@ from wa_outbound.logs import message_fields
 from wa_outbound.metrics import Metrics
 from wa_outbound.outcomes import Outcome
 from wa_outbound.phone import mask
-from wa_outbound.retry import ProviderError, Verdict, backoff_s, classify
+from wa_outbound.policy import CONSENT_REVOKED, outcome_of
 from wa_outbound.status import CHANNEL_WHATSAPP, Status
-from wa_outbound.whatsapp.provider import OutgoingMessage, Provider, SendResult
+from wa_outbound.whatsapp.provider import OutgoingMessage, Provider
 
 log = logging.getLogger(__name__)
-
-
-class Decision(Protocol):
-    @property
-    def granted(self) -> int: ...
-    @property
-    def retry_after_s(self) -> float: ...
-    @property
-    def backend(self) -> str: ...
-
-
-class Limiter(Protocol):
-    async def acquire(self, org_id: str, n: int) -> Decision: ...
-
-
-CONSENT_REVOKED = ProviderError(
-    code="consent_revoked",
-    title="Consent revoked",
-    message="The recipient revoked consent after the message was queued; it was not sent.",
-)
 
 
 class Dispatcher:
@@ -209,7 +188,7 @@ class Dispatcher:
                 results.append(
                     Outcome(message, Status.FAILED, "consent_revoked", error=CONSENT_REVOKED)
                 )
-        granted, held = await self._admit(to_send, now)
+        granted, held = await admit(self.limiter, to_send, now)
         results += held
         started: set[object] = set()
         sends = [asyncio.ensure_future(self._send(m, started)) for m in granted]
@@ -264,38 +243,6 @@ class Dispatcher:
                 await asyncio.sleep(delay_s)
                 delay_s = min(delay_s * 2, 2.0)
 
-    async def _admit(
-        self, batch: list[Claimed], now: datetime
-    ) -> tuple[list[Claimed], list[Outcome]]:
-        """Ask the limiter once per organisation. What it does not grant waits, with its
-        attempt given back."""
-        if self.limiter is None or not batch:
-            return batch, []
-        by_org: dict[str, list[Claimed]] = defaultdict(list)
-        for message in batch:
-            by_org[message.org_id].append(message)
-        granted: list[Claimed] = []
-        held: list[Outcome] = []
-        for org_id, messages in by_org.items():
-            decision = await self.limiter.acquire(org_id, len(messages))
-            granted += messages[: decision.granted]
-            later = now + timedelta(seconds=max(decision.retry_after_s, 0.05))
-            held += [
-                Outcome(
-                    m,
-                    Status(m.from_status),
-                    "rate_limited",
-                    next_attempt_at=later,
-                    give_back_attempt=True,
-                    details={
-                        "backend": decision.backend,
-                        "retry_after_s": round(decision.retry_after_s, 3),
-                    },
-                )
-                for m in messages[decision.granted :]
-            ]
-        return granted, held
-
     async def _send(self, message: Claimed, started_ids: set[object]) -> Outcome:
         outgoing = OutgoingMessage(
             id=message.id,
@@ -313,49 +260,12 @@ class Dispatcher:
         self.metrics.send_latency.labels(
             channel=CHANNEL_WHATSAPP, outcome="accepted" if result.wamid else "error"
         ).observe(elapsed)
-        return self._decide(message, result)
-
-    def _decide(self, message: Claimed, result: SendResult) -> Outcome:
-        if result.wamid is not None:
-            return Outcome(message, Status.ACCEPTED, "accepted", wamid=result.wamid)
-        error = result.error or ProviderError(code="unknown", title="Unknown", message="")
-        verdict = classify(error)
-        log.info(
-            "send failed",
-            extra=message_fields(
-                message_id=message.id,
-                org_id=message.org_id,
-                attempt=message.attempt,
-                error_code=error.code,
-                verdict=verdict.value,
-                to=mask(message.to),
-            ),
-        )
-        if verdict is Verdict.PERMANENT or message.attempt >= message.max_attempts:
-            event = "failed" if verdict is Verdict.PERMANENT else "attempts_exhausted"
-            # Exhausted on a retryable error: the error says so, and a replay may well succeed.
-            return Outcome(
-                message,
-                Status.FAILED,
-                event,
-                error=error,
-                dead_lettered=True,
-                retryable=verdict is not Verdict.PERMANENT,
-            )
-        delay = backoff_s(
-            message.attempt,
+        return outcome_of(
+            message,
+            result,
+            now=self.clock(),
             base_s=self.settings.retry_base_seconds,
             max_s=self.settings.retry_max_seconds,
-            verdict=verdict,
-            retry_after_s=error.retry_after_s,
-        )
-        return Outcome(
-            message,
-            Status.RETRYING,
-            "retry_scheduled",
-            error=error,
-            retryable=True,
-            next_attempt_at=self.clock() + timedelta(seconds=delay),
         )
 
     async def _write(self, results: list[Outcome]) -> None:
