@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from alert_factories import message_row as outbox_row
 from helpers import make_settings
 from wa_outbound.db.engine import create_engine
 from wa_outbound.db.schema import organization, outbound_message
@@ -46,25 +47,13 @@ async def insert_message(
 ) -> uuid.UUID:
     """A template message, by default ACCEPTED by Meta with `wamid`."""
     now = utcnow()
-    row: dict[str, Any] = {
-        "id": uuid.uuid4(),
-        "org_id": org_id,
-        "channel": "WHATSAPP",
-        "to_phone": to,
-        "kind": "template",
-        "payload": {"name": "order_update", "language": "en_US", "components": []},
-        "message_metadata": {},
-        "status": status,
+    defaults: dict[str, Any] = {
         "attempts": 1,
-        "max_attempts": 5,
-        "next_attempt_at": now,
+        "to_phone": to,
         "provider_message_id": wamid,
-        "dead_lettered": False,
-        "created_at": now,
-        "updated_at": now,
         "accepted_at": now if wamid else None,
     }
-    row.update(columns)
+    row = outbox_row(org_id=org_id, status=status, now=now, **(defaults | columns))
     await conn.execute(outbound_message.insert().values(row))
     return uuid.UUID(str(row["id"]))
 
