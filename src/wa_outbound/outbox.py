@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound.consents import granted_phones
-from wa_outbound.db.dialect import insert, is_postgres
+from wa_outbound.db.dialect import insert
 from wa_outbound.db.schema import outbound_message, service_window
 from wa_outbound.db.types import utcnow
 from wa_outbound.errors import (
@@ -21,7 +21,6 @@ from wa_outbound.errors import (
     ServiceError,
 )
 from wa_outbound.events import message_event_row, record_message_events
-from wa_outbound.listener import notify
 from wa_outbound.status import CHANNEL_WHATSAPP, Status
 
 SERVICE_WINDOW = timedelta(hours=24)
@@ -81,7 +80,7 @@ async def enqueue(
         elif item.kind == "text" and item.to not in open_windows:
             outcomes[index].error = OutsideServiceWindow()
         else:
-            row = _row(org_id, item, now, max_attempts)
+            row = new_row(org_id, item, now, max_attempts)
             rows.append(row)
             outcomes[index]._pending = row
             if key is not None:
@@ -103,14 +102,12 @@ async def enqueue(
                     type="queued",
                     actor=actor,
                     to_status=Status.QUEUED,
-                    details={"send_after": row["next_attempt_at"].isoformat()}
-                    if row["next_attempt_at"] > now
-                    else {},
+                    details=queued_details(row, now),
                 )
             )
+    # No NOTIFY here: it would serialise every enqueue's commit (see outbox_notifier); the
+    # caller wakes the dispatchers once the transaction has committed.
     await record_message_events(conn, events)
-    if events and is_postgres(conn):
-        await notify(conn)
 
     # Keys that lost a race with a concurrent request, or repeated within this call.
     unresolved = {
@@ -129,7 +126,8 @@ async def enqueue(
     return outcomes
 
 
-def _row(org_id: str, item: NewMessage, now: datetime, max_attempts: int) -> dict[str, Any]:
+def new_row(org_id: str, item: NewMessage, now: datetime, max_attempts: int) -> dict[str, Any]:
+    """The outbox row of a new message, every column set."""
     send_at = max(item.send_after, now) if item.send_after else now
     return {
         "id": uuid.uuid4(),
@@ -162,6 +160,13 @@ def _row(org_id: str, item: NewMessage, now: datetime, max_attempts: int) -> dic
         "read_at": None,
         "failed_at": None,
     }
+
+
+def queued_details(row: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The details of a message's `queued` event."""
+    if row["next_attempt_at"] > now:
+        return {"send_after": row["next_attempt_at"].isoformat()}
+    return {}
 
 
 def _replay(row: dict[str, Any], item: NewMessage) -> Outcome:

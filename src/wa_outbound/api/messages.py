@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import TypeAdapter, ValidationError
 
-from wa_outbound import messages, outbox, phone
+from wa_outbound import messages, outbox, outbox_one, phone
 from wa_outbound.api.deps import EngineDep, PrincipalDep, SettingsDep, wake_dispatcher
 from wa_outbound.api.errors import ERROR_RESPONSES, error_body
 from wa_outbound.api.models import (
@@ -70,23 +70,37 @@ async def create_message(
     engine: EngineDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
-) -> dict[str, Any]:
-    async with engine.begin() as conn:
-        [outcome] = await outbox.enqueue(
-            conn,
+) -> dict[str, Any] | Response:
+    new = _new_message(body, idempotency_key)
+    outcome = None
+    if settings.is_postgres:
+        outcome = await outbox_one.enqueue_one(
+            engine,
             org_id=principal.org_id,
-            items=[_new_message(body, idempotency_key)],
+            item=new,
             max_attempts=settings.max_attempts,
             actor=principal.actor,
         )
-        if outcome.error is not None:
-            raise outcome.error
+    if outcome is None:  # SQLite, or not the common case: the general path decides
+        async with engine.begin() as conn:
+            [outcome] = await outbox.enqueue(
+                conn,
+                org_id=principal.org_id,
+                items=[new],
+                max_attempts=settings.max_attempts,
+                actor=principal.actor,
+            )
+            if outcome.error is not None:
+                raise outcome.error
     assert outcome.message is not None
-    if outcome.created:
-        wake_dispatcher(request)
-    else:
+    if not outcome.created:
         response.status_code = 200
-    return messages.view(outcome.message)
+        return messages.view(outcome.message)
+    wake_dispatcher(request)
+    # A new message has no error and every field of the model: serialised directly, as the
+    # response model would (UTC times end in Z), without validating what we just built.
+    content = orjson.dumps(messages.view(outcome.message), option=orjson.OPT_UTC_Z)
+    return Response(content, status_code=202, media_type="application/json")
 
 
 @router.post("/batch", response_model=BatchResponse, summary="Queue up to 1000 messages")
