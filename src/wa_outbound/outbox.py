@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound.consents import granted_phones
-from wa_outbound.db.dialect import insert
+from wa_outbound.db.dialect import insert, is_postgres
 from wa_outbound.db.schema import outbound_message, service_window
 from wa_outbound.db.types import utcnow
 from wa_outbound.errors import (
@@ -21,10 +21,10 @@ from wa_outbound.errors import (
     ServiceError,
 )
 from wa_outbound.events import message_event_row, record_message_events
+from wa_outbound.outbox_bulk import insert_queued
 from wa_outbound.status import CHANNEL_WHATSAPP, Status
 
 SERVICE_WINDOW = timedelta(hours=24)
-_INSERT_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +86,15 @@ async def enqueue(
             if key is not None:
                 first_by_key[key] = index
 
-    inserted = await _insert_new(conn, rows)
+    if is_postgres(conn):  # one statement for the rows and their events
+        details = [queued_details(row, now) for row in rows]
+        inserted = await insert_queued(conn, rows, details=details, now=now, actor=actor)
+    else:
+        inserted = await _insert_new(conn, rows)
     events = []
     for outcome in outcomes:
         row = outcome._pending
-        if not row:
-            continue
-        if row["id"] in inserted:
+        if row and row["id"] in inserted:
             outcome.message, outcome.created = row, True
             events.append(
                 message_event_row(
@@ -107,7 +109,8 @@ async def enqueue(
             )
     # No NOTIFY here: it would serialise every enqueue's commit (see outbox_notifier); the
     # caller wakes the dispatchers once the transaction has committed.
-    await record_message_events(conn, events)
+    if not is_postgres(conn):
+        await record_message_events(conn, events)
 
     # Keys that lost a race with a concurrent request, or repeated within this call.
     unresolved = {
@@ -176,19 +179,19 @@ def _replay(row: dict[str, Any], item: NewMessage) -> Outcome:
 
 
 async def _insert_new(conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
-    inserted: set[uuid.UUID] = set()
-    # Chunked: one multi-row statement per chunk stays under the drivers' bind-parameter limits.
-    for start in range(0, len(rows), _INSERT_CHUNK):
-        stmt = (
-            insert(conn, outbound_message)
-            .values(rows[start : start + _INSERT_CHUNK])
-            .on_conflict_do_nothing(
-                index_elements=[outbound_message.c.org_id, outbound_message.c.idempotency_key]
-            )
-            .returning(outbound_message.c.id)
+    if not rows:
+        return set()
+    # Executemany: SQLAlchemy compiles the statement once (cached) and sends the rows in
+    # multi-row batches under the drivers' bind-parameter limits. `.values(rows)` would compile
+    # a fresh 500-row statement per call: 65 % of a batch enqueue's CPU when measured.
+    stmt = (
+        insert(conn, outbound_message)
+        .on_conflict_do_nothing(
+            index_elements=[outbound_message.c.org_id, outbound_message.c.idempotency_key]
         )
-        inserted.update(row.id for row in await conn.execute(stmt))
-    return inserted
+        .returning(outbound_message.c.id)
+    )
+    return {row.id for row in await conn.execute(stmt, rows)}
 
 
 async def _existing_by_key(

@@ -110,7 +110,7 @@ async def create_batch(
     principal: PrincipalDep,
     engine: EngineDep,
     settings: SettingsDep,
-) -> dict[str, Any]:
+) -> Response:
     results: list[dict[str, Any]] = [{"index": i} for i in range(len(body.messages))]
     valid: list[tuple[int, outbox.NewMessage]] = []
     for index, raw in enumerate(body.messages):
@@ -148,7 +148,13 @@ async def create_batch(
         else:
             assert outcome.message is not None
             results[index]["message"] = messages.view(outcome.message)
-    return {"results": results}
+    # Serialised directly, in the response model's shape (every key present, UTC times in Z):
+    # validating up to a thousand messages we just built cost a quarter of the request's CPU.
+    shaped = [
+        {"index": r["index"], "message": r.get("message"), "error": r.get("error")} for r in results
+    ]
+    content = orjson.dumps({"results": shaped}, option=orjson.OPT_UTC_Z)
+    return Response(content, media_type="application/json")
 
 
 @router.get("", response_model=MessagePage, summary="List messages, newest first")
