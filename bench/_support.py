@@ -21,7 +21,11 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PG_ADMIN = os.environ.get("WA_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# The server's maintenance database, where bench databases are created and dropped; either
+# spelling (postgresql:// or postgresql+asyncpg://) is accepted.
+PG_ADMIN = os.environ.get(
+    "WA_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+).replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 def free_port() -> int:

@@ -115,7 +115,7 @@ def _profile(pid: int, name: str) -> Any:
 
 
 async def run(quick: bool = False, profile: bool = False) -> dict[str, Any]:
-    duration_s = 5.0 if quick else 15.0
+    duration_s, warmup_s = (3.0, 1.0) if quick else (15.0, 2.0)
     dsn, url = await create_database()
     port, base_port = free_port(), free_port()
     env = service_env(
@@ -142,7 +142,7 @@ async def run(quick: bool = False, profile: bool = False) -> dict[str, Any]:
             wait_http(f"http://127.0.0.1:{base_port}/health/live")
             target = f"http://127.0.0.1:{base_port}/insert"
             headers = {"Content-Type": "application/json"}
-            load.run(target, _body(), headers, connections=CONNECTIONS, duration_s=2)  # warm-up
+            load.run(target, _body(), headers, connections=CONNECTIONS, duration_s=warmup_s)
             results["bare_fastapi_insert"] = _measured(
                 target, _body(), headers, baseline.pid,
                 connections=CONNECTIONS, duration_s=duration_s,
@@ -153,7 +153,7 @@ async def run(quick: bool = False, profile: bool = False) -> dict[str, Any]:
         try:
             target = f"http://127.0.0.1:{port}/v1/messages"
             headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
-            load.run(target, _body(), headers, connections=CONNECTIONS, duration_s=2)  # warm-up
+            load.run(target, _body(), headers, connections=CONNECTIONS, duration_s=warmup_s)
             profiler = _profile(service.pid, "enqueue-single") if profile else None
             results["single"] = _measured(
                 target, _body(), headers, service.pid,
