@@ -52,6 +52,8 @@ TEMPLATE = {
     "components": [{"type": "body", "parameters": [{"type": "text", "text": "42"}]}],
 }
 PHONE = "+33612345678"
+# A batch goes to a thousand different recipients, each with its consent, as a campaign would.
+BATCH_PHONES = [f"+3361{i:07d}" for i in range(1, BATCH_SIZE + 1)]
 
 
 def _body() -> bytes:
@@ -59,8 +61,8 @@ def _body() -> bytes:
 
 
 def _batch_body() -> bytes:
-    item = {"to": PHONE, "template": TEMPLATE, "metadata": {"order_id": "42"}}
-    return json.dumps({"messages": [item] * BATCH_SIZE}).encode()
+    items = [{"to": p, "template": TEMPLATE, "metadata": {"order_id": "42"}} for p in BATCH_PHONES]
+    return json.dumps({"messages": items}).encode()
 
 
 def _measured(url: str, body: bytes, headers: dict[str, str], pid: int, **kw: Any) -> dict[str, Any]:
@@ -130,7 +132,7 @@ async def run(quick: bool = False, profile: bool = False) -> dict[str, Any]:
     results: dict[str, Any] = {}
     try:
         migrate(env)
-        _org, key = await prepare_org(dsn, env, [PHONE])
+        _org, key = await prepare_org(dsn, env, [PHONE, *BATCH_PHONES])
         results["pgbench_inserts"] = await pgbench_inserts(
             dsn, connections=CONNECTIONS, duration_s=duration_s
         )

@@ -27,6 +27,7 @@ from wa_outbound.status import Status
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"], responses=ERROR_RESPONSES)
 _batch_item = TypeAdapter(BatchItem)
+_batch_items = TypeAdapter(list[BatchItem])
 
 IdempotencyKey = Annotated[
     str | None,
@@ -113,8 +114,15 @@ async def create_batch(
 ) -> Response:
     results: list[dict[str, Any]] = [{"index": i} for i in range(len(body.messages))]
     valid: list[tuple[int, outbox.NewMessage]] = []
+    try:  # usually every item is valid: one call validates them all
+        items = _batch_items.validate_python(body.messages)
+    except ValidationError:
+        items = None
     for index, raw in enumerate(body.messages):
-        try:
+        if items is not None:
+            valid.append((index, _new_message(items[index], items[index].idempotency_key)))
+            continue
+        try:  # some are not: each is validated on its own to say which and why
             item = _batch_item.validate_python(raw)
         except ValidationError as exc:
             first = exc.errors()[0]
