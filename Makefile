@@ -25,13 +25,13 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check src tests migrations
-	$(BIN)/ruff format --check src tests migrations
+	$(BIN)/ruff check src tests migrations bench
+	$(BIN)/ruff format --check src tests migrations bench
 	$(BIN)/mypy src tests
 
 fmt: install
-	$(BIN)/ruff check --fix src tests migrations
-	$(BIN)/ruff format src tests migrations
+	$(BIN)/ruff check --fix src tests migrations bench
+	$(BIN)/ruff format src tests migrations bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache wa_outbound.db*

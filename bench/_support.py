@@ -208,7 +208,8 @@ def _server_version(command: list[str]) -> str | None:
         done = subprocess.run(command, capture_output=True, text=True, timeout=5, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return (done.stdout or done.stderr).strip().splitlines()[0] if done.stdout or done.stderr else None
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    return lines[0] if lines else None
 
 
 def write_results(name: str, results: dict[str, Any]) -> Path:

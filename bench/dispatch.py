@@ -164,9 +164,21 @@ async def _latency(
 
 def _profile(pid: int) -> Any:
     """py-spy (pip install py-spy) writing collapsed stacks to bench/profile-dispatch.txt."""
-    return start([str(BIN / "py-spy"), "record", "--pid", str(pid), "--rate", "200",
-                  "--format", "raw", "--output", str(ROOT / "bench" / "profile-dispatch.txt"),
-                  "--nonblocking"])
+    return start(
+        [
+            str(BIN / "py-spy"),
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--output",
+            str(ROOT / "bench" / "profile-dispatch.txt"),
+            "--nonblocking",
+        ]
+    )
 
 
 async def run(quick: bool = False, profile: bool = False) -> dict[str, Any]:
@@ -189,8 +201,14 @@ async def run(quick: bool = False, profile: bool = False) -> dict[str, Any]:
     try:
         migrate(env)
         fake = start(
-            [sys.executable, str(ROOT / "tests" / "fake_meta.py")]
-            + ["--port", str(fake_port), "--token", TOKEN]
+            [
+                sys.executable,
+                str(ROOT / "tests" / "fake_meta.py"),
+                "--port",
+                str(fake_port),
+                "--token",
+                TOKEN,
+            ]
         )
         processes.append(fake)
         ceiling = await fake_meta_ceiling.measure(

@@ -65,7 +65,9 @@ def _batch_body() -> bytes:
     return json.dumps({"messages": items}).encode()
 
 
-def _measured(url: str, body: bytes, headers: dict[str, str], pid: int, **kw: Any) -> dict[str, Any]:
+def _measured(
+    url: str, body: bytes, headers: dict[str, str], pid: int, **kw: Any
+) -> dict[str, Any]:
     """One load run, with the server's CPU seconds over it (the machine is shared)."""
     before = cpu_seconds(pid)
     result = load.run(url, body, headers, **kw)
@@ -111,8 +113,19 @@ def _profile(pid: int, name: str) -> Any:
     """py-spy (in the dev venv) writing collapsed stacks of the service to bench/."""
     out = ROOT / "bench" / f"profile-{name}.txt"
     return start(
-        [str(BIN / "py-spy"), "record", "--pid", str(pid), "--rate", "250", "--format", "raw"]
-        + ["--output", str(out), "--nonblocking"]
+        [
+            str(BIN / "py-spy"),
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "250",
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+            "--nonblocking",
+        ]
     )
 
 
@@ -137,8 +150,14 @@ async def run(quick: bool = False, profile: bool = False) -> dict[str, Any]:
             dsn, connections=CONNECTIONS, duration_s=duration_s
         )
         baseline = start(
-            [sys.executable, str(ROOT / "bench" / "baseline_app.py")]
-            + ["--dsn", dsn, "--port", str(base_port)]
+            [
+                sys.executable,
+                str(ROOT / "bench" / "baseline_app.py"),
+                "--dsn",
+                dsn,
+                "--port",
+                str(base_port),
+            ]
         )
         try:
             wait_http(f"http://127.0.0.1:{base_port}/health/live")
