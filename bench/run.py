@@ -46,6 +46,8 @@ TARGETS: list[tuple[str, float | None, str, str | None, str | None]] = [
     ("ratelimit_db_p50_ms", 2, "max", None, None),
     ("webhook_statuses_per_s", 3_000, "min", None, None),
     ("webhook_p99_ms", 100, "max", None, None),
+    ("webhook_16_in_flight_statuses_per_s", None, "min", None, None),
+    ("webhook_16_in_flight_p99_ms", None, "max", None, None),
     ("rss_mb_peak", 200, "max", None, None),
 ]  # fmt: skip
 
