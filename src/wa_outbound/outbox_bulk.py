@@ -14,6 +14,8 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wa_outbound.db import raw
+
 # ON CONFLICT skips a row whose idempotency key is taken (the caller resolves it as a replay);
 # only the rows really inserted get their event, through the join on `inserted`.
 _INSERT = """
@@ -52,23 +54,24 @@ async def insert_queued(
     if not rows:
         return set()
     first = rows[0]
-    raw = await conn.get_raw_connection()
-    driver: Any = raw.driver_connection
-    records = await driver.fetch(
-        _INSERT,
-        [r["id"] for r in rows],
-        first["org_id"],
-        first["channel"],
-        first["max_attempts"],
-        now,
-        [r["to_phone"] for r in rows],
-        [r["kind"] for r in rows],
-        [orjson.dumps(r["payload"]).decode() for r in rows],
-        [orjson.dumps(r["message_metadata"]).decode() for r in rows],
-        [r["idempotency_key"] for r in rows],
-        [r["request_hash"] for r in rows],
-        [r["next_attempt_at"] for r in rows],
-        actor,
-        [orjson.dumps(d).decode() for d in details],
-    )
+    try:
+        records = await (await raw.driver(conn)).fetch(
+            _INSERT,
+            [r["id"] for r in rows],
+            first["org_id"],
+            first["channel"],
+            first["max_attempts"],
+            now,
+            [r["to_phone"] for r in rows],
+            [r["kind"] for r in rows],
+            [orjson.dumps(r["payload"]).decode() for r in rows],
+            [orjson.dumps(r["message_metadata"]).decode() for r in rows],
+            [r["idempotency_key"] for r in rows],
+            [r["request_hash"] for r in rows],
+            [r["next_attempt_at"] for r in rows],
+            actor,
+            [orjson.dumps(d).decode() for d in details],
+        )
+    except raw.CONNECTION_LOST as exc:
+        raise await raw.connection_lost(conn, exc) from exc
     return {record["id"] for record in records}

@@ -9,11 +9,10 @@ outside_service_window, a replay or idempotency_conflict) exactly as before.
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wa_outbound.db import raw
 from wa_outbound.db.types import utcnow
 from wa_outbound.outbox import NewMessage, Outcome, new_row, queued_details
 
@@ -54,26 +53,29 @@ async def enqueue_one(
     row = new_row(org_id, item, now, max_attempts)
     async with engine.connect() as conn:
         # The asyncpg connection itself: outside SQLAlchemy's transaction (no BEGIN/COMMIT round
-        # trips) and its statement compiler (the statement is prepared once per connection).
-        raw = await conn.get_raw_connection()
-        driver: Any = raw.driver_connection
-        inserted = await driver.fetchval(
-            _ENQUEUE,
-            row["id"],
-            org_id,
-            row["channel"],
-            item.to,
-            item.kind,
-            orjson.dumps(item.payload).decode(),
-            orjson.dumps(item.metadata).decode(),
-            item.idempotency_key,
-            item.request_hash,
-            max_attempts,
-            row["next_attempt_at"],
-            now,
-            actor,
-            orjson.dumps(queued_details(row, now)).decode(),
-        )
+        # trips) and its execution layer (measured: 80 µs of CPU a call through
+        # `exec_driver_sql`, about 11 % of a request); the statement is prepared once per
+        # connection.
+        try:
+            inserted = await (await raw.driver(conn)).fetchval(
+                _ENQUEUE,
+                row["id"],
+                org_id,
+                row["channel"],
+                item.to,
+                item.kind,
+                orjson.dumps(item.payload).decode(),
+                orjson.dumps(item.metadata).decode(),
+                item.idempotency_key,
+                item.request_hash,
+                max_attempts,
+                row["next_attempt_at"],
+                now,
+                actor,
+                orjson.dumps(queued_details(row, now)).decode(),
+            )
+        except raw.CONNECTION_LOST as exc:
+            raise await raw.connection_lost(conn, exc) from exc
     if not inserted:
         return None
     return Outcome(message=row, created=True)
