@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound.consents import granted_phones
-from wa_outbound.db.dialect import insert, is_postgres
 from wa_outbound.db.schema import outbound_message, service_window
 from wa_outbound.db.types import utcnow
 from wa_outbound.errors import (
@@ -20,8 +19,7 @@ from wa_outbound.errors import (
     OutsideServiceWindow,
     ServiceError,
 )
-from wa_outbound.events import message_event_row, record_message_events
-from wa_outbound.outbox_bulk import insert_queued
+from wa_outbound.outbox_bulk import insert_new
 from wa_outbound.status import CHANNEL_WHATSAPP, Status
 
 SERVICE_WINDOW = timedelta(hours=24)
@@ -86,31 +84,12 @@ async def enqueue(
             if key is not None:
                 first_by_key[key] = index
 
-    if is_postgres(conn):  # one statement for the rows and their events
-        details = [queued_details(row, now) for row in rows]
-        inserted = await insert_queued(conn, rows, details=details, now=now, actor=actor)
-    else:
-        inserted = await _insert_new(conn, rows)
-    events = []
-    for outcome in outcomes:
-        row = outcome._pending
-        if row and row["id"] in inserted:
-            outcome.message, outcome.created = row, True
-            events.append(
-                message_event_row(
-                    message_id=row["id"],
-                    org_id=org_id,
-                    at=now,
-                    type="queued",
-                    actor=actor,
-                    to_status=Status.QUEUED,
-                    details=queued_details(row, now),
-                )
-            )
     # No NOTIFY here: it would serialise every enqueue's commit (see outbox_notifier); the
     # caller wakes the dispatchers once the transaction has committed.
-    if not is_postgres(conn):
-        await record_message_events(conn, events)
+    inserted = await insert_new(conn, org_id, rows, now=now, actor=actor)
+    for outcome in outcomes:
+        if outcome._pending and outcome._pending["id"] in inserted:
+            outcome.message, outcome.created = outcome._pending, True
 
     # Keys that lost a race with a concurrent request, or repeated within this call.
     unresolved = {
@@ -165,33 +144,10 @@ def new_row(org_id: str, item: NewMessage, now: datetime, max_attempts: int) -> 
     }
 
 
-def queued_details(row: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """The details of a message's `queued` event."""
-    if row["next_attempt_at"] > now:
-        return {"send_after": row["next_attempt_at"].isoformat()}
-    return {}
-
-
 def _replay(row: dict[str, Any], item: NewMessage) -> Outcome:
     if row["request_hash"] != item.request_hash:
         return Outcome(error=IdempotencyConflict(idempotency_key=item.idempotency_key))
     return Outcome(message=row, created=False)
-
-
-async def _insert_new(conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
-    if not rows:
-        return set()
-    # Executemany: SQLAlchemy compiles the statement once (cached) and sends the rows in
-    # multi-row batches under the drivers' bind-parameter limits. `.values(rows)` would compile
-    # a fresh 500-row statement per call: 65 % of a batch enqueue's CPU when measured.
-    stmt = (
-        insert(conn, outbound_message)
-        .on_conflict_do_nothing(
-            index_elements=[outbound_message.c.org_id, outbound_message.c.idempotency_key]
-        )
-        .returning(outbound_message.c.id)
-    )
-    return {row.id for row in await conn.execute(stmt, rows)}
 
 
 async def _existing_by_key(

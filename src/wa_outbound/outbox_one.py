@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wa_outbound.db import raw
 from wa_outbound.db.types import utcnow
-from wa_outbound.outbox import NewMessage, Outcome, new_row, queued_details
+from wa_outbound.outbox import NewMessage, Outcome, new_row
+from wa_outbound.outbox_bulk import queued_details
 
 # One statement, so one implicit transaction: the message and its `queued` event commit together
 # or not at all. ON CONFLICT leaves a used idempotency key to the caller's slow path; a
