@@ -184,7 +184,7 @@ def _profile(pid: int) -> Any:
 async def run(quick: bool = False, profile: bool = False) -> dict[str, Any]:
     """Dispatch throughput over `messages` pre-queued rows, enqueue→ACCEPTED latency, and the
     ceiling: a bare aiohttp loop to the same fake Meta at the dispatcher's concurrency."""
-    messages, samples, ceiling_s = (3_000, 50, 3.0) if quick else (20_000, 200, 10.0)
+    messages, samples, ceiling_s = (2_000, 40, 2.0) if quick else (20_000, 200, 10.0)
     phones = [f"+3361{i:07d}" for i in range(1, 1001)]
     dsn, url = await create_database()
     fake_port, port = free_port(), free_port()

@@ -130,7 +130,7 @@ def _profile(pid: int, name: str) -> Any:
 
 
 async def run(quick: bool = False, profile: bool = False) -> dict[str, Any]:
-    duration_s, warmup_s = (3.0, 1.0) if quick else (15.0, 2.0)
+    duration_s, warmup_s = (2.0, 1.0) if quick else (15.0, 2.0)
     dsn, url = await create_database()
     port, base_port = free_port(), free_port()
     env = service_env(

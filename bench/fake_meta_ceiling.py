@@ -104,7 +104,8 @@ async def measure(
             until=time.perf_counter() + warmup_s,
             limit=None,
         )
-        await session.post(base_url + "/_fake/reset")
+        async with session.post(base_url + "/_fake/reset") as response:
+            await response.read()
         fake_cpu_before = cpu_seconds(fake_pid) if fake_pid else None
         client_cpu_before = time.process_time()
         started = time.perf_counter()
@@ -120,7 +121,8 @@ async def measure(
         client_cpu_after = time.process_time()
         async with session.get(base_url + "/_fake/requests") as response:
             seen = (await response.json())["total"]
-        await session.post(base_url + "/_fake/reset")
+        async with session.post(base_url + "/_fake/reset") as response:
+            await response.read()
 
     quantiles = statistics.quantiles(latencies, n=100)
     sent = len(latencies) + errors
