@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: all install run test lint fmt clean
+.PHONY: all install run test lint fmt clean bench bench-quick
 
 all: lint test
 
@@ -25,13 +25,22 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check src tests migrations
-	$(BIN)/ruff format --check src tests migrations
+	$(BIN)/ruff check src tests migrations bench
+	$(BIN)/ruff format --check src tests migrations bench
 	$(BIN)/mypy src tests
 
 fmt: install
-	$(BIN)/ruff check --fix src tests migrations
-	$(BIN)/ruff format src tests migrations
+	$(BIN)/ruff check --fix src tests migrations bench
+	$(BIN)/ruff format src tests migrations bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache wa_outbound.db*
+
+# The benchmark suite (docs/performance.md): real PostgreSQL and Redis, the service as a process.
+# wrk generates the HTTP load when installed (apt-get install wrk); else an aiohttp process does.
+bench: install
+	$(BIN)/python -m pip install --quiet py-spy 2>/dev/null || true
+	$(BIN)/python bench/run.py
+
+bench-quick: install
+	$(BIN)/python bench/run.py --quick

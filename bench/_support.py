@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,11 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PG_ADMIN = os.environ.get("WA_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+# The server's maintenance database, where bench databases are created and dropped; either
+# spelling (postgresql:// or postgresql+asyncpg://) is accepted.
+PG_ADMIN = os.environ.get(
+    "WA_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+).replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 def free_port() -> int:
@@ -74,6 +80,47 @@ def start(
     return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
+def serve(env: dict[str, str], port: int, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """`wa-outbound serve` as its own process, answering when this returns."""
+    process = start(
+        [str(BIN / "wa-outbound"), "serve", "--no-migrate", "--port", str(port)], env, log=log
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health/live")
+    except RuntimeError:
+        stop(process)
+        raise
+    return process
+
+
+async def prepare_org(dsn: str, env: dict[str, str], phones: list[str]) -> tuple[str, str]:
+    """An organisation (through the CLI) with no effective limits and consent for `phones`;
+    returns (org id, API key)."""
+    created = await asyncio.to_thread(
+        subprocess.run,
+        [str(BIN / "wa-outbound"), "orgs", "create", "Bench"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    org = json.loads(created.stdout)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "UPDATE rate_limit SET quota_limit = 1000000000, messages_per_second = 1000000"
+        )
+        now = datetime.now(UTC)
+        await conn.copy_records_to_table(
+            "consent",
+            columns=["org_id", "phone", "status", "source", "granted_at", "updated_at"],
+            records=[(org["org_id"], p, "granted", "bench", now, now) for p in phones],
+        )
+    finally:
+        await conn.close()
+    return org["org_id"], org["api_key"]
+
+
 def wait_http(url: str, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -93,6 +140,12 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux), to tell its cost from the noise."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -119,18 +172,44 @@ def machine() -> dict[str, Any]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     versions = {}
-    for package in ("fastapi", "uvicorn", "sqlalchemy", "asyncpg", "aiohttp", "redis", "uvloop"):
+    for package in (
+        "wa-outbound",
+        "fastapi",
+        "starlette",
+        "pydantic",
+        "uvicorn",
+        "sqlalchemy",
+        "asyncpg",
+        "aiohttp",
+        "redis",
+        "uvloop",
+        "httptools",
+        "orjson",
+    ):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = None
+    versions["postgresql"] = _server_version(["psql", "--version"])
+    versions["redis-server"] = _server_version(["redis-server", "--version"])
+    versions["wrk"] = _server_version(["wrk", "--version"])
     return {
         "cores": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "cpu": cpu,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "versions": versions,
     }
+
+
+def _server_version(command: list[str]) -> str | None:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    return lines[0] if lines else None
 
 
 def write_results(name: str, results: dict[str, Any]) -> Path:

@@ -15,9 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
-import socket
 import statistics
 import sys
 import time
@@ -28,26 +25,11 @@ from typing import Any
 import aiohttp
 import orjson
 import uvloop
+from _support import cpu_seconds, free_port, machine
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token"
 PATH = "/v21.0/106540352242922/messages"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process, from /proc (None where there is no /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def send_body(n: int) -> bytes:
@@ -101,66 +83,88 @@ async def drive(
     return latencies, errors
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    port = args.port or free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    fake = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "tests" / "fake_meta.py"), "--port", str(port), "--token", TOKEN
-    )
-    try:
-        connector = aiohttp.TCPConnector(limit=args.concurrency)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            await wait_until_up(session, base_url)
-            # Warm up: open the connections and let both processes settle.
-            await drive(
-                session,
-                base_url + PATH,
-                concurrency=args.concurrency,
-                until=time.perf_counter() + args.warmup_s,
-                limit=None,
-            )
-            await session.post(base_url + "/_fake/reset")
-            fake_cpu_before, client_cpu_before = cpu_seconds(fake.pid), time.process_time()
-            started = time.perf_counter()
-            latencies, errors = await drive(
-                session,
-                base_url + PATH,
-                concurrency=args.concurrency,
-                until=started + args.duration_s,
-                limit=args.requests,
-            )
-            elapsed = time.perf_counter() - started
-            fake_cpu_after, client_cpu_after = cpu_seconds(fake.pid), time.process_time()
-            async with session.get(base_url + "/_fake/requests") as response:
-                seen = (await response.json())["total"]
-    finally:
-        fake.terminate()
-        await fake.wait()
+async def measure(
+    base_url: str,
+    fake_pid: int | None,
+    *,
+    concurrency: int,
+    duration_s: float,
+    requests: int | None = None,
+    warmup_s: float = 1.0,
+) -> dict[str, Any]:
+    """Drive a running fake Meta at `base_url` (process `fake_pid`, for its CPU share)."""
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await wait_until_up(session, base_url)
+        # Warm up: open the connections and let both processes settle.
+        await drive(
+            session,
+            base_url + PATH,
+            concurrency=concurrency,
+            until=time.perf_counter() + warmup_s,
+            limit=None,
+        )
+        async with session.post(base_url + "/_fake/reset") as response:
+            await response.read()
+        fake_cpu_before = cpu_seconds(fake_pid) if fake_pid else None
+        client_cpu_before = time.process_time()
+        started = time.perf_counter()
+        latencies, errors = await drive(
+            session,
+            base_url + PATH,
+            concurrency=concurrency,
+            until=started + duration_s,
+            limit=requests,
+        )
+        elapsed = time.perf_counter() - started
+        fake_cpu_after = cpu_seconds(fake_pid) if fake_pid else None
+        client_cpu_after = time.process_time()
+        async with session.get(base_url + "/_fake/requests") as response:
+            seen = (await response.json())["total"]
+        async with session.post(base_url + "/_fake/reset") as response:
+            await response.read()
 
     quantiles = statistics.quantiles(latencies, n=100)
-    requests = len(latencies) + errors
+    sent = len(latencies) + errors
     fake_cpu = per_cpu_s = None
     if fake_cpu_before is not None and fake_cpu_after is not None:
         fake_cpu = round(100 * (fake_cpu_after - fake_cpu_before) / elapsed, 1)
-        per_cpu_s = round(requests / (fake_cpu_after - fake_cpu_before))
+        per_cpu_s = round(sent / (fake_cpu_after - fake_cpu_before))
     return {
         "benchmark": "fake_meta_ceiling",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "concurrency": args.concurrency,
+        "concurrency": concurrency,
         "duration_s": round(elapsed, 2),
-        "requests": requests,
+        "requests": sent,
         "accepted": len(latencies),
         "errors": errors,
         "seen_by_fake": seen,
-        "requests_per_s": round(requests / elapsed, 1),
+        "requests_per_s": round(sent / elapsed, 1),
         "p50_ms": round(quantiles[49] * 1000, 2),
         "p99_ms": round(quantiles[98] * 1000, 2),
         "fake_cpu_percent": fake_cpu,
         "fake_requests_per_cpu_s": per_cpu_s,
         "client_cpu_percent": round(100 * (client_cpu_after - client_cpu_before) / elapsed, 1),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
     }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    port = args.port or free_port()
+    fake = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "tests" / "fake_meta.py"), "--port", str(port), "--token", TOKEN
+    )
+    try:
+        return await measure(
+            f"http://127.0.0.1:{port}",
+            fake.pid,
+            concurrency=args.concurrency,
+            duration_s=args.duration_s,
+            requests=args.requests,
+            warmup_s=args.warmup_s,
+        )
+    finally:
+        fake.terminate()
+        await fake.wait()
 
 
 def main() -> None:
@@ -174,7 +178,7 @@ def main() -> None:
     args = parser.parse_args()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         result = runner.run(run(args))
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    args.output.write_text(json.dumps({"machine": machine(), **result}, indent=2) + "\n")
     print(
         f"fake Meta: {result['requests_per_s']:,.0f} requests/s at concurrency "
         f"{result['concurrency']} ({result['requests']:,} in {result['duration_s']} s, "

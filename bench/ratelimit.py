@@ -3,8 +3,8 @@ ceiling (a bare redis-py EVALSHA loop of a trivial script) measured in the same 
 
     .venv/bin/python bench/ratelimit.py [--quick]
 
-Uses the PostgreSQL at WA_BENCH_DATABASE_URL (default: WA_TEST_DATABASE_URL, else
-postgresql+asyncpg://postgres@127.0.0.1:5432/postgres) in a database of its own, created and
+Uses the PostgreSQL server of WA_BENCH_DATABASE_URL (default
+postgresql://postgres@127.0.0.1:5432/postgres) in a database of its own, created and
 dropped here, and the Redis at WA_BENCH_REDIS_URL (default: WA_TEST_REDIS_URL, else
 redis://127.0.0.1:6379/0), where it deletes only its own keys. Prints a table and writes
 bench/results-ratelimit.json."""
@@ -22,8 +22,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-import asyncpg
+from _support import create_database, drop_database
 
 from wa_outbound import orgs
 from wa_outbound.config import Settings
@@ -33,10 +34,6 @@ from wa_outbound.metrics import Metrics
 from wa_outbound.ratelimit import RateLimiter, create_rate_limiter, redis_client
 from wa_outbound.ratelimit.scripts import keys
 
-PG_URL = os.environ.get(
-    "WA_BENCH_DATABASE_URL",
-    os.environ.get("WA_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"),
-)
 REDIS_URL = os.environ.get(
     "WA_BENCH_REDIS_URL", os.environ.get("WA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 )
@@ -116,11 +113,7 @@ async def run(quick: bool) -> dict[str, object]:
     calls = 2_000 if quick else 10_000
     db_calls = 500 if quick else 2_000
     rounds = 3 if quick else 7
-    name = f"wa_bench_{uuid.uuid4().hex[:10]}"
-    admin_dsn = PG_URL.replace("postgresql+asyncpg://", "postgresql://")
-    admin = await asyncpg.connect(admin_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = f"{PG_URL.rpartition('/')[0]}/{name}"
+    dsn, url = await create_database()
     settings = Settings(_env_file=None, database_url=url, redis_url=REDIS_URL)
     engine = create_engine(settings)
     org_ids = [f"bench_{uuid.uuid4().hex[:12]}" for _ in range(CALLERS)]
@@ -184,8 +177,7 @@ async def run(quick: bool) -> dict[str, object]:
             await bare.delete(*keys(org_id))
         await bare.aclose()
         await engine.dispose()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(dsn)
     return verdict(rows, quick)
 
 
@@ -214,6 +206,22 @@ def verdict(rows: list[Row], quick: bool) -> dict[str, object]:
             name: {"value": round(value, 4), "goal": goal, "met": met[name]}
             for name, (value, goal) in targets.items()
         },
+    }
+
+
+def figures(results: dict[str, Any]) -> dict[str, Any]:
+    """The result keys of the issue: single-message decisions from one caller."""
+    by = {(r["name"], r["callers"]): r for r in results["rows"]}
+    bare, one = by[("bare EVALSHA", 1)], by[("redis n=1", 1)]
+    batch, db = by[("redis n=100", 1)], by[("database n=1", 1)]
+    return {
+        "ratelimit_redis_decisions_per_s": one["per_s"],
+        "ratelimit_redis_p50_ms": one["p50_ms"],
+        "ratelimit_redis_batch_msgs_per_s": batch["messages_per_s"],
+        "ratelimit_db_decisions_per_s": db["per_s"],
+        "ratelimit_db_p50_ms": db["p50_ms"],
+        "baseline_bare_evalsha_per_s": bare["per_s"],
+        "ratio_ratelimit_redis_to_bare_evalsha": one["per_s"] / bare["per_s"],
     }
 
 

@@ -18,9 +18,7 @@ import hashlib
 import hmac
 import json
 import os
-import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from _support import cpu_seconds, create_database, drop_database, free_port, rss_mb, write_results
 
 import meta_payloads as meta
 from wa_outbound.config import Settings
@@ -43,25 +42,10 @@ from wa_outbound.db.schema import organization, outbound_message
 from wa_outbound.db.types import utcnow
 
 ROOT = Path(__file__).resolve().parents[1]
-ADMIN_URL = os.environ.get(
-    "WA_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-)
 SECRET = "bench-app-secret"
 TARGET_STATUSES_PER_S = 3000
 TARGET_P99_MS = 100.0
 ROUNDS = ("sent", "delivered", "read")
-
-
-def _db_url(name: str) -> str:
-    return ADMIN_URL.rpartition("/")[0] + "/" + name
-
-
-async def _admin(statement: str) -> None:
-    conn = await asyncpg.connect(ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 async def prepare(url: str, wamids: list[str]) -> None:
@@ -98,12 +82,6 @@ async def prepare(url: str, wamids: list[str]) -> None:
                 await conn.execute(outbound_message.insert(), rows[start : start + 2000])
     finally:
         await engine.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_service(url: str, port: int, profile: str | None) -> subprocess.Popen[bytes]:
@@ -210,12 +188,6 @@ async def check(url: str, expected_read: int) -> dict[str, int]:
     return counts
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux), to tell our cost from the noise."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def measure(
     session: aiohttp.ClientSession,
     url: str,
@@ -232,16 +204,12 @@ async def measure(
     return result
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a short run (CI smoke)")
-    parser.add_argument(
-        "--concurrency", default="4,16", help="requests in flight; a comma-separated list"
-    )
-    parser.add_argument("--profile", metavar="FILE", help="run the service under py-spy record")
-    args = parser.parse_args()
-    levels = [int(level) for level in args.concurrency.split(",")]
-    batch_messages, single_messages = (3_000, 600) if args.quick else (20_000, 3_000)
+async def run(
+    quick: bool = False, levels: tuple[int, ...] = (4, 16), profile: str | None = None
+) -> dict[str, Any]:
+    """Every status of every message, in 100-status then 1-status payloads, at each level of
+    requests in flight; the report of results-webhooks.json."""
+    batch_messages, single_messages = (3_000, 600) if quick else (20_000, 3_000)
     warmup = [f"wamid.WARM{i:06d}" for i in range(400)]
     plan = {
         (label, level): [f"wamid.{label}.{level}.{i:07d}" for i in range(count)]
@@ -249,16 +217,15 @@ async def main() -> None:
         for label, count in (("batch", batch_messages), ("single", single_messages))
     }
 
-    name = f"wa_bench_{uuid.uuid4().hex[:10]}"
-    url = _db_url(name)
-    await _admin(f'CREATE DATABASE "{name}"')
+    dsn, url = await create_database()
     service: subprocess.Popen[bytes] | None = None
     results: dict[str, Any] = {}
+    peak = 0.0
     try:
         await prepare(url, warmup + [w for wamids in plan.values() for w in wamids])
         port = free_port()
-        service = start_service(url, port, args.profile)
-        pid = None if args.profile else service.pid
+        service = start_service(url, port, profile)
+        pid = None if profile else service.pid
         base = f"http://127.0.0.1:{port}"
         connector = aiohttp.TCPConnector(limit=max(levels))
         async with aiohttp.ClientSession(connector=connector) as session:
@@ -271,13 +238,53 @@ async def main() -> None:
                 key = f"{size} status{'es' if size > 1 else ''}/payload, {level} in flight"
                 payloads = bodies(wamids, size)
                 results[key] = await measure(session, target, payloads, level, pid)
+                if pid:
+                    peak = max(peak, rss_mb(pid))
         counts = await check(url, len(warmup) + sum(len(w) for w in plan.values()))
     finally:
         if service is not None:
             service.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
             service.wait(timeout=60)
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await drop_database(dsn)
+    return {
+        "when": utcnow().isoformat(timespec="seconds"),
+        "quick": quick,
+        "targets": {"statuses_per_s": TARGET_STATUSES_PER_S, "p99_ms": TARGET_P99_MS},
+        "results": results,
+        "final_statuses": counts,
+        "rss_mb_peak": peak,
+    }
 
+
+def figures(report: dict[str, Any]) -> dict[str, Any]:
+    """The headline: 100-status payloads (what Meta sends under load) at the lowest level in
+    flight; the highest level and single-status payloads beside it."""
+    results = report["results"]
+    batch = [v for k, v in results.items() if k.startswith("100 ")]
+    single = [v for k, v in results.items() if k.startswith("1 ")]
+    levels = [int(k.rsplit(", ", 1)[1].split()[0]) for k in results if k.startswith("100 ")]
+    return {
+        "webhook_in_flight": levels[0],
+        "webhook_statuses_per_s": batch[0]["statuses_per_s"],
+        "webhook_p99_ms": batch[0]["p99_ms"],
+        f"webhook_{levels[-1]}_in_flight_statuses_per_s": batch[-1]["statuses_per_s"],
+        f"webhook_{levels[-1]}_in_flight_p99_ms": batch[-1]["p99_ms"],
+        "webhook_single_status_per_s": single[0]["statuses_per_s"],
+        "webhook_single_status_p99_ms": single[0]["p99_ms"],
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short run (CI smoke)")
+    parser.add_argument(
+        "--concurrency", default="4,16", help="requests in flight; a comma-separated list"
+    )
+    parser.add_argument("--profile", metavar="FILE", help="run the service under py-spy record")
+    args = parser.parse_args()
+    levels = tuple(int(level) for level in args.concurrency.split(","))
+    report = await run(args.quick, levels, args.profile)
+    results = report["results"]
     print("\nwebhook intake on PostgreSQL (all statuses applied: sent, delivered, read)")
     print(
         f"{'scenario':<34}{'statuses':>9}{'statuses/s':>11}{'req/s':>7}"
@@ -290,20 +297,7 @@ async def main() -> None:
             f"{r.get('service_cpu_ms_per_request', float('nan')):>11.2f}{r['errors']:>7}"
         )
     print(f"targets: >= {TARGET_STATUSES_PER_S} statuses/s, p99 <= {TARGET_P99_MS:.0f} ms")
-    report = {
-        "when": utcnow().isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_at_end": os.getloadavg(),
-        },
-        "quick": args.quick,
-        "targets": {"statuses_per_s": TARGET_STATUSES_PER_S, "p99_ms": TARGET_P99_MS},
-        "results": results,
-        "final_statuses": counts,
-    }
-    out = ROOT / "bench" / "results-webhooks.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    out = write_results("webhooks", report)
     print(f"written to {out.relative_to(ROOT)}")
 
 

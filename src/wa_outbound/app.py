@@ -25,7 +25,9 @@ from wa_outbound.api.deps import State
 from wa_outbound.config import Settings
 from wa_outbound.db.engine import create_engine
 from wa_outbound.dispatcher import Dispatcher
+from wa_outbound.key_cache import ApiKeyCache
 from wa_outbound.metrics import Metrics
+from wa_outbound.outbox_notifier import OutboxNotifier
 from wa_outbound.providers import create_provider
 from wa_outbound.queue_gauges import QueueGauges
 from wa_outbound.ratelimit import create_rate_limiter
@@ -52,7 +54,16 @@ def create_app(settings: Settings) -> FastAPI:
         dispatcher = Dispatcher(
             settings=settings, engine=engine, provider=provider, metrics=metrics, limiter=limiter
         )
+        notifier = OutboxNotifier(engine) if settings.is_postgres else None
+
+        def wake_dispatcher() -> None:
+            dispatcher.wake()
+            if notifier is not None:
+                notifier.poke()
+
         try:
+            if notifier is not None:
+                supervisor.start("outbox-notifier", notifier)
             if settings.dispatch_enabled:
                 supervisor.start("dispatcher", dispatcher)
             if sandbox_statuses is not None:
@@ -77,8 +88,9 @@ def create_app(settings: Settings) -> FastAPI:
                 "engine": engine,
                 "metrics": metrics,
                 "supervisor": supervisor,
-                "wake_dispatcher": dispatcher.wake,
+                "wake_dispatcher": wake_dispatcher,
                 "limiter": limiter,
+                "api_keys": ApiKeyCache(),
             }
         finally:
             # Reverse order: stop the loops, then close the clients they use, then the engine.

@@ -40,11 +40,12 @@ def generate_key() -> tuple[str, str, str]:
     return plain, plain[:12], hash_key(plain)
 
 
-async def authenticate(conn: AsyncConnection, plain: str) -> Principal | None:
+async def authenticate_hash(conn: AsyncConnection, key_hash: str) -> Principal | None:
+    """The principal of an unrevoked key, by the key's hash (see `hash_key`)."""
     row = (
         await conn.execute(
             sa.select(api_key.c.id, api_key.c.org_id, api_key.c.prefix).where(
-                api_key.c.key_hash == hash_key(plain), api_key.c.revoked_at.is_(None)
+                api_key.c.key_hash == key_hash, api_key.c.revoked_at.is_(None)
             )
         )
     ).first()

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wa_outbound.db.dialect import insert
+from wa_outbound.db.dialect import insert, is_postgres
 from wa_outbound.db.schema import consent
 from wa_outbound.db.types import utcnow
 from wa_outbound.errors import NotFound
@@ -16,6 +17,7 @@ from wa_outbound.events import record_audit
 GRANTED = "granted"
 REVOKED = "revoked"
 
+ARRAY_TEXT = ARRAY(sa.Text())
 _COLUMNS = (
     consent.c.phone,
     consent.c.status,
@@ -76,9 +78,15 @@ async def get_consent(conn: AsyncConnection, *, org_id: str, phone: str) -> dict
 
 
 async def granted_phones(conn: AsyncConnection, *, org_id: str, phones: set[str]) -> set[str]:
+    if is_postgres(conn):
+        # One array parameter: the statement text stays the same for any number of phones
+        # (prepared once), where IN renders a parameter per phone.
+        wanted: Any = consent.c.phone == sa.any_(sa.bindparam("phones", list(phones), ARRAY_TEXT))
+    else:
+        wanted = consent.c.phone.in_(phones)
     rows = await conn.execute(
         sa.select(consent.c.phone).where(
-            consent.c.org_id == org_id, consent.c.phone.in_(phones), consent.c.status == GRANTED
+            consent.c.org_id == org_id, wanted, consent.c.status == GRANTED
         )
     )
     return {row.phone for row in rows}

@@ -31,9 +31,8 @@ def view(row: dict[str, Any]) -> dict[str, Any]:
             "title": row["error_title"],
             "message": row["error_message"],
             "retryable": bool(row["error_retryable"]),
+            "details": row["error_details"] or None,
         }
-        if row["error_details"]:
-            error["details"] = row["error_details"]
     return {
         "id": str(row["id"]),
         "org_id": row["org_id"],

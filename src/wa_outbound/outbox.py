@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound.consents import granted_phones
-from wa_outbound.db.dialect import insert, is_postgres
 from wa_outbound.db.schema import outbound_message, service_window
 from wa_outbound.db.types import utcnow
 from wa_outbound.errors import (
@@ -20,12 +19,10 @@ from wa_outbound.errors import (
     OutsideServiceWindow,
     ServiceError,
 )
-from wa_outbound.events import message_event_row, record_message_events
-from wa_outbound.listener import notify
+from wa_outbound.outbox_bulk import insert_new
 from wa_outbound.status import CHANNEL_WHATSAPP, Status
 
 SERVICE_WINDOW = timedelta(hours=24)
-_INSERT_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,36 +78,18 @@ async def enqueue(
         elif item.kind == "text" and item.to not in open_windows:
             outcomes[index].error = OutsideServiceWindow()
         else:
-            row = _row(org_id, item, now, max_attempts)
+            row = new_row(org_id, item, now, max_attempts)
             rows.append(row)
             outcomes[index]._pending = row
             if key is not None:
                 first_by_key[key] = index
 
-    inserted = await _insert_new(conn, rows)
-    events = []
+    # No NOTIFY here: it would serialise every enqueue's commit (see outbox_notifier); the
+    # caller wakes the dispatchers once the transaction has committed.
+    inserted = await insert_new(conn, org_id, rows, now=now, actor=actor)
     for outcome in outcomes:
-        row = outcome._pending
-        if not row:
-            continue
-        if row["id"] in inserted:
-            outcome.message, outcome.created = row, True
-            events.append(
-                message_event_row(
-                    message_id=row["id"],
-                    org_id=org_id,
-                    at=now,
-                    type="queued",
-                    actor=actor,
-                    to_status=Status.QUEUED,
-                    details={"send_after": row["next_attempt_at"].isoformat()}
-                    if row["next_attempt_at"] > now
-                    else {},
-                )
-            )
-    await record_message_events(conn, events)
-    if events and is_postgres(conn):
-        await notify(conn)
+        if outcome._pending and outcome._pending["id"] in inserted:
+            outcome.message, outcome.created = outcome._pending, True
 
     # Keys that lost a race with a concurrent request, or repeated within this call.
     unresolved = {
@@ -129,7 +108,8 @@ async def enqueue(
     return outcomes
 
 
-def _row(org_id: str, item: NewMessage, now: datetime, max_attempts: int) -> dict[str, Any]:
+def new_row(org_id: str, item: NewMessage, now: datetime, max_attempts: int) -> dict[str, Any]:
+    """The outbox row of a new message, every column set."""
     send_at = max(item.send_after, now) if item.send_after else now
     return {
         "id": uuid.uuid4(),
@@ -168,22 +148,6 @@ def _replay(row: dict[str, Any], item: NewMessage) -> Outcome:
     if row["request_hash"] != item.request_hash:
         return Outcome(error=IdempotencyConflict(idempotency_key=item.idempotency_key))
     return Outcome(message=row, created=False)
-
-
-async def _insert_new(conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[uuid.UUID]:
-    inserted: set[uuid.UUID] = set()
-    # Chunked: one multi-row statement per chunk stays under the drivers' bind-parameter limits.
-    for start in range(0, len(rows), _INSERT_CHUNK):
-        stmt = (
-            insert(conn, outbound_message)
-            .values(rows[start : start + _INSERT_CHUNK])
-            .on_conflict_do_nothing(
-                index_elements=[outbound_message.c.org_id, outbound_message.c.idempotency_key]
-            )
-            .returning(outbound_message.c.id)
-        )
-        inserted.update(row.id for row in await conn.execute(stmt))
-    return inserted
 
 
 async def _existing_by_key(

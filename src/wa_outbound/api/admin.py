@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from wa_outbound import orgs
-from wa_outbound.api.deps import AdminDep, EngineDep, SettingsDep
+from wa_outbound.api.deps import AdminDep, ApiKeysDep, EngineDep, SettingsDep
 from wa_outbound.api.errors import ERROR_RESPONSES
 from wa_outbound.api.models import ApiKeyCreate, ApiKeyCreated, Org, OrgCreate
 
@@ -61,8 +61,10 @@ async def create_api_key(
     summary="Revoke an API key at once",
 )
 async def revoke_api_key(
-    org_id: str, key_id: uuid.UUID, actor: AdminDep, engine: EngineDep
+    org_id: str, key_id: uuid.UUID, actor: AdminDep, engine: EngineDep, api_keys: ApiKeysDep
 ) -> Response:
     async with engine.begin() as conn:
         await orgs.revoke_api_key(conn, org_id=org_id, key_id=key_id, actor=actor)
+    # Other replicas forget the key when their cache entry expires (key_cache: at most 1 s).
+    api_keys.clear()
     return Response(status_code=204)

@@ -9,9 +9,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wa_outbound.auth import Principal, admin_token_matches, authenticate
+from wa_outbound.auth import Principal, admin_token_matches, authenticate_hash, hash_key
 from wa_outbound.config import Settings
 from wa_outbound.errors import Forbidden, Unauthorized
+from wa_outbound.key_cache import ApiKeyCache
 from wa_outbound.metrics import Metrics
 from wa_outbound.ratelimit import RateLimiter
 from wa_outbound.workers import Supervisor
@@ -26,6 +27,7 @@ class State(TypedDict):
     supervisor: Supervisor
     wake_dispatcher: Callable[[], None]
     limiter: RateLimiter
+    api_keys: ApiKeyCache
 
 
 # Every dependency is `async def` so that FastAPI calls it on the event loop: a plain `def`
@@ -45,6 +47,11 @@ async def _metrics(request: Request) -> Metrics:
     return metrics
 
 
+async def _api_keys(request: Request) -> ApiKeyCache:
+    api_keys: ApiKeyCache = request.state.api_keys
+    return api_keys
+
+
 async def _limiter(request: Request) -> RateLimiter:
     limiter: RateLimiter = request.state.limiter
     return limiter
@@ -55,7 +62,8 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_sch
 
 
 def wake_dispatcher(request: Request) -> None:
-    """Newly queued work: the local dispatcher claims it now (other replicas hear NOTIFY)."""
+    """Newly queued work (committed): the local dispatcher claims it now, and the other
+    replicas hear a NOTIFY shortly."""
     request.state.wake_dispatcher()
 
 
@@ -66,11 +74,16 @@ def _bearer(credentials: HTTPAuthorizationCredentials | None) -> str:
 
 
 async def _principal(request: Request, credentials: Credentials) -> Principal:
-    token = _bearer(credentials)
+    key_hash = hash_key(_bearer(credentials))
+    cache = await _api_keys(request)
+    principal = cache.get(key_hash)
+    if principal is not None:
+        return principal
     async with (await _engine(request)).connect() as conn:
-        principal = await authenticate(conn, token)
+        principal = await authenticate_hash(conn, key_hash)
     if principal is None:
         raise Unauthorized("The API key is unknown or revoked.")
+    cache.put(key_hash, principal)
     return principal
 
 
@@ -89,3 +102,4 @@ MetricsDep = Annotated[Metrics, Depends(_metrics)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 AdminDep = Annotated[str, Depends(_admin)]
 LimiterDep = Annotated[RateLimiter, Depends(_limiter)]
+ApiKeysDep = Annotated[ApiKeyCache, Depends(_api_keys)]

@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import TypeAdapter, ValidationError
 
-from wa_outbound import messages, outbox, phone
+from wa_outbound import messages, outbox, outbox_one, phone
 from wa_outbound.api.deps import EngineDep, PrincipalDep, SettingsDep, wake_dispatcher
 from wa_outbound.api.errors import ERROR_RESPONSES, error_body
 from wa_outbound.api.models import (
@@ -27,6 +27,7 @@ from wa_outbound.status import Status
 
 router = APIRouter(prefix="/v1/messages", tags=["messages"], responses=ERROR_RESPONSES)
 _batch_item = TypeAdapter(BatchItem)
+_batch_items = TypeAdapter(list[BatchItem])
 
 IdempotencyKey = Annotated[
     str | None,
@@ -70,23 +71,37 @@ async def create_message(
     engine: EngineDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
-) -> dict[str, Any]:
-    async with engine.begin() as conn:
-        [outcome] = await outbox.enqueue(
-            conn,
+) -> dict[str, Any] | Response:
+    new = _new_message(body, idempotency_key)
+    outcome = None
+    if settings.is_postgres:
+        outcome = await outbox_one.enqueue_one(
+            engine,
             org_id=principal.org_id,
-            items=[_new_message(body, idempotency_key)],
+            item=new,
             max_attempts=settings.max_attempts,
             actor=principal.actor,
         )
-        if outcome.error is not None:
-            raise outcome.error
+    if outcome is None:  # SQLite, or not the common case: the general path decides
+        async with engine.begin() as conn:
+            [outcome] = await outbox.enqueue(
+                conn,
+                org_id=principal.org_id,
+                items=[new],
+                max_attempts=settings.max_attempts,
+                actor=principal.actor,
+            )
+            if outcome.error is not None:
+                raise outcome.error
     assert outcome.message is not None
-    if outcome.created:
-        wake_dispatcher(request)
-    else:
+    if not outcome.created:
         response.status_code = 200
-    return messages.view(outcome.message)
+        return messages.view(outcome.message)
+    wake_dispatcher(request)
+    # A new message has no error and every field of the model: serialised directly, as the
+    # response model would (UTC times end in Z), without validating what we just built.
+    content = orjson.dumps(messages.view(outcome.message), option=orjson.OPT_UTC_Z)
+    return Response(content, status_code=202, media_type="application/json")
 
 
 @router.post("/batch", response_model=BatchResponse, summary="Queue up to 1000 messages")
@@ -96,11 +111,18 @@ async def create_batch(
     principal: PrincipalDep,
     engine: EngineDep,
     settings: SettingsDep,
-) -> dict[str, Any]:
+) -> Response:
     results: list[dict[str, Any]] = [{"index": i} for i in range(len(body.messages))]
     valid: list[tuple[int, outbox.NewMessage]] = []
+    try:  # usually every item is valid: one call validates them all
+        items = _batch_items.validate_python(body.messages)
+    except ValidationError:
+        items = None
     for index, raw in enumerate(body.messages):
-        try:
+        if items is not None:
+            valid.append((index, _new_message(items[index], items[index].idempotency_key)))
+            continue
+        try:  # some are not: each is validated on its own to say which and why
             item = _batch_item.validate_python(raw)
         except ValidationError as exc:
             first = exc.errors()[0]
@@ -134,7 +156,13 @@ async def create_batch(
         else:
             assert outcome.message is not None
             results[index]["message"] = messages.view(outcome.message)
-    return {"results": results}
+    # Serialised directly, in the response model's shape (every key present, UTC times in Z):
+    # validating up to a thousand messages we just built cost a quarter of the request's CPU.
+    shaped = [
+        {"index": r["index"], "message": r.get("message"), "error": r.get("error")} for r in results
+    ]
+    content = orjson.dumps({"results": shaped}, option=orjson.OPT_UTC_Z)
+    return Response(content, media_type="application/json")
 
 
 @router.get("", response_model=MessagePage, summary="List messages, newest first")

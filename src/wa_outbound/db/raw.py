@@ -1,0 +1,40 @@
+"""Statements sent on the asyncpg connection under a SQLAlchemy one, for the hot paths.
+
+They skip SQLAlchemy's statement compiler and execution layer (see docs/performance.md), so its
+handling of a lost connection is redone here: the caller catches `CONNECTION_LOST` and raises
+`await connection_lost(conn, exc)`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from wa_outbound.errors import Unavailable
+
+# The connection, not the statement, failed. InternalClientError: the protocol met a server
+# message it did not expect (seen when the server terminated the connection while it was idle).
+CONNECTION_LOST = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+
+async def driver(conn: AsyncConnection) -> Any:
+    """The asyncpg connection under `conn` (in `conn`'s transaction, if it has begun one)."""
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection
+
+
+async def connection_lost(conn: AsyncConnection, exc: BaseException) -> Unavailable:
+    """What SQLAlchemy does when one of its own statements meets a dead connection: the server
+    went away, so the pool's other connections are dead too; drop this one and start a new
+    pool. The answer is 503, as on every other route."""
+    await conn.invalidate(exc)
+    await conn.engine.dispose()
+    return Unavailable("The database is unavailable; retry later.")
