@@ -36,8 +36,13 @@ class WebhookAck(BaseModel):
 @router.get(
     "/whatsapp",
     summary="Meta's verification handshake",
-    response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {}}, "description": "The challenge, echoed"}},
+    # Not `response_class=PlainTextResponse`: that would document the JSON error bodies as text.
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "The challenge, echoed",
+        }
+    },
 )
 async def verify(
     settings: SettingsDep,
