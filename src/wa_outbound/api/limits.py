@@ -8,9 +8,11 @@ arrive, because a `Content-Length` header can be absent (chunked) or wrong.
 from __future__ import annotations
 
 import orjson
+from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wa_outbound.api.errors import error_body
+from wa_outbound.errors import InvalidRequest
 
 SINGLE_BODY_BYTES = 64 * 1024  # one message, a consent, an org: a few kB at most
 BATCH_BODY_BYTES = 4 * 1024 * 1024  # 1,000 messages of ~4 kB each
@@ -107,3 +109,13 @@ async def _too_large(send: Send, limit: int) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def single_valued_query(request: Request) -> None:
+    """Every query parameter of the API takes one value: `?cursor=a&cursor=b` is refused (422)
+    rather than silently read as its last value."""
+    params = request.query_params
+    pairs = params.multi_items()
+    if len(pairs) != len(params):  # len(params) counts distinct names
+        names = sorted({name for name, _ in pairs if len(params.getlist(name)) > 1})
+        raise InvalidRequest(f"query parameters given more than once: {', '.join(names)}")
