@@ -5,7 +5,10 @@ Reports RSS at start and end, p99 enqueue latency per window, the queue depth pe
 and index sizes before and after (bloat), and the service's error log lines. Run from the
 repository (`make soak`):
 
-    .venv/bin/python bench/soak.py [--duration-s 600] [--rate 300] [--window-s 30]
+    .venv/bin/python bench/soak.py [--duration-s 600] [--rate 300] [--window-s 30] [--replicas 1]
+
+With `--replicas N`, N service processes share the database (as replicas behind a load
+balancer would); the load is spread over them in turn and Meta's webhooks go to the first.
 
 Targets: RSS growth < 10 % (measured from the end of the first window, once warm), queue
 depth flat, 0 error lines.
@@ -86,12 +89,10 @@ async def _sizes(dsn: str) -> dict[str, dict[str, int]]:
         out = {}
         for name in TABLES:
             row = await conn.fetchrow(
-                "SELECT pg_relation_size($1::regclass) AS heap,"
-                " pg_indexes_size($1::regclass) AS indexes,"
-                " coalesce((SELECT n_live_tup FROM pg_stat_user_tables WHERE relid = $1::regclass), 0)"
-                "   AS live,"
-                " coalesce((SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = $1::regclass), 0)"
-                "   AS dead",
+                "SELECT pg_relation_size(c.oid) AS heap, pg_indexes_size(c.oid) AS indexes,"
+                " s.n_live_tup AS live, s.n_dead_tup AS dead"
+                " FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid"
+                " WHERE c.relname = $1",
                 name,
             )
             out[name] = dict(row)
@@ -124,13 +125,13 @@ async def _dead(dsn: str) -> dict[str, int]:
 
 class Load:
     """Opens one enqueue every 1/rate s on schedule (open loop: a slow answer does not slow the
-    rate), and keeps each answer's latency with the window it started in."""
+    rate), and keeps each answer's latency with the time it arrived."""
 
-    def __init__(self, url: str, key: str, rate: float) -> None:
-        self.url = url
+    def __init__(self, urls: list[str], key: str, rate: float) -> None:
+        self.urls = urls
         self.headers = {"Authorization": f"Bearer {key}"}
         self.rate = rate
-        self.latencies: list[tuple[float, float]] = []  # (started at, seconds)
+        self.latencies: list[tuple[float, float]] = []  # (answered at, seconds)
         self.failures: dict[str, int] = {}
         self.sent = 0
 
@@ -147,18 +148,21 @@ class Load:
                 delay = due - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                task = asyncio.create_task(self._one(session, PHONES[n % len(PHONES)], begin))
+                url = self.urls[n % len(self.urls)]
+                task = asyncio.create_task(self._one(session, url, PHONES[n % len(PHONES)], begin))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
                 n += 1
             await asyncio.gather(*tasks)
 
-    async def _one(self, session: aiohttp.ClientSession, phone: str, begin: float) -> None:
+    async def _one(
+        self, session: aiohttp.ClientSession, url: str, phone: str, begin: float
+    ) -> None:
         started = time.monotonic()
         body = {"to": phone, "template": TEMPLATE}
         try:
             async with session.post(
-                f"{self.url}/v1/messages", json=body, headers=self.headers
+                f"{url}/v1/messages", json=body, headers=self.headers
             ) as response:
                 await response.read()
                 status = response.status
@@ -169,16 +173,17 @@ class Load:
             self.failures[str(status)] = self.failures.get(str(status), 0) + 1
             return
         self.sent += 1
-        self.latencies.append((started - begin, time.monotonic() - started))
+        answered = time.monotonic()
+        self.latencies.append((answered - begin, answered - started))
 
 
 def _error_lines(path: str) -> list[str]:
-    lines = []
     with open(path, encoding="utf-8", errors="replace") as log:
-        for line in log:
-            if " ERROR " in line or " CRITICAL " in line or "Traceback" in line:
-                lines.append(line.rstrip())
-    return lines
+        return [
+            line.rstrip()
+            for line in log
+            if " ERROR " in line or " CRITICAL " in line or "Traceback" in line
+        ]
 
 
 async def main() -> None:
@@ -186,12 +191,14 @@ async def main() -> None:
     parser.add_argument("--duration-s", type=float, default=600.0)
     parser.add_argument("--rate", type=float, default=300.0, help="messages enqueued per second")
     parser.add_argument("--window-s", type=float, default=30.0)
+    parser.add_argument("--replicas", type=int, default=1, help="service processes")
     args = parser.parse_args()
     redis_url = os.environ.get("WA_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
     dsn, url = await create_database("wa_soak")
-    fake_port, port = free_port(), free_port()
-    service_url = f"http://127.0.0.1:{port}"
-    service_log = ROOT / "bench" / "soak-service.log"
+    fake_port = free_port()
+    ports = [free_port() for _ in range(args.replicas)]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    logs = [ROOT / "bench" / f"soak-service-{i}.log" for i in range(args.replicas)]
     env = service_env(
         url,
         WA_REDIS_URL=redis_url,
@@ -218,7 +225,7 @@ async def main() -> None:
                     "--token",
                     TOKEN,
                     "--webhook-url",
-                    f"{service_url}/webhooks/whatsapp",
+                    f"{urls[0]}/webhooks/whatsapp",
                     "--app-secret",
                     SECRET,
                     "--auto-statuses",
@@ -226,16 +233,20 @@ async def main() -> None:
             )
         )
         key = await _prepare(dsn, env)
-        service = start(
-            [str(BIN / "wa-outbound"), "serve", "--no-migrate", "--port", str(port)],
-            env,
-            log=service_log,
-        )
-        processes.append(service)
-        wait_http(f"{service_url}/health/live")
+        services = [
+            start(
+                [str(BIN / "wa-outbound"), "serve", "--no-migrate", "--port", str(port)],
+                env,
+                log=log,
+            )
+            for port, log in zip(ports, logs, strict=True)
+        ]
+        processes.extend(services)
+        for url in urls:
+            wait_http(f"{url}/health/live")
         sizes_before = await _sizes(dsn)
-        rss_start = rss_mb(service.pid)
-        load = Load(service_url, key, args.rate)
+        rss_start = sum(rss_mb(service.pid) for service in services)
+        load = Load(urls, key, args.rate)
         runner = asyncio.create_task(load.run(args.duration_s))
         begin = time.monotonic()
         while not runner.done():
@@ -247,7 +258,7 @@ async def main() -> None:
             windows.append(
                 {
                     "at_s": round(elapsed),
-                    "rss_mb": rss_mb(service.pid),
+                    "rss_mb": sum(rss_mb(service.pid) for service in services),
                     "enqueued": len(window),
                     "p50_ms": percentile(window, 50) * 1000,
                     "p99_ms": percentile(window, 99) * 1000,
@@ -260,18 +271,19 @@ async def main() -> None:
         await runner
         await asyncio.sleep(10)  # let the last statuses arrive
         queue_end = await _queue(dsn)
-        rss_end = rss_mb(service.pid)
+        rss_end = sum(rss_mb(service.pid) for service in services)
         sizes_after = await _sizes(dsn)
     finally:
         for process in reversed(processes):
             stop(process)
         await drop_database(dsn)
-    errors = _error_lines(str(service_log))
+    errors = [line for log in logs for line in _error_lines(str(log))]
     warm = windows[0]["rss_mb"] if windows else rss_start
     all_latencies = [s for _, s in load.latencies]
     results: dict[str, Any] = {
         "duration_s": args.duration_s,
         "rate_per_s": args.rate,
+        "replicas": args.replicas,
         "enqueued": load.sent,
         "enqueue_failures": load.failures,
         "rss_mb_start": rss_start,

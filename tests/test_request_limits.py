@@ -8,8 +8,9 @@ import httpx
 import orjson
 import pytest
 
-from helpers import TEMPLATE, grant
+from helpers import ADMIN, TEMPLATE, app_client, create_org_with_key, grant, make_settings
 from wa_outbound.api.limits import BATCH_BODY_BYTES, SINGLE_BODY_BYTES, body_limit
+from wa_outbound.app import create_app
 
 PHONE = "+33612345678"
 Org = tuple[str, dict[str, str]]
@@ -87,3 +88,27 @@ async def test_a_batch_larger_than_a_single_message_limit_is_accepted(
     response = await client.post("/v1/messages/batch", content=raw, headers=headers)
     assert response.status_code == 200, response.text
     assert all("message" in item for item in response.json()["results"])
+
+
+async def test_a_query_parameter_given_twice_is_refused(
+    client: httpx.AsyncClient, org: Org
+) -> None:
+    _org_id, auth = org
+    response = await client.get("/v1/messages?cursor=a&cursor=", headers=auth)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "validation_error"
+    assert "cursor" in response.json()["error"]["message"]
+
+
+async def test_a_nul_character_that_postgres_cannot_store_is_a_validation_error(
+    postgres_url: str,
+) -> None:
+    async with app_client(create_app(make_settings(postgres_url))) as pg_client:
+        response = await pg_client.post(
+            "/v1/admin/orgs", json={"name": "Acme\u0000"}, headers=ADMIN
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "validation_error"
+        _org_id, auth = await create_org_with_key(pg_client)
+        dlq = await pg_client.get("/v1/dlq?error_code=%00", headers=auth)
+        assert dlq.status_code == 422, dlq.text
