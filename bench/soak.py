@@ -1,8 +1,10 @@
 """Soak: a steady enqueue rate for a long while through the real service, on PostgreSQL + Redis,
 with Meta's statuses flowing back through the webhook (the fake Meta posts sent, delivered, read).
 
-Reports RSS at start and end, p99 enqueue latency per window, the queue depth per window, table
-and index sizes before and after (bloat), and the service's error log lines. Run from the
+Runs on a PostgreSQL cluster of its own (tests/private_postgres.py, with PostgreSQL's default
+settings) unless `--shared-postgres`. Reports RSS at start and end, p99 enqueue latency per
+window, the queue depth per window, table and index sizes before and after (bloat), and the
+service's error log lines. Run from the
 repository (`make soak`):
 
     .venv/bin/python bench/soak.py [--duration-s 600] [--rate 300] [--window-s 30] [--replicas 1]
@@ -43,6 +45,9 @@ from _support import (
     wait_http,
     write_results,
 )
+
+# The tests' helpers: a private PostgreSQL cluster.
+sys.path.insert(0, str(ROOT / "tests"))
 
 TOKEN = "soak-token"
 SECRET = "soak-app-secret"
@@ -192,9 +197,24 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=300.0, help="messages enqueued per second")
     parser.add_argument("--window-s", type=float, default=30.0)
     parser.add_argument("--replicas", type=int, default=1, help="service processes")
+    parser.add_argument(
+        "--shared-postgres",
+        action="store_true",
+        help="use the server at WA_BENCH_DATABASE_URL rather than a private cluster",
+    )
     args = parser.parse_args()
     redis_url = os.environ.get("WA_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-    dsn, url = await create_database("wa_soak")
+    # A private cluster by default: PostgreSQL's defaults (autovacuum on), whatever the
+    # machine's shared server is tuned for (test servers often run without autovacuum).
+    from private_postgres import PrivatePostgres
+
+    cluster = None if args.shared_postgres else PrivatePostgres(durable=True)
+    if cluster is None:
+        dsn, url = await create_database("wa_soak")
+    else:
+        await asyncio.to_thread(cluster.start)
+        url = cluster.url
+        dsn = url.replace("postgresql+asyncpg://", "postgresql://")
     fake_port = free_port()
     ports = [free_port() for _ in range(args.replicas)]
     urls = [f"http://127.0.0.1:{port}" for port in ports]
@@ -276,7 +296,10 @@ async def main() -> None:
     finally:
         for process in reversed(processes):
             stop(process)
-        await drop_database(dsn)
+        if cluster is None:
+            await drop_database(dsn)
+        else:
+            await asyncio.to_thread(cluster.destroy)
     errors = [line for log in logs for line in _error_lines(str(log))]
     warm = windows[0]["rss_mb"] if windows else rss_start
     all_latencies = [s for _, s in load.latencies]

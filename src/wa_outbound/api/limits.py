@@ -1,8 +1,9 @@
-"""Request body size limits, enforced before any route runs.
+"""Request limits: body sizes, enforced before any route runs, and one value per query
+parameter.
 
-A plain ASGI middleware rather than a dependency: it must refuse a body that is too large
-before the framework reads all of it into memory, and it must count the bytes that actually
-arrive, because a `Content-Length` header can be absent (chunked) or wrong.
+The body limit is a plain ASGI middleware rather than a dependency: it must refuse a body that
+is too large before the framework reads all of it into memory, and it must count the bytes that
+actually arrive, because a `Content-Length` header can be absent (chunked) or wrong.
 """
 
 from __future__ import annotations
