@@ -45,6 +45,21 @@ json_values = st.recursive(
     ),
     max_leaves=30,
 )
+# What valid JSON can hold, in any field of a body that must still be read (200).
+valid_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
+valid_json_values = st.recursive(
+    valid_scalars,
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
+    max_leaves=30,
+)
 # Every envelope key a status depends on, with what that key needs to be read at all.
 NEEDS = {
     ("entry",): list,
@@ -152,7 +167,7 @@ async def test_huge_arrays_are_answered_without_a_server_error(
 
 
 @FUZZ
-@given(path=st.sampled_from(sorted(NEEDS, key=len)), wrong=json_values, status=st.data())
+@given(path=st.sampled_from(sorted(NEEDS, key=len)), wrong=valid_json_values, status=st.data())
 async def test_a_wrong_type_in_the_envelope_stores_no_status(
     client: httpx.AsyncClient,
     engine: AsyncEngine,
@@ -171,7 +186,7 @@ async def test_a_wrong_type_in_the_envelope_stores_no_status(
 
 
 @FUZZ
-@given(key=st.sampled_from(TOLERATED), wrong=json_values)
+@given(key=st.sampled_from(TOLERATED), wrong=valid_json_values)
 async def test_a_wrong_type_in_an_optional_status_field_is_answered_200(
     client: httpx.AsyncClient, wamid: str, key: str, wrong: Any
 ) -> None:
