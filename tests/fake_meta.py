@@ -72,6 +72,7 @@ class FakeMeta:
         auto_statuses: bool = False,
         status_batch_size: int = 100,
         status_flush_interval_s: float = 0.005,
+        status_attempts: int = 4,
         max_records: int = 100_000,
         hang_s: float = 3600.0,
     ) -> None:
@@ -91,6 +92,9 @@ class FakeMeta:
                 phone_number_id=phone_number_id or PHONE_NUMBER_ID,
                 batch_size=status_batch_size,
                 flush_interval_s=status_flush_interval_s,
+                attempts=status_attempts,
+                # Beyond a few attempts, retry steadily, as Meta does through an outage.
+                retry_delay_max_s=1.0,
             )
         # A random prefix keeps wamids unique across fakes and restarts; the counter within one.
         self._wamid_prefix = f"wamid.FAKE.{uuid.uuid4().hex[:12]}."

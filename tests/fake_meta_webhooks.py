@@ -22,7 +22,8 @@ class StatusWebhooks:
 
     `queue(wamid, recipient)` is the hot path (an append); a flusher task turns what gathered
     every `flush_interval_s` into envelopes of at most `batch_size` statuses and posts them
-    concurrently, each retried up to `attempts` times with doubling delays."""
+    concurrently, each retried up to `attempts` times with doubling delays (at most
+    `retry_delay_max_s`)."""
 
     def __init__(
         self,
@@ -34,6 +35,7 @@ class StatusWebhooks:
         flush_interval_s: float = 0.005,
         attempts: int = 4,
         retry_delay_s: float = 0.05,
+        retry_delay_max_s: float = 60.0,
         concurrency: int = 16,
     ) -> None:
         self.url = url
@@ -43,6 +45,7 @@ class StatusWebhooks:
         self._flush_interval_s = flush_interval_s
         self._attempts = attempts
         self._retry_delay_s = retry_delay_s
+        self._retry_delay_max_s = retry_delay_max_s
         self._concurrency = concurrency
         self._limit = asyncio.Semaphore(concurrency)
         self._pending: list[tuple[str, str]] = []
@@ -139,5 +142,5 @@ class StatusWebhooks:
                 pass  # the service is down or slow: retry like any other failure
             self.failed_attempts += 1
             if attempt + 1 < self._attempts:
-                await asyncio.sleep(self._retry_delay_s * 2**attempt)
+                await asyncio.sleep(min(self._retry_delay_s * 2**attempt, self._retry_delay_max_s))
         self.given_up += 1

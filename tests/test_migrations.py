@@ -50,3 +50,17 @@ async def test_schema_matches_the_code(database_url: str) -> None:
     finally:
         await engine.dispose()
     assert diff == []
+
+
+async def test_the_outbox_is_vacuumed_after_two_percent_of_dead_rows_on_postgres(
+    postgres_url: str,
+) -> None:
+    engine = create_engine(make_settings(postgres_url))
+    try:
+        async with engine.connect() as conn:
+            options = await conn.scalar(
+                sa.text("SELECT reloptions FROM pg_class WHERE relname = 'outbound_message'")
+            )
+    finally:
+        await engine.dispose()
+    assert "autovacuum_vacuum_scale_factor=0.02" in options

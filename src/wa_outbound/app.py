@@ -22,6 +22,7 @@ from wa_outbound.api import (
 from wa_outbound.api import channel_health as channel_health_api
 from wa_outbound.api import metrics as metrics_api
 from wa_outbound.api.deps import State
+from wa_outbound.api.limits import BodySizeLimit
 from wa_outbound.config import Settings
 from wa_outbound.db.engine import create_engine
 from wa_outbound.dispatcher import Dispatcher
@@ -106,6 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(BodySizeLimit)
     for module in (admin, messages, consents, dlq, ratelimits, webhooks, alerts, health):
         app.include_router(module.router)
     app.include_router(channel_health_api.router)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gc
 import json
+import math
 import sys
 
 from pydantic import ValidationError
@@ -95,7 +96,11 @@ def _serve(args: argparse.Namespace) -> None:
         http="httptools",
         log_config=None,
         access_log=True,
+        # An idle keep-alive connection is closed after 30 s (behind a load balancer, keep its
+        # idle timeout shorter than this). On SIGTERM, requests in flight get the same grace as
+        # the background workers; then uvicorn closes what is left.
         timeout_keep_alive=30,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
     )
 
 

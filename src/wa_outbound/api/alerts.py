@@ -5,14 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from wa_outbound.alerts import state
 from wa_outbound.api.deps import AdminDep, EngineDep
 from wa_outbound.api.errors import ERROR_RESPONSES
+from wa_outbound.api.limits import single_valued_query
 
-router = APIRouter(prefix="/v1/alerts", tags=["alerts"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/v1/alerts",
+    tags=["alerts"],
+    responses=ERROR_RESPONSES,
+    dependencies=[Depends(single_valued_query)],
+)
 
 AlertType = Literal[
     "dlq_growth",

@@ -5,15 +5,21 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from wa_outbound import dlq, messages, replay
 from wa_outbound.api.deps import EngineDep, PrincipalDep, wake_dispatcher
 from wa_outbound.api.errors import ERROR_RESPONSES
+from wa_outbound.api.limits import single_valued_query
 from wa_outbound.api.models import DlqReport, Message, MessagePage, Replayed, ReplayRequest
 from wa_outbound.db.types import utcnow
 
-router = APIRouter(prefix="/v1/dlq", tags=["dead-letter queue"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/v1/dlq",
+    tags=["dead-letter queue"],
+    responses=ERROR_RESPONSES,
+    dependencies=[Depends(single_valued_query)],
+)
 
 
 @router.get("", response_model=MessagePage, summary="Messages in the dead-letter queue")

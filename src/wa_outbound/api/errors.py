@@ -27,6 +27,9 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
 }
 
+# SQLSTATE class 22, "data exception": 22021 a NUL or invalid byte, 22003 out of range...
+DATA_EXCEPTION = "22"
+
 # Documented on every route: the error body of the contract.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
@@ -84,7 +87,25 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+def _sqlstate(exc: DBAPIError) -> str:
+    """The SQLSTATE of a PostgreSQL error ("" on SQLite): on the driver's error or its cause."""
+    for error in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        state = getattr(error, "sqlstate", None)
+        if isinstance(state, str):
+            return state
+    return ""
+
+
 async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, DBAPIError) and _sqlstate(exc).startswith(DATA_EXCEPTION):
+        # The request carried a value the database cannot hold (a NUL character in a string,
+        # a number out of range) that validation let through: the caller's error, not ours.
+        log.info("request value refused by the database", extra={"sqlstate": _sqlstate(exc)})
+        return _json(
+            422,
+            "validation_error",
+            "A value in the request cannot be stored (e.g. a NUL character in a string).",
+        )
     if (
         isinstance(exc, DBAPIError)
         and not exc.connection_invalidated

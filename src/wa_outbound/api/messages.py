@@ -7,12 +7,13 @@ import uuid
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import TypeAdapter, ValidationError
 
 from wa_outbound import messages, outbox, outbox_one, phone
 from wa_outbound.api.deps import EngineDep, PrincipalDep, SettingsDep, wake_dispatcher
 from wa_outbound.api.errors import ERROR_RESPONSES, error_body
+from wa_outbound.api.limits import single_valued_query
 from wa_outbound.api.models import (
     BatchItem,
     BatchRequest,
@@ -25,7 +26,12 @@ from wa_outbound.api.models import (
 from wa_outbound.errors import InvalidRequest
 from wa_outbound.status import Status
 
-router = APIRouter(prefix="/v1/messages", tags=["messages"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/v1/messages",
+    tags=["messages"],
+    responses=ERROR_RESPONSES,
+    dependencies=[Depends(single_valued_query)],
+)
 _batch_item = TypeAdapter(BatchItem)
 _batch_items = TypeAdapter(list[BatchItem])
 

@@ -21,6 +21,9 @@ from wa_outbound import phone
 Phone = Annotated[str, Field(examples=["+33612345678"]), AfterValidator(phone.normalize)]
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
 MetadataValue = Annotated[str, StringConstraints(max_length=500)]
+# JSON numbers and booleans are taken as they are: no `false` for 0, no "1" for 1.
+QuotaCount = Annotated[int, Field(ge=0, le=2**53, strict=True)]
+RatePerSecond = Annotated[float, Field(gt=0, le=1_000_000, strict=True)]
 
 
 class Strict(BaseModel):
@@ -38,7 +41,11 @@ class TemplateComponent(BaseModel):
     model_config = ConfigDict(extra="allow")
     type: Literal["header", "body", "button", "footer"]
     sub_type: Annotated[str, StringConstraints(max_length=32)] | None = None
-    index: int | Annotated[str, StringConstraints(max_length=4)] | None = None
+    index: (
+        Annotated[int, Field(ge=0, le=9999, strict=True)]
+        | Annotated[str, StringConstraints(max_length=4)]
+        | None
+    ) = None
     parameters: Annotated[list[TemplateParameter], Field(max_length=100)] = []
 
 
@@ -54,7 +61,7 @@ class Template(Strict):
 
 class Text(Strict):
     body: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
-    preview_url: bool = False
+    preview_url: Annotated[bool, Field(strict=True)] = False
 
 
 class MessageCreate(Strict):
@@ -205,8 +212,8 @@ class Consent(BaseModel):
 class OrgCreate(Strict):
     id: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
-    daily_quota: Annotated[int, Field(ge=0)] | None = None
-    messages_per_second: Annotated[float, Field(gt=0)] | None = None
+    daily_quota: QuotaCount | None = None
+    messages_per_second: RatePerSecond | None = None
 
 
 class Org(BaseModel):
@@ -274,6 +281,6 @@ class Quota(BaseModel):
 class QuotaUpdate(Strict):
     """Only the fields given change; they apply to the very next decision."""
 
-    limit: Annotated[int, Field(ge=0, strict=True)] | None = None
+    limit: QuotaCount | None = None
     window_seconds: Annotated[int, Field(ge=1, le=31_622_400, strict=True)] | None = None
-    messages_per_second: Annotated[float, Field(gt=0, le=1_000_000)] | None = None
+    messages_per_second: RatePerSecond | None = None

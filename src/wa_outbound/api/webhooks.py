@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from wa_outbound import webhook_intake
 from wa_outbound.api.deps import EngineDep, MetricsDep, SettingsDep
 from wa_outbound.api.errors import ERROR_RESPONSES
+from wa_outbound.api.limits import WEBHOOK_BODY_BYTES
 from wa_outbound.db.types import utcnow
 from wa_outbound.errors import (
     BadRequest,
@@ -24,7 +25,7 @@ from wa_outbound.errors import (
 )
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES)
-MAX_BODY_BYTES = 3 * 1024 * 1024  # Meta's own limit for one webhook body
+MAX_BODY_BYTES = WEBHOOK_BODY_BYTES
 SIGNATURE_PREFIX = "sha256="
 
 
@@ -35,8 +36,13 @@ class WebhookAck(BaseModel):
 @router.get(
     "/whatsapp",
     summary="Meta's verification handshake",
-    response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {}}, "description": "The challenge, echoed"}},
+    # Not `response_class=PlainTextResponse`: that would document the JSON error bodies as text.
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "The challenge, echoed",
+        }
+    },
 )
 async def verify(
     settings: SettingsDep,

@@ -1,0 +1,355 @@
+"""Soak: a steady enqueue rate for a long while through the real service, on PostgreSQL + Redis,
+with Meta's statuses flowing back through the webhook (the fake Meta posts sent, delivered, read).
+
+Runs on a PostgreSQL cluster of its own (tests/private_postgres.py, with PostgreSQL's default
+settings) unless `--shared-postgres`. Reports RSS at start and end, p99 enqueue latency per
+window, the queue depth per window, table and index sizes before and after (bloat), and the
+service's error log lines. Run from the
+repository (`make soak`):
+
+    .venv/bin/python bench/soak.py [--duration-s 600] [--rate 300] [--window-s 30] [--replicas 1]
+
+With `--replicas N`, N service processes share the database (as replicas behind a load
+balancer would); the load is spread over them in turn and Meta's webhooks go to the first.
+
+Targets: RSS growth < 10 % (measured from the end of the first window, once warm), queue
+depth flat, 0 error lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import asyncpg
+from _support import (
+    BIN,
+    ROOT,
+    create_database,
+    drop_database,
+    free_port,
+    migrate,
+    percentile,
+    rss_mb,
+    service_env,
+    start,
+    stop,
+    table,
+    wait_http,
+    write_results,
+)
+
+# The tests' helpers: a private PostgreSQL cluster.
+sys.path.insert(0, str(ROOT / "tests"))
+
+TOKEN = "soak-token"
+SECRET = "soak-app-secret"
+TEMPLATE = {
+    "name": "order_update",
+    "language": "en_US",
+    "components": [{"type": "body", "parameters": [{"type": "text", "text": "42"}]}],
+}
+PHONES = [f"+3361{i:07d}" for i in range(1, 1001)]
+TABLES = ("outbound_message", "message_event", "webhook_event", "pending_status", "rate_limit")
+PENDING = ("QUEUED", "SENDING", "RETRYING")
+
+
+async def _prepare(dsn: str, env: dict[str, str]) -> str:
+    """An organisation without practical limits, consent for every phone; its API key."""
+    created = await asyncio.to_thread(
+        __import__("subprocess").run,
+        [str(BIN / "wa-outbound"), "orgs", "create", "Soak"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    org = json.loads(created.stdout)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "UPDATE rate_limit SET quota_limit = 1000000000, messages_per_second = 100000"
+        )
+        now = datetime.now(UTC)
+        await conn.copy_records_to_table(
+            "consent",
+            columns=["org_id", "phone", "status", "source", "granted_at", "updated_at"],
+            records=[(org["org_id"], p, "granted", "soak", now, now) for p in PHONES],
+        )
+    finally:
+        await conn.close()
+    return str(org["api_key"])
+
+
+async def _sizes(dsn: str) -> dict[str, dict[str, int]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        out = {}
+        for name in TABLES:
+            row = await conn.fetchrow(
+                "SELECT pg_relation_size(c.oid) AS heap, pg_indexes_size(c.oid) AS indexes,"
+                " s.n_live_tup AS live, s.n_dead_tup AS dead"
+                " FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid"
+                " WHERE c.relname = $1",
+                name,
+            )
+            out[name] = dict(row)
+        return out
+    finally:
+        await conn.close()
+
+
+async def _queue(dsn: str) -> dict[str, int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT status, count(*) FROM outbound_message GROUP BY status")
+        return {row[0]: row[1] for row in rows}
+    finally:
+        await conn.close()
+
+
+async def _dead(dsn: str) -> dict[str, int]:
+    """Dead tuples per table now: what autovacuum has yet to reclaim."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT relname, n_dead_tup FROM pg_stat_user_tables WHERE relname = any($1::text[])",
+            list(TABLES),
+        )
+        return {row[0]: row[1] for row in rows}
+    finally:
+        await conn.close()
+
+
+class Load:
+    """Opens one enqueue every 1/rate s on schedule (open loop: a slow answer does not slow the
+    rate), and keeps each answer's latency with the time it arrived."""
+
+    def __init__(self, urls: list[str], key: str, rate: float) -> None:
+        self.urls = urls
+        self.headers = {"Authorization": f"Bearer {key}"}
+        self.rate = rate
+        self.latencies: list[tuple[float, float]] = []  # (answered at, seconds)
+        self.failures: dict[str, int] = {}
+        self.sent = 0
+
+    async def run(self, duration_s: float) -> None:
+        connector = aiohttp.TCPConnector(limit=128)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            tasks: set[asyncio.Task[None]] = set()
+            begin = time.monotonic()
+            n = 0
+            while True:
+                due = begin + n / self.rate
+                if due - begin >= duration_s:
+                    break
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                url = self.urls[n % len(self.urls)]
+                task = asyncio.create_task(self._one(session, url, PHONES[n % len(PHONES)], begin))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                n += 1
+            await asyncio.gather(*tasks)
+
+    async def _one(
+        self, session: aiohttp.ClientSession, url: str, phone: str, begin: float
+    ) -> None:
+        started = time.monotonic()
+        body = {"to": phone, "template": TEMPLATE}
+        try:
+            async with session.post(
+                f"{url}/v1/messages", json=body, headers=self.headers
+            ) as response:
+                await response.read()
+                status = response.status
+        except aiohttp.ClientError as exc:
+            self.failures[type(exc).__name__] = self.failures.get(type(exc).__name__, 0) + 1
+            return
+        if status != 202:
+            self.failures[str(status)] = self.failures.get(str(status), 0) + 1
+            return
+        self.sent += 1
+        answered = time.monotonic()
+        self.latencies.append((answered - begin, answered - started))
+
+
+def _error_lines(path: str) -> list[str]:
+    with open(path, encoding="utf-8", errors="replace") as log:
+        return [
+            line.rstrip()
+            for line in log
+            if " ERROR " in line or " CRITICAL " in line or "Traceback" in line
+        ]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration-s", type=float, default=600.0)
+    parser.add_argument("--rate", type=float, default=300.0, help="messages enqueued per second")
+    parser.add_argument("--window-s", type=float, default=30.0)
+    parser.add_argument("--replicas", type=int, default=1, help="service processes")
+    parser.add_argument(
+        "--shared-postgres",
+        action="store_true",
+        help="use the server at WA_BENCH_DATABASE_URL rather than a private cluster",
+    )
+    args = parser.parse_args()
+    redis_url = os.environ.get("WA_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    # A private cluster by default: PostgreSQL's defaults (autovacuum on), whatever the
+    # machine's shared server is tuned for (test servers often run without autovacuum).
+    from private_postgres import PrivatePostgres
+
+    cluster = None if args.shared_postgres else PrivatePostgres(durable=True)
+    if cluster is None:
+        dsn, url = await create_database("wa_soak")
+    else:
+        await asyncio.to_thread(cluster.start)
+        url = cluster.url
+        dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+    fake_port = free_port()
+    ports = [free_port() for _ in range(args.replicas)]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    logs = [ROOT / "bench" / f"soak-service-{i}.log" for i in range(args.replicas)]
+    env = service_env(
+        url,
+        WA_REDIS_URL=redis_url,
+        WA_PROVIDER="cloud",
+        WA_GRAPH_API_BASE_URL=f"http://127.0.0.1:{fake_port}",
+        WA_ACCESS_TOKEN=TOKEN,
+        WA_PHONE_NUMBER_ID="106540352242922",
+        WA_APP_SECRET=SECRET,
+        WA_ALERT_ENABLED="true",
+        WA_ALERT_INTERVAL_SECONDS="10",
+        WA_LOG_LEVEL="WARNING",
+    )
+    processes = []
+    windows: list[dict[str, Any]] = []
+    try:
+        migrate(env)
+        processes.append(
+            start(
+                [
+                    sys.executable,
+                    str(ROOT / "tests" / "fake_meta.py"),
+                    "--port",
+                    str(fake_port),
+                    "--token",
+                    TOKEN,
+                    "--webhook-url",
+                    f"{urls[0]}/webhooks/whatsapp",
+                    "--app-secret",
+                    SECRET,
+                    "--auto-statuses",
+                ]
+            )
+        )
+        key = await _prepare(dsn, env)
+        services = [
+            start(
+                [str(BIN / "wa-outbound"), "serve", "--no-migrate", "--port", str(port)],
+                env,
+                log=log,
+            )
+            for port, log in zip(ports, logs, strict=True)
+        ]
+        processes.extend(services)
+        for url in urls:
+            wait_http(f"{url}/health/live")
+        sizes_before = await _sizes(dsn)
+        rss_start = sum(rss_mb(service.pid) for service in services)
+        load = Load(urls, key, args.rate)
+        runner = asyncio.create_task(load.run(args.duration_s))
+        begin = time.monotonic()
+        while not runner.done():
+            await asyncio.wait({runner}, timeout=args.window_s)
+            elapsed = time.monotonic() - begin
+            since = elapsed - args.window_s
+            window = [s for at, s in load.latencies if at >= since]
+            queue = await _queue(dsn)
+            windows.append(
+                {
+                    "at_s": round(elapsed),
+                    "rss_mb": sum(rss_mb(service.pid) for service in services),
+                    "enqueued": len(window),
+                    "p50_ms": percentile(window, 50) * 1000,
+                    "p99_ms": percentile(window, 99) * 1000,
+                    "queue_depth": sum(queue.get(s, 0) for s in PENDING),
+                    "read": queue.get("READ", 0),
+                    "dead_tuples": await _dead(dsn),
+                }
+            )
+            print(json.dumps(windows[-1]), flush=True)
+        await runner
+        await asyncio.sleep(10)  # let the last statuses arrive
+        queue_end = await _queue(dsn)
+        rss_end = sum(rss_mb(service.pid) for service in services)
+        sizes_after = await _sizes(dsn)
+    finally:
+        for process in reversed(processes):
+            stop(process)
+        if cluster is None:
+            await drop_database(dsn)
+        else:
+            await asyncio.to_thread(cluster.destroy)
+    errors = [line for log in logs for line in _error_lines(str(log))]
+    warm = windows[0]["rss_mb"] if windows else rss_start
+    all_latencies = [s for _, s in load.latencies]
+    results: dict[str, Any] = {
+        "duration_s": args.duration_s,
+        "rate_per_s": args.rate,
+        "replicas": args.replicas,
+        "enqueued": load.sent,
+        "enqueue_failures": load.failures,
+        "rss_mb_start": rss_start,
+        "rss_mb_after_first_window": warm,
+        "rss_mb_end": rss_end,
+        "rss_growth_pct_since_warm": (rss_end - warm) / warm * 100 if warm else None,
+        "enqueue_p50_ms": percentile(all_latencies, 50) * 1000,
+        "enqueue_p99_ms": percentile(all_latencies, 99) * 1000,
+        "windows": windows,
+        "statuses_end": queue_end,
+        "sizes_before": sizes_before,
+        "sizes_after": sizes_after,
+        "error_log_lines": len(errors),
+        "error_log_examples": errors[:10],
+    }
+    per_message = {
+        name: (after["heap"] + after["indexes"]) / max(load.sent, 1)
+        for name, after in sizes_after.items()
+    }
+    results["bytes_per_message"] = per_message
+    print(
+        table(
+            [
+                ("enqueued", load.sent, f"of {int(args.rate * args.duration_s)}"),
+                ("rss_mb_start", rss_start, ""),
+                ("rss_mb_after_first_window", warm, ""),
+                ("rss_mb_end", rss_end, ""),
+                ("rss_growth_pct_since_warm", results["rss_growth_pct_since_warm"], "< 10"),
+                ("enqueue_p99_ms", results["enqueue_p99_ms"], ""),
+                ("queue_depth_max", max((w["queue_depth"] for w in windows), default=0), "flat"),
+                ("error_log_lines", len(errors), "0"),
+            ]
+        )
+    )
+    for name in TABLES:
+        before, after = sizes_before[name], sizes_after[name]
+        print(
+            f"{name:<18} heap {before['heap'] / 1e6:8.1f} -> {after['heap'] / 1e6:8.1f} MB"
+            f"  indexes {before['indexes'] / 1e6:8.1f} -> {after['indexes'] / 1e6:8.1f} MB"
+            f"  live {after['live']:>9}  dead {after['dead']:>9}"
+        )
+    print(f"written to {write_results('soak', results)}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
