@@ -24,7 +24,6 @@ import json
 import os
 import sys
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -37,6 +36,7 @@ from _support import (
     free_port,
     migrate,
     percentile,
+    prepare_org,
     rss_mb,
     service_env,
     start,
@@ -59,33 +59,6 @@ TEMPLATE = {
 PHONES = [f"+3361{i:07d}" for i in range(1, 1001)]
 TABLES = ("outbound_message", "message_event", "webhook_event", "pending_status", "rate_limit")
 PENDING = ("QUEUED", "SENDING", "RETRYING")
-
-
-async def _prepare(dsn: str, env: dict[str, str]) -> str:
-    """An organisation without practical limits, consent for every phone; its API key."""
-    created = await asyncio.to_thread(
-        __import__("subprocess").run,
-        [str(BIN / "wa-outbound"), "orgs", "create", "Soak"],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    org = json.loads(created.stdout)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(
-            "UPDATE rate_limit SET quota_limit = 1000000000, messages_per_second = 100000"
-        )
-        now = datetime.now(UTC)
-        await conn.copy_records_to_table(
-            "consent",
-            columns=["org_id", "phone", "status", "source", "granted_at", "updated_at"],
-            records=[(org["org_id"], p, "granted", "soak", now, now) for p in PHONES],
-        )
-    finally:
-        await conn.close()
-    return str(org["api_key"])
 
 
 async def _sizes(dsn: str) -> dict[str, dict[str, int]]:
@@ -252,7 +225,7 @@ async def main() -> None:
                 ]
             )
         )
-        key = await _prepare(dsn, env)
+        _org_id, key = await prepare_org(dsn, env, PHONES)
         services = [
             start(
                 [str(BIN / "wa-outbound"), "serve", "--no-migrate", "--port", str(port)],
