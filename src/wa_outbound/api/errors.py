@@ -29,6 +29,10 @@ _HTTP_CODES = {
 
 # SQLSTATE class 22, "data exception": 22021 a NUL or invalid byte, 22003 out of range...
 DATA_EXCEPTION = "22"
+# SQLSTATE classes that mean "the database cannot serve now", not "the request is wrong":
+# connection exceptions, insufficient resources (too many connections) and operator
+# intervention (shutting down, starting up: 57P01-57P03).
+UNAVAILABLE_STATES = ("08", "53", "57P")
 
 # Documented on every route: the error body of the contract.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -110,6 +114,7 @@ async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
         isinstance(exc, DBAPIError)
         and not exc.connection_invalidated
         and not isinstance(exc, OperationalError | InterfaceError)
+        and not _sqlstate(exc).startswith(UNAVAILABLE_STATES)
     ):
         return await _unexpected(_request, exc)
     log.warning("database unavailable: %s", type(exc).__name__)
