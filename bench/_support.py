@@ -23,6 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # The server's maintenance database, where bench databases are created and dropped; either
 # spelling (postgresql:// or postgresql+asyncpg://) is accepted.
+# The template message every benchmark queues.
+TEMPLATE = {
+    "name": "order_update",
+    "language": "en_US",
+    "components": [{"type": "body", "parameters": [{"type": "text", "text": "42"}]}],
+}
 PG_ADMIN = os.environ.get(
     "WA_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 ).replace("postgresql+asyncpg://", "postgresql://", 1)

@@ -23,6 +23,7 @@ import uvloop
 from _support import (
     BIN,
     ROOT,
+    TEMPLATE,
     create_database,
     drop_database,
     free_port,
@@ -40,11 +41,6 @@ from _support import (
 
 TOKEN = fake_meta_ceiling.TOKEN
 DISPATCH_CONCURRENCY = 64  # WA_DISPATCH_CONCURRENCY's default: the dispatcher's sends in flight
-TEMPLATE = {
-    "name": "order_update",
-    "language": "en_US",
-    "components": [{"type": "body", "parameters": [{"type": "text", "text": "42"}]}],
-}
 
 
 async def _insert_queued(dsn: str, org_id: str, phones: list[str], count: int) -> None:

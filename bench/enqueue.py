@@ -26,6 +26,7 @@ import uvloop
 from _support import (
     BIN,
     ROOT,
+    TEMPLATE,
     cpu_seconds,
     create_database,
     drop_database,
@@ -46,11 +47,6 @@ from baseline_app import INSERT, TABLE
 CONNECTIONS = 32
 BATCH_SIZE = 1000
 BATCH_CONNECTIONS = 4
-TEMPLATE = {
-    "name": "order_update",
-    "language": "en_US",
-    "components": [{"type": "body", "parameters": [{"type": "text", "text": "42"}]}],
-}
 PHONE = "+33612345678"
 # A batch goes to a thousand different recipients, each with its consent, as a campaign would.
 BATCH_PHONES = [f"+3361{i:07d}" for i in range(1, BATCH_SIZE + 1)]

@@ -31,6 +31,7 @@ import asyncpg
 from _support import (
     BIN,
     ROOT,
+    TEMPLATE,
     create_database,
     drop_database,
     free_port,
@@ -51,11 +52,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 TOKEN = "soak-token"
 SECRET = "soak-app-secret"
-TEMPLATE = {
-    "name": "order_update",
-    "language": "en_US",
-    "components": [{"type": "body", "parameters": [{"type": "text", "text": "42"}]}],
-}
 PHONES = [f"+3361{i:07d}" for i in range(1, 1001)]
 TABLES = ("outbound_message", "message_event", "webhook_event", "pending_status", "rate_limit")
 PENDING = ("QUEUED", "SENDING", "RETRYING")

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound.db.schema import message_event, outbound_message
 from wa_outbound.db.types import utcnow
-from wa_outbound.errors import InvalidRequest, NotCancellable, NotFound
+from wa_outbound.errors import NotCancellable, NotFound
 from wa_outbound.events import message_event_row, record_message_events
+from wa_outbound.pagination import newest_first
 from wa_outbound.status import CANCELLABLE, Status
 
 m = outbound_message.c
@@ -71,20 +68,6 @@ async def get_message(
     return dict(row._mapping)
 
 
-def encode_cursor(created_at: datetime, message_id: uuid.UUID) -> str:
-    raw = json.dumps([created_at.isoformat(), str(message_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created_at, message_id = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(created_at), uuid.UUID(message_id)
-    except (ValueError, TypeError, binascii.Error) as exc:
-        raise InvalidRequest("cursor: not a cursor returned by this API", field="cursor") from exc
-
-
 async def list_messages(
     conn: AsyncConnection,
     *,
@@ -107,16 +90,7 @@ async def list_messages(
         query = query.where(m.dead_lettered.is_(dead_lettered))
     if error_code is not None:
         query = query.where(m.error_code == error_code)
-    if cursor:
-        created_at, message_id = decode_cursor(cursor)
-        query = query.where(sa.tuple_(m.created_at, m.id) < sa.tuple_(created_at, message_id))
-    query = query.order_by(m.created_at.desc(), m.id.desc()).limit(limit + 1)
-    rows = [dict(row._mapping) for row in await conn.execute(query)]
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
-    return rows, next_cursor
+    return await newest_first(conn, query, at=m.created_at, row_id=m.id, limit=limit, cursor=cursor)
 
 
 async def list_events(

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound.alerts.model import SEVERITY_RANK, Finding, Notice
 from wa_outbound.db.schema import alert
-from wa_outbound.messages import decode_cursor, encode_cursor
+from wa_outbound.pagination import newest_first
 
 a = alert.c
 FIRING = "firing"
@@ -147,13 +147,6 @@ async def list_alerts(
     query = sa.select(alert)
     if state is not None:
         query = query.where(a.state == state)
-    if cursor:
-        fired_at, alert_id = decode_cursor(cursor)
-        query = query.where(sa.tuple_(a.first_fired_at, a.id) < sa.tuple_(fired_at, alert_id))
-    query = query.order_by(a.first_fired_at.desc(), a.id.desc()).limit(limit + 1)
-    rows = [dict(row._mapping) for row in await conn.execute(query)]
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1]["first_fired_at"], rows[-1]["id"])
-    return rows, next_cursor
+    return await newest_first(
+        conn, query, at=a.first_fired_at, row_id=a.id, limit=limit, cursor=cursor
+    )
