@@ -14,7 +14,7 @@ from helpers import PrivateRedis, make_settings
 from ratelimit_helpers import db_used, new_org
 from wa_outbound.db.engine import create_engine
 from wa_outbound.metrics import Metrics
-from wa_outbound.ratelimit import DatabaseLimiter, RedisLimiter, create_rate_limiter, redis_client
+from wa_outbound.ratelimit import DatabaseLimiter, RedisLimiter, create_rate_limiter
 from wa_outbound.ratelimit.allotment import Allotter
 from wa_outbound.ratelimit.database import default_limits
 
@@ -34,7 +34,7 @@ def build(
     metrics = metrics or Metrics()
     database = DatabaseLimiter(engine, settings, metrics)
     return RedisLimiter(
-        redis_client(redis_url),
+        redis_url,
         database,
         Allotter(engine, default_limits(settings)),
         metrics,

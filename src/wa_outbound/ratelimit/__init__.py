@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wa_outbound.config import Settings
 from wa_outbound.metrics import Metrics
 from wa_outbound.ratelimit.allotment import Allotter
+from wa_outbound.ratelimit.connections import redis_client
 from wa_outbound.ratelimit.database import DatabaseLimiter
 from wa_outbound.ratelimit.decision import Backend, Decision, RateLimiter
 from wa_outbound.ratelimit.redis_limiter import RedisLimiter
@@ -25,20 +23,6 @@ __all__ = [
     "redis_client",
 ]
 
-# Short timeouts and a single retry (for a pooled connection that Redis closed): a Redis that
-# stops answering hands the decisions to the database well within a second.
-REDIS_TIMEOUT_S = 0.3
-
-
-def redis_client(url: str) -> Redis:
-    return Redis.from_url(
-        url,
-        socket_timeout=REDIS_TIMEOUT_S,
-        socket_connect_timeout=REDIS_TIMEOUT_S,
-        retry=Retry(NoBackoff(), 1),
-        health_check_interval=0,
-    )
-
 
 def create_rate_limiter(settings: Settings, engine: AsyncEngine, metrics: Metrics) -> RateLimiter:
     """Redis with database fallback when `WA_REDIS_URL` is set, else the database alone."""
@@ -47,4 +31,4 @@ def create_rate_limiter(settings: Settings, engine: AsyncEngine, metrics: Metric
         metrics.ratelimit_backend.labels(backend="database").set(1)
         return database
     allotter = Allotter(engine, database.defaults)
-    return RedisLimiter(redis_client(settings.redis_url), database, allotter, metrics)
+    return RedisLimiter(settings.redis_url, database, allotter, metrics)

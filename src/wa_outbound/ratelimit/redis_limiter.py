@@ -15,7 +15,6 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,10 +22,11 @@ from wa_outbound.db.types import utcnow
 from wa_outbound.metrics import Metrics
 from wa_outbound.ratelimit import store
 from wa_outbound.ratelimit.allotment import Allotter
+from wa_outbound.ratelimit.connections import Lane, redis_client
 from wa_outbound.ratelimit.database import DatabaseLimiter, DecisionCounter
 from wa_outbound.ratelimit.decision import Backend, Decision
 from wa_outbound.ratelimit.failover import RedisHealth
-from wa_outbound.ratelimit.scripts import Scripts, keys
+from wa_outbound.ratelimit.scripts import Scripts
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +40,14 @@ class RedisLimiter:
 
     def __init__(
         self,
-        client: Redis,
+        url: str,
         database: DatabaseLimiter,
         allotter: Allotter,
         metrics: Metrics,
         *,
         backoff_s: tuple[float, float] = (0.5, 30.0),
     ) -> None:
-        self._scripts = Scripts(client)
+        self._scripts = Scripts(redis_client(url), Lane(url))
         self._database = database
         self._allotter = allotter
         self._decisions = DecisionCounter(metrics, "redis")
@@ -65,7 +65,7 @@ class RedisLimiter:
             return Decision(0, 0.0, self.backend)
         if self._redis.up:
             try:
-                result = await self._scripts.acquire(keys(org_id), n, time.time())
+                result = await self._scripts.acquire(org_id, n, time.time())
                 if result.__class__ is int:  # all n granted: the common case, kept short
                     self._decisions.count(n, n)
                     return Decision(n, 0.0, "redis")
@@ -78,12 +78,11 @@ class RedisLimiter:
 
     async def _refill_and_decide(self, org_id: str, n: int, result: Any) -> Decision:
         """Redis lacks quota for this decision: allot more from the database and decide again."""
-        org_keys = keys(org_id)
         for _ in range(MAX_REFILLS):
             if result.__class__ is int or result[0] >= 0:
                 break
             allotment = await self._allotter.allot(org_id, result[1], result[2] / 1e6)
-            result = await self._scripts.acquire(org_keys, n, time.time(), *allotment.argv())
+            result = await self._scripts.acquire(org_id, n, time.time(), *allotment.argv())
         if result.__class__ is int:
             granted, retry_s = n, 0.0
         elif result[0] >= 0:
@@ -191,4 +190,5 @@ class RedisLimiter:
         if self._probe is not None:
             self._probe.cancel()
             await asyncio.gather(self._probe, return_exceptions=True)
+        await self._scripts.lane.close()
         await self._scripts.client.aclose()

@@ -1,0 +1,92 @@
+"""Connections to Redis: a redis-py client for the occasional commands, and the lane that carries
+the acquire script, the one call the dispatcher makes per decision.
+
+Both time out after `REDIS_TIMEOUT_S`, so a Redis that stops answering hands the decisions to
+the database well within a second."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ResponseError
+
+REDIS_TIMEOUT_S = 0.3
+LANE_IDLE_MAX = 64
+
+
+def redis_client(url: str) -> Redis:
+    """Short timeouts and a single retry (for a pooled connection that Redis closed)."""
+    return Redis.from_url(
+        url,
+        socket_timeout=REDIS_TIMEOUT_S,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
+        retry=Retry(NoBackoff(), 1),
+        health_check_interval=0,
+    )
+
+
+def bulk(value: str | int | float) -> bytes:
+    """One argument as a RESP bulk string (numbers as their shortest round-trip text, as redis-py
+    sends them)."""
+    data = value.encode() if isinstance(value, str) else repr(value).encode()
+    return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
+def pack(*args: str | int | float) -> bytes:
+    """A command as Redis reads it: an array of bulk strings."""
+    return b"*%d\r\n" % len(args) + b"".join(bulk(arg) for arg in args)
+
+
+class Lane:
+    """Connections of the acquire script's own, each carrying one command at a time.
+
+    `Redis.execute_command` spends about as long per call as Redis spends running the script:
+    its pool takes a lock, probes the socket for stray data, runs observability hooks and, with
+    a socket timeout set, wraps every write in a task of its own. Here a call takes an idle
+    connection (or opens one), writes, reads, and puts it back, all under one deadline. A
+    connection that failed or was cancelled mid-reply may hold half an answer: it is closed,
+    never reused. An error reply (NOSCRIPT, a script error) leaves it clean, so it is kept."""
+
+    def __init__(self, url: str, *, timeout_s: float = REDIS_TIMEOUT_S) -> None:
+        # Used only to make connections from the URL (TCP, TLS or a Unix socket), never to lend.
+        self._factory = ConnectionPool.from_url(
+            url, socket_timeout=None, socket_connect_timeout=timeout_s, health_check_interval=0
+        )
+        self._timeout_s = timeout_s
+        self._idle: list[AbstractConnection] = []
+
+    async def call(self, command: bytes) -> Any:
+        """The reply to one packed command (see `pack`); an error reply raises its
+        `ResponseError`."""
+        conn = self._idle.pop() if self._idle else self._connect()
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await conn.send_packed_command(command, check_health=False)
+                reply = await conn.read_response()
+        except ResponseError:
+            await self._put_back(conn)
+            raise
+        except BaseException:
+            await conn.disconnect(nowait=True)
+            raise
+        await self._put_back(conn)
+        return reply
+
+    def _connect(self) -> AbstractConnection:
+        # What the pool's own (untyped) make_connection does; the lane connects on first write.
+        return self._factory.connection_class(**self._factory.connection_kwargs)
+
+    async def _put_back(self, conn: AbstractConnection) -> None:
+        if len(self._idle) < LANE_IDLE_MAX:
+            self._idle.append(conn)
+        else:
+            await conn.disconnect(nowait=True)
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        await asyncio.gather(*(conn.disconnect() for conn in idle), return_exceptions=True)

@@ -1,0 +1,86 @@
+"""The acquire script's lane: replies go to the call that asked, whatever happened to the calls
+before it (a timeout, a cancellation, an error reply, a restarted server)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Connection
+from redis.exceptions import NoScriptError
+
+from helpers import PrivateRedis
+from wa_outbound.ratelimit.connections import Lane, pack
+from wa_outbound.ratelimit.redis_limiter import REDIS_DOWN
+
+ECHO = "return ARGV[1]"
+
+
+@pytest.fixture
+async def lane(private_redis: PrivateRedis) -> AsyncIterator[Lane]:
+    lane = Lane(private_redis.url, timeout_s=0.2)
+    yield lane
+    await lane.close()
+
+
+async def echo(lane: Lane, value: str) -> object:
+    return await lane.call(pack("EVAL", ECHO, 0, value))
+
+
+def test_commands_are_packed_as_redis_py_packs_them() -> None:
+    args = ("EVALSHA", "f" * 40, 3, "k:{é}", "l", "t", 100, 1764506123.456789, -1, 0.1 + 0.2)
+    assert pack(*args) == b"".join(Connection().pack_command(*args))
+
+
+async def test_concurrent_calls_each_get_their_own_reply(lane: Lane) -> None:
+    values = [f"call-{i}" for i in range(50)]
+    replies = await asyncio.gather(*(echo(lane, v) for v in values))
+    assert replies == [v.encode() for v in values]
+
+
+async def test_an_error_reply_raises_and_the_connection_stays_in_step(lane: Lane) -> None:
+    with pytest.raises(NoScriptError):
+        await lane.call(pack("EVALSHA", "0" * 40, 0))
+    assert await echo(lane, "after the error") == b"after the error"
+
+
+async def test_a_server_that_hangs_times_out_and_its_late_reply_is_never_read(
+    lane: Lane, private_redis: PrivateRedis
+) -> None:
+    assert await echo(lane, "before") == b"before"
+    private_redis.pause()
+    try:
+        with pytest.raises(TimeoutError):
+            await echo(lane, "late")
+    finally:
+        private_redis.resume()
+    # The server now answers "late" on the old connection; the lane must not hand it out.
+    assert await echo(lane, "fresh") == b"fresh"
+
+
+async def test_a_cancelled_call_does_not_leave_its_reply_for_the_next(
+    lane: Lane, private_redis: PrivateRedis
+) -> None:
+    assert await echo(lane, "before") == b"before"
+    private_redis.pause()
+    try:
+        call = asyncio.ensure_future(echo(lane, "cancelled"))
+        await asyncio.sleep(0.05)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+    finally:
+        private_redis.resume()
+    assert await echo(lane, "next") == b"next"
+
+
+async def test_a_restarted_server_is_reconnected_to(
+    lane: Lane, private_redis: PrivateRedis
+) -> None:
+    assert await echo(lane, "before") == b"before"
+    private_redis.stop()
+    with pytest.raises(REDIS_DOWN):
+        await echo(lane, "while stopped")
+    private_redis.start()
+    assert await echo(lane, "after") == b"after"
