@@ -75,6 +75,16 @@ async def test_a_cancelled_call_does_not_leave_its_reply_for_the_next(
     assert await echo(lane, "next") == b"next"
 
 
+async def test_connections_closed_while_idle_are_replaced_without_an_error(
+    lane: Lane, private_redis: PrivateRedis
+) -> None:
+    assert list(await asyncio.gather(echo(lane, "a"), echo(lane, "b"))) == [b"a", b"b"]
+    private_redis.stop()
+    private_redis.start()  # both idle connections are now closed
+    assert list(await asyncio.gather(echo(lane, "c"), echo(lane, "d"))) == [b"c", b"d"]
+    assert await echo(lane, "e") == b"e"
+
+
 async def test_a_restarted_server_is_reconnected_to(
     lane: Lane, private_redis: PrivateRedis
 ) -> None:

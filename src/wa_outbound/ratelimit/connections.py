@@ -13,6 +13,7 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 REDIS_TIMEOUT_S = 0.3
@@ -50,7 +51,12 @@ class Lane:
     a socket timeout set, wraps every write in a task of its own. Here a call takes an idle
     connection (or opens one), writes, reads, and puts it back, all under one deadline. A
     connection that failed or was cancelled mid-reply may hold half an answer: it is closed,
-    never reused. An error reply (NOSCRIPT, a script error) leaves it clean, so it is kept."""
+    never reused. An error reply (NOSCRIPT, a script error) leaves it clean, so it is kept.
+
+    An idle connection that Redis (or a proxy) closed meanwhile fails at once: the command is
+    sent again, once, on a new connection, as redis-py's single retry would. A command that
+    reached Redis before its connection broke may so run twice; the acquire script then counts
+    a grant nobody sends, which under-grants but never over-grants. A timeout is not retried."""
 
     def __init__(self, url: str, *, timeout_s: float = REDIS_TIMEOUT_S) -> None:
         # Used only to make connections from the URL (TCP, TLS or a Unix socket), never to lend.
@@ -63,7 +69,14 @@ class Lane:
     async def call(self, command: bytes) -> Any:
         """The reply to one packed command (see `pack`); an error reply raises its
         `ResponseError`."""
-        conn = self._idle.pop() if self._idle else self._connect()
+        if self._idle:
+            try:
+                return await self._exchange(self._idle.pop(), command)
+            except RedisConnectionError:
+                pass
+        return await self._exchange(self._connect(), command)
+
+    async def _exchange(self, conn: AbstractConnection, command: bytes) -> Any:
         try:
             async with asyncio.timeout(self._timeout_s):
                 await conn.send_packed_command(command, check_health=False)
