@@ -5,7 +5,15 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from helpers import ADMIN, TEMPLATE, app_client, create_org_with_key, grant, make_settings
+from helpers import (
+    ADMIN,
+    TEMPLATE,
+    app_client,
+    create_org_with_key,
+    eventually,
+    grant,
+    make_settings,
+)
 from wa_outbound.app import create_app
 
 PHONE = "+33612345678"
@@ -127,6 +135,29 @@ async def test_revoked_key_stops_working_at_once(client: httpx.AsyncClient) -> N
     assert (await client.get("/v1/messages", headers=auth)).status_code == 401
     again = await client.delete(f"/v1/admin/orgs/{org_id}/api-keys/{created['id']}", headers=ADMIN)
     assert again.status_code == 404
+
+
+async def test_a_key_revoked_on_one_replica_stops_at_once_on_another(postgres_url: str) -> None:
+    # Replica b would trust its cached key for a minute: only PostgreSQL's notification of the
+    # revocation can make it answer 401 sooner.
+    a = create_app(make_settings(postgres_url))
+    b = create_app(make_settings(postgres_url, api_key_cache_seconds=60))
+    async with app_client(a) as replica_a, app_client(b) as replica_b:
+        org_id, _ = await create_org_with_key(replica_a)
+        key = (
+            await replica_a.post(f"/v1/admin/orgs/{org_id}/api-keys", json={}, headers=ADMIN)
+        ).json()
+        auth = {"Authorization": f"Bearer {key['api_key']}"}
+        assert (await replica_b.get("/v1/messages", headers=auth)).status_code == 200
+        revoke = await replica_a.delete(
+            f"/v1/admin/orgs/{org_id}/api-keys/{key['id']}", headers=ADMIN
+        )
+        assert revoke.status_code == 204
+
+        async def refused_by_b() -> bool:
+            return (await replica_b.get("/v1/messages", headers=auth)).status_code == 401
+
+        await eventually(refused_by_b, timeout_s=30)
 
 
 async def test_another_orgs_message_answers_404(client: httpx.AsyncClient) -> None:

@@ -27,6 +27,7 @@ from wa_outbound.config import Settings
 from wa_outbound.db.engine import create_engine
 from wa_outbound.dispatcher import Dispatcher
 from wa_outbound.key_cache import ApiKeyCache
+from wa_outbound.listener import API_KEYS_CHANNEL, Listener
 from wa_outbound.metrics import Metrics
 from wa_outbound.outbox_notifier import OutboxNotifier
 from wa_outbound.providers import create_provider
@@ -56,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
             settings=settings, engine=engine, provider=provider, metrics=metrics, limiter=limiter
         )
         notifier = OutboxNotifier(engine) if settings.is_postgres else None
+        api_keys = ApiKeyCache(ttl_s=settings.api_key_cache_seconds)
 
         def wake_dispatcher() -> None:
             dispatcher.wake()
@@ -65,6 +67,11 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             if notifier is not None:
                 supervisor.start("outbox-notifier", notifier)
+            if settings.is_postgres:
+                supervisor.start(
+                    "api-key-listener",
+                    Listener(engine, api_keys.clear, channel=API_KEYS_CHANNEL),
+                )
             if settings.dispatch_enabled:
                 supervisor.start("dispatcher", dispatcher)
             if sandbox_statuses is not None:
@@ -91,7 +98,7 @@ def create_app(settings: Settings) -> FastAPI:
                 "supervisor": supervisor,
                 "wake_dispatcher": wake_dispatcher,
                 "limiter": limiter,
-                "api_keys": ApiKeyCache(),
+                "api_keys": api_keys,
             }
         finally:
             # Reverse order: stop the loops, then close the clients they use, then the engine.

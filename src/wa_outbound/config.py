@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # How often the queue gauges of /metrics are read from the database (never per scrape).
     metrics_refresh_seconds: PositiveSeconds = 5.0
 
+    # How long a replica remembers an API key that authenticated (0: look up every request).
+    # Revocations reach every replica at once through PostgreSQL; this bounds a missed one.
+    api_key_cache_seconds: float = Field(1.0, ge=0, le=60)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "text"] = "json"
 

@@ -23,7 +23,7 @@ from wa_outbound.admission import Limiter, admit
 from wa_outbound.claims import Claimed
 from wa_outbound.config import Settings
 from wa_outbound.db.types import utcnow
-from wa_outbound.listener import OutboxListener
+from wa_outbound.listener import Listener
 from wa_outbound.logs import message_fields
 from wa_outbound.metrics import Metrics
 from wa_outbound.outcomes import Outcome
@@ -65,7 +65,7 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self) -> None:
-        listener = OutboxListener(self.engine, self.wake) if self.settings.is_postgres else None
+        listener = Listener(self.engine, self.wake) if self.settings.is_postgres else None
         listen_task = (
             asyncio.create_task(listener.run(), name="outbox-listener") if listener else None
         )

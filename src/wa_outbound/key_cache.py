@@ -1,9 +1,11 @@
 """A short-lived, in-process memory of API keys that authenticated: most requests then skip the
 database lookup of their key.
 
-Only successful lookups are remembered, for at most `ttl_s` (1 s by default): an unknown key is
-looked up every time, and a revoked key stops working at once in the replica that revoked it
-(the revocation clears this cache) and within `ttl_s` in the others.
+Only successful lookups are remembered, for at most `ttl_s` (WA_API_KEY_CACHE_SECONDS, 1 s by
+default): an unknown key is looked up every time. A revocation clears the cache of the replica
+that made it, and of every other replica when PostgreSQL delivers its notification (listener.py,
+within milliseconds); a replica whose listening connection was down then forgets the key when
+its entry expires.
 """
 
 from __future__ import annotations

@@ -10,10 +10,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound.auth import generate_key
+from wa_outbound.db.dialect import is_postgres
 from wa_outbound.db.schema import api_key, organization, rate_limit
 from wa_outbound.db.types import utcnow
 from wa_outbound.errors import AlreadyExists, NotFound
 from wa_outbound.events import record_audit
+from wa_outbound.listener import API_KEYS_CHANNEL, notify
 
 DEFAULT_WINDOW_SECONDS = 86_400
 
@@ -122,3 +124,5 @@ async def revoke_api_key(
     await record_audit(
         conn, org_id=org_id, at=now, action="api_key.revoked", actor=actor, subject=str(key_id)
     )
+    if is_postgres(conn):  # other replicas drop their cached keys when this commits
+        await notify(conn, API_KEYS_CHANNEL)

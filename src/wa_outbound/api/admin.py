@@ -65,6 +65,6 @@ async def revoke_api_key(
 ) -> Response:
     async with engine.begin() as conn:
         await orgs.revoke_api_key(conn, org_id=org_id, key_id=key_id, actor=actor)
-    # Other replicas forget the key when their cache entry expires (key_cache: at most 1 s).
+    # Other replicas hear of it through PostgreSQL (listener.API_KEYS_CHANNEL); here it is now.
     api_keys.clear()
     return Response(status_code=204)
