@@ -8,8 +8,6 @@ across replicas with `max`, not `sum`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,8 +19,8 @@ from wa_outbound.db.schema import outbound_message
 from wa_outbound.db.types import utcnow
 from wa_outbound.metrics import Metrics
 from wa_outbound.status import CLAIMABLE, PENDING
+from wa_outbound.workers import repeat
 
-log = logging.getLogger(__name__)
 m = outbound_message.c
 
 
@@ -72,13 +70,9 @@ class QueueGauges:
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.run_once()
-            except Exception:  # the database may be down for a while; the next round retries
-                log.exception("reading the queue gauges failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._interval_s)
+        await repeat(
+            self.run_once, every_s=self._interval_s, until=self._stopping, what="queue gauges"
+        )
 
     async def stop(self) -> None:
         self._stopping.set()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,6 +13,7 @@ from wa_outbound import webhook_intake
 from wa_outbound.db.types import utcnow
 from wa_outbound.metrics import Metrics
 from wa_outbound.receipts import KNOWN_STATUSES, apply_known_pending, drop_expired_pending
+from wa_outbound.workers import repeat
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +56,9 @@ class ReceiptSweep:
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.run_once()
-            except Exception:  # a database hiccup must not end the loop; next round retries
-                log.exception("receipt sweep failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._interval_s)
+        await repeat(
+            self.run_once, every_s=self._interval_s, until=self._stopping, what="receipt sweep"
+        )
 
     async def stop(self) -> None:
         self._stopping.set()

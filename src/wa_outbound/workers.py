@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
@@ -18,6 +19,33 @@ class Worker(Protocol):
     async def run_once(self) -> Any: ...
 
     async def stop(self) -> None: ...
+
+
+async def repeat(
+    step: Callable[[], Awaitable[object]], *, every_s: float, until: asyncio.Event, what: str
+) -> None:
+    """Run `step` every `every_s` seconds until `until` is set. A failing step never ends the
+    loop (the database may be down for a while; the next round retries). Of a run of failures,
+    the first is logged with its traceback, the others in a line each, and the recovery once,
+    so an outage does not fill the log with the same traceback every few seconds."""
+    failures = 0
+    while not until.is_set():
+        try:
+            await step()
+        except Exception as exc:
+            failures += 1
+            if failures == 1:
+                log.exception("%s failed", what)
+            else:
+                log.warning(
+                    "%s failed again", what, extra={"error": repr(exc), "failures": failures}
+                )
+        else:
+            if failures:
+                log.warning("%s works again", what, extra={"failures": failures})
+            failures = 0
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(until.wait(), every_s)
 
 
 class Supervisor:

@@ -10,7 +10,6 @@ Notifications go out after the commit, so no transaction is held open across SMT
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from wa_outbound.config import Settings
 from wa_outbound.db.dialect import is_postgres
 from wa_outbound.db.types import utcnow
 from wa_outbound.metrics import Metrics
+from wa_outbound.workers import repeat
 
 log = logging.getLogger(__name__)
 
@@ -72,15 +72,12 @@ class AlertEvaluator:
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
-        interval_s = self._settings.alert_interval_seconds
-        while not self._stopping.is_set():
-            try:
-                await self.run_once()
-            except Exception:
-                # The database may be down for a while: log, and try again next interval.
-                log.exception("alert evaluation failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), interval_s)
+        await repeat(
+            self.run_once,
+            every_s=self._settings.alert_interval_seconds,
+            until=self._stopping,
+            what="alert evaluation",
+        )
 
     async def stop(self) -> None:
         self._stopping.set()
