@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Connection
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from helpers import PrivateRedis
 from wa_outbound.ratelimit.connections import Lane, pack
@@ -19,7 +19,8 @@ ECHO = "return ARGV[1]"
 
 @pytest.fixture
 async def lane(private_redis: PrivateRedis) -> AsyncIterator[Lane]:
-    lane = Lane(private_redis.url, timeout_s=0.2)
+    # Long enough for 50 connections to open at once on a loaded machine.
+    lane = Lane(private_redis.url, timeout_s=1.0)
     yield lane
     await lane.close()
 
@@ -66,6 +67,18 @@ async def test_an_interrupted_call_does_not_leave_its_late_reply_for_the_next(
     finally:
         private_redis.resume()
     assert await echo(lane, "next") == b"next"
+
+
+async def test_a_refused_handshake_never_leaves_a_connection_on_another_database(
+    private_redis: PrivateRedis,
+) -> None:
+    lane = Lane(private_redis.url.rsplit("/", 1)[0] + "/99", timeout_s=1.0)
+    try:
+        for _ in range(2):  # the second call must not find a half-set-up connection to db 0
+            with pytest.raises(ResponseError, match="DB index"):
+                await echo(lane, "x")
+    finally:
+        await lane.close()
 
 
 async def test_connections_closed_while_idle_are_replaced_without_an_error(

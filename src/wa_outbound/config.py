@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite+aiosqlite:///./wa_outbound.db"
+    # PostgreSQL: a statement that gets no answer for this long fails (the request answers 503).
+    database_statement_timeout_seconds: float = Field(30.0, ge=1, le=3600)
     redis_url: str = ""
 
     provider: Literal["sandbox", "cloud"] = "sandbox"

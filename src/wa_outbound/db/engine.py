@@ -27,7 +27,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # No pre-ping: it costs a round trip per transaction. A connection that died with the
         # server fails its statement once; SQLAlchemy then invalidates the whole pool.
         pool_timeout=10,
-        connect_args={"timeout": 5, "command_timeout": 30},
+        connect_args={
+            "timeout": 5,
+            "command_timeout": settings.database_statement_timeout_seconds,
+        },
         hide_parameters=True,
     )
 

@@ -49,7 +49,7 @@ class Lane:
     `Redis.execute_command` spends about as long per call as Redis spends running the script:
     its pool takes a lock, probes the socket for stray data, runs observability hooks and, with
     a socket timeout set, wraps every write in a task of its own. Here a call takes an idle
-    connection (or opens one), writes, reads, and puts it back, all under one deadline. A
+    connection (or opens one), writes, reads, and puts it back under one deadline. A
     connection that failed or was cancelled mid-reply may hold half an answer: it is closed,
     never reused. An error reply (NOSCRIPT, a script error) leaves it clean, so it is kept.
 
@@ -77,6 +77,15 @@ class Lane:
         return await self._exchange(self._connect(), command)
 
     async def _exchange(self, conn: AbstractConnection, command: bytes) -> Any:
+        if not conn.is_connected:
+            # A deadline of its own (a burst of connects is slow); any failure here, an error
+            # reply to the handshake included, leaves a connection not fit for use.
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    await conn.connect()  # type: ignore[no-untyped-call]  # unannotated upstream
+            except BaseException:
+                await conn.disconnect(nowait=True)
+                raise
         try:
             async with asyncio.timeout(self._timeout_s):
                 await conn.send_packed_command(command, check_health=False)
