@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from helpers import ADMIN_TOKEN, PrivateRedis, app_client, create_org_with_key, make_settings
+from private_postgres import PrivatePostgres
 from wa_outbound.app import create_app
 from wa_outbound.config import Settings
 from wa_outbound.db import migrate
@@ -181,3 +182,14 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL cluster of this test's own, which the test may stop, start or hang."""
+    pg = PrivatePostgres()
+    try:
+        pg.start()
+        yield pg
+    finally:
+        pg.destroy()

@@ -52,16 +52,6 @@ def hung(pg: PrivatePostgres) -> Iterator[None]:
             os.kill(pid, signal.SIGCONT)
 
 
-@pytest.fixture
-def postgres() -> Iterator[PrivatePostgres]:
-    pg = PrivatePostgres()
-    try:
-        pg.start()
-        yield pg
-    finally:
-        pg.destroy()
-
-
 async def enqueue(client: httpx.AsyncClient, auth: dict[str, str]) -> httpx.Response:
     async with asyncio.timeout(HANG_S):
         return await client.post(
@@ -72,10 +62,10 @@ async def enqueue(client: httpx.AsyncClient, auth: dict[str, str]) -> httpx.Resp
 # Key cached: the enqueue statement itself hangs; not cached: the key's lookup hangs first.
 @pytest.mark.parametrize("key_cache_s", [60.0, 0.0], ids=["key-cached", "key-looked-up"])
 async def test_a_hung_database_answers_503_in_time_and_the_service_recovers(
-    postgres: PrivatePostgres, key_cache_s: float
+    private_postgres: PrivatePostgres, key_cache_s: float
 ) -> None:
     settings = make_settings(
-        postgres.url,
+        private_postgres.url,
         database_statement_timeout_seconds=STATEMENT_TIMEOUT_S,
         api_key_cache_seconds=key_cache_s,
         dispatch_enabled=True,  # its loops, and every other one, must outlive the hang
@@ -90,7 +80,7 @@ async def test_a_hung_database_answers_503_in_time_and_the_service_recovers(
         await grant(client, auth, PHONE)
         assert (await enqueue(client, auth)).status_code == 202
 
-        with hung(postgres):
+        with hung(private_postgres):
             during = await enqueue(client, auth)
             async with asyncio.timeout(HANG_S):
                 ready = await client.get("/health/ready")

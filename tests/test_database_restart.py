@@ -17,7 +17,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,18 +51,8 @@ class Service:
 
 
 @pytest.fixture
-def postgres() -> Iterator[PrivatePostgres]:
-    pg = PrivatePostgres()
-    try:
-        pg.start()
-        yield pg
-    finally:
-        pg.destroy()
-
-
-@pytest.fixture
 async def fake_meta_and_service(
-    postgres: PrivatePostgres, tmp_path: Path
+    private_postgres: PrivatePostgres, tmp_path: Path
 ) -> AsyncIterator[tuple[FakeMeta, Service]]:
     port = _free_port()
     service_url = f"http://127.0.0.1:{port}"
@@ -77,7 +67,7 @@ async def fake_meta_and_service(
     async with running_fake_meta(fake) as fake_url:
         env = {k: v for k, v in os.environ.items() if not k.startswith("WA_")}
         env.update(
-            WA_DATABASE_URL=postgres.url,
+            WA_DATABASE_URL=private_postgres.url,
             WA_PROVIDER="cloud",
             WA_GRAPH_API_BASE_URL=fake_url,
             WA_ACCESS_TOKEN=TOKEN,
@@ -122,8 +112,8 @@ def _serve(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]
         )
 
 
-async def statuses(postgres: PrivatePostgres) -> dict[str, int]:
-    conn = await asyncpg.connect(postgres.url.replace("+asyncpg", ""), timeout=5)
+async def statuses(private_postgres: PrivatePostgres) -> dict[str, int]:
+    conn = await asyncpg.connect(private_postgres.url.replace("+asyncpg", ""), timeout=5)
     try:
         rows = await conn.fetch("SELECT status, count(*) FROM outbound_message GROUP BY status")
         return {row[0]: row[1] for row in rows}
@@ -131,8 +121,8 @@ async def statuses(postgres: PrivatePostgres) -> dict[str, int]:
         await conn.close()
 
 
-async def unprocessed_webhooks(postgres: PrivatePostgres) -> int:
-    conn = await asyncpg.connect(postgres.url.replace("+asyncpg", ""), timeout=5)
+async def unprocessed_webhooks(private_postgres: PrivatePostgres) -> int:
+    conn = await asyncpg.connect(private_postgres.url.replace("+asyncpg", ""), timeout=5)
     try:
         return int(
             await conn.fetchval("SELECT count(*) FROM webhook_event WHERE processed_at IS NULL")
@@ -142,7 +132,7 @@ async def unprocessed_webhooks(postgres: PrivatePostgres) -> int:
 
 
 async def test_the_service_rides_out_a_database_restart_mid_campaign(
-    postgres: PrivatePostgres, fake_meta_and_service: tuple[FakeMeta, Service]
+    private_postgres: PrivatePostgres, fake_meta_and_service: tuple[FakeMeta, Service]
 ) -> None:
     fake, service = fake_meta_and_service
     async with httpx.AsyncClient(base_url=service.url, timeout=REQUEST_TIMEOUT_S) as client:
@@ -170,7 +160,7 @@ async def test_the_service_rides_out_a_database_restart_mid_campaign(
         some_id = queued.json()["results"][0]["message"]["id"]
 
         await eventually(lambda: fake.received.accepted >= 500, timeout_s=60)
-        await asyncio.to_thread(postgres.stop)
+        await asyncio.to_thread(private_postgres.stop)
         sent_before_outage = fake.received.accepted
         assert sent_before_outage < MESSAGES, "the campaign ended before the outage"
 
@@ -197,7 +187,7 @@ async def test_the_service_rides_out_a_database_restart_mid_campaign(
         )
         assert answer.status_code != 200
         await asyncio.sleep(OUTAGE_S)  # the dispatcher and the loops keep failing meanwhile
-        await asyncio.to_thread(postgres.start)
+        await asyncio.to_thread(private_postgres.start)
 
         # --- the database is back: everything recovers without a restart ---
         async def ready_again() -> bool:
@@ -206,13 +196,13 @@ async def test_the_service_rides_out_a_database_restart_mid_campaign(
         await eventually(ready_again, timeout_s=60)
 
         async def all_read() -> bool:
-            return (await statuses(postgres)).get("READ", 0) == MESSAGES
+            return (await statuses(private_postgres)).get("READ", 0) == MESSAGES
 
         await eventually(all_read, timeout_s=180)
         await eventually(lambda: fake.received.accepted >= MESSAGES, timeout_s=10)
 
         async def webhooks_all_processed() -> bool:
-            return await unprocessed_webhooks(postgres) == 0
+            return await unprocessed_webhooks(private_postgres) == 0
 
         await eventually(webhooks_all_processed, timeout_s=60)
         ready = await client.get("/health/ready")
