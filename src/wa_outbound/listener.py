@@ -2,8 +2,8 @@
 and revoked API keys (every replica forgets its cached keys at once).
 
 Each is a hint with a fallback: if a listener's connection drops, dispatchers still poll every
-WA_DISPATCH_POLL_SECONDS and cached keys still expire within a second, while the listener
-reconnects with back-off.
+WA_DISPATCH_POLL_SECONDS and cached keys still expire after WA_API_KEY_CACHE_SECONDS, while the
+listener reconnects with back-off.
 """
 
 from __future__ import annotations
