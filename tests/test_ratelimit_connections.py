@@ -81,6 +81,21 @@ async def test_a_refused_handshake_never_leaves_a_connection_on_another_database
         await lane.close()
 
 
+async def test_a_connection_is_reused_while_fresh_and_reopened_after_idling(
+    private_redis: PrivateRedis,
+) -> None:
+    lane = Lane(private_redis.url, timeout_s=1.0, idle_s=1.0)
+    try:
+        first = await lane.call(pack("CLIENT", "ID"))
+        assert await lane.call(pack("CLIENT", "ID")) == first
+        await asyncio.sleep(1.2)
+        reopened = await lane.call(pack("CLIENT", "ID"))
+        assert reopened != first
+        assert await lane.call(pack("CLIENT", "ID")) == reopened
+    finally:
+        await lane.close()
+
+
 async def test_connections_closed_while_idle_are_replaced_without_an_error(
     lane: Lane, private_redis: PrivateRedis
 ) -> None:

@@ -7,6 +7,7 @@ the database well within a second."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from redis.asyncio import ConnectionPool, Redis
@@ -18,6 +19,9 @@ from redis.exceptions import ResponseError
 
 REDIS_TIMEOUT_S = 0.3
 LANE_IDLE_MAX = 64
+# Below the idle timeouts of NATs and load balancers that drop a quiet connection silently
+# (no reset: a write would vanish and the read time out), e.g. 350 s on AWS.
+LANE_IDLE_S = 30.0
 
 
 def redis_client(url: str) -> Redis:
@@ -56,22 +60,30 @@ class Lane:
     An idle connection that Redis (or a proxy) closed meanwhile fails at once: the command is
     sent again, once, on a new connection, as redis-py's single retry would. A command that
     reached Redis before its connection broke may so run twice; the acquire script then counts
-    a grant nobody sends, which under-grants but never over-grants. A timeout is not retried."""
+    a grant nobody sends, which under-grants but never over-grants. A timeout is not retried.
+    A connection left idle for longer than `idle_s` is opened afresh before use: a middlebox
+    may have dropped it without a word."""
 
-    def __init__(self, url: str, *, timeout_s: float = REDIS_TIMEOUT_S) -> None:
+    def __init__(
+        self, url: str, *, timeout_s: float = REDIS_TIMEOUT_S, idle_s: float = LANE_IDLE_S
+    ) -> None:
         # Used only to make connections from the URL (TCP, TLS or a Unix socket), never to lend.
         self._factory = ConnectionPool.from_url(
             url, socket_timeout=None, socket_connect_timeout=timeout_s, health_check_interval=0
         )
         self._timeout_s = timeout_s
-        self._idle: list[AbstractConnection] = []
+        self._idle_s = idle_s
+        self._idle: list[tuple[AbstractConnection, float]] = []  # with when it was put back
 
     async def call(self, command: bytes) -> Any:
         """The reply to one packed command (see `pack`); an error reply raises its
         `ResponseError`."""
         if self._idle:
+            conn, since = self._idle.pop()
+            if time.monotonic() - since > self._idle_s:
+                await conn.disconnect(nowait=True)  # _exchange opens it again
             try:
-                return await self._exchange(self._idle.pop(), command)
+                return await self._exchange(conn, command)
             except RedisConnectionError:
                 pass
         return await self._exchange(self._connect(), command)
@@ -105,10 +117,10 @@ class Lane:
 
     async def _put_back(self, conn: AbstractConnection) -> None:
         if len(self._idle) < LANE_IDLE_MAX:
-            self._idle.append(conn)
+            self._idle.append((conn, time.monotonic()))
         else:
             await conn.disconnect(nowait=True)
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
-        await asyncio.gather(*(conn.disconnect() for conn in idle), return_exceptions=True)
+        await asyncio.gather(*(conn.disconnect() for conn, _ in idle), return_exceptions=True)
