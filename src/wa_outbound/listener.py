@@ -16,6 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from wa_outbound.db.dialect import is_postgres
+
 log = logging.getLogger(__name__)
 CHANNEL = "wa_outbound_outbox"
 API_KEYS_CHANNEL = "wa_outbound_api_keys"
@@ -24,8 +26,9 @@ _PROBE_S = 5.0
 
 async def notify(conn: AsyncConnection, channel: str = CHANNEL) -> None:
     """Tell every replica's listener on `channel` when this transaction commits (sent once per
-    transaction, however often it is called in it)."""
-    await conn.execute(sa.text(f"NOTIFY {channel}"))
+    transaction, however often it is called in it). Nothing on SQLite: one process only."""
+    if is_postgres(conn):
+        await conn.execute(sa.text(f"NOTIFY {channel}"))
 
 
 class Listener:

@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound.auth import generate_key
-from wa_outbound.db.dialect import is_postgres
 from wa_outbound.db.schema import api_key, organization, rate_limit
 from wa_outbound.db.types import utcnow
 from wa_outbound.errors import AlreadyExists, NotFound
@@ -124,5 +123,4 @@ async def revoke_api_key(
     await record_audit(
         conn, org_id=org_id, at=now, action="api_key.revoked", actor=actor, subject=str(key_id)
     )
-    if is_postgres(conn):  # other replicas drop their cached keys when this commits
-        await notify(conn, API_KEYS_CHANNEL)
+    await notify(conn, API_KEYS_CHANNEL)  # other replicas drop their cached keys at commit

@@ -111,7 +111,7 @@ async def replay(
             for row in rows
         ],
     )
-    if rows and is_postgres(conn):
+    if rows:
         await notify(conn)
     return [dict(row) for row in rows]
 
