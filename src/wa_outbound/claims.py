@@ -53,10 +53,8 @@ _PG_CLAIM_SQL = sa.text(
     ORDER BY claimed.next_attempt_at
     """
 )
-_PG_CLAIM = _PG_CLAIM_SQL.bindparams(
-    sa.bindparam("now", type_=m.next_attempt_at.type),
-    sa.bindparam("lease_until", type_=m.lease_until.type),
-).columns(
+# What a claim returns of each message (also spelled out in the RETURNING above).
+_CLAIMED_COLUMNS = (
     m.id,
     m.org_id,
     m.to_phone,
@@ -66,6 +64,12 @@ _PG_CLAIM = _PG_CLAIM_SQL.bindparams(
     m.max_attempts,
     m.next_attempt_at,
     m.created_at,
+)
+_PG_CLAIM = _PG_CLAIM_SQL.bindparams(
+    sa.bindparam("now", type_=m.next_attempt_at.type),
+    sa.bindparam("lease_until", type_=m.lease_until.type),
+).columns(
+    *_CLAIMED_COLUMNS,
     sa.column("from_status", sa.String),
     sa.column("consented", sa.Boolean),
 )
@@ -145,17 +149,7 @@ async def _claim_sqlite(
                     claimed_by=worker,
                     updated_at=now,
                 )
-                .returning(
-                    m.id,
-                    m.org_id,
-                    m.to_phone,
-                    m.kind,
-                    m.payload,
-                    m.attempts,
-                    m.max_attempts,
-                    m.next_attempt_at,
-                    m.created_at,
-                )
+                .returning(*_CLAIMED_COLUMNS)
             )
         )
         .mappings()
