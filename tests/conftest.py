@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from factories import insert_org
 from helpers import ADMIN_TOKEN, PrivateRedis, app_client, create_org_with_key, make_settings
 from private_postgres import PrivatePostgres
 from wa_outbound.app import create_app
@@ -156,6 +157,13 @@ async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(make_settings(database_url))
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+async def org_id(db_engine: AsyncEngine) -> str:
+    """A fresh organisation, inserted directly (no API key), for data-level tests."""
+    async with db_engine.begin() as conn:
+        return await insert_org(conn)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import meta_payloads as meta
-from factories import PHONE, accept, engine_for, insert_message
+from factories import PHONE, accept, insert_message
 from helpers import app_client, create_org_with_key, grant, make_settings
 from wa_outbound.api.webhooks import MAX_BODY_BYTES
 from wa_outbound.app import create_app
@@ -34,12 +34,6 @@ def settings(database_url: str) -> Settings:
     return make_settings(database_url, app_secret=SECRET, webhook_verify_token=VERIFY_TOKEN)
 
 
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    async with engine_for(database_url) as engine:
-        yield engine
-
-
 async def post(
     client: httpx.AsyncClient, body: Any, *, secret: str = SECRET, raw: bytes | None = None
 ) -> httpx.Response:
@@ -51,16 +45,16 @@ async def post(
     return await client.post(URL, content=content, headers=headers)
 
 
-async def accepted(engine: AsyncEngine, org_id: str, **columns: Any) -> tuple[str, str]:
+async def accepted(db_engine: AsyncEngine, org_id: str, **columns: Any) -> tuple[str, str]:
     """(message id, wamid) of a message Meta accepted."""
     wamid = f"wamid.{uuid.uuid4().hex}"
-    async with engine.begin() as conn:
+    async with db_engine.begin() as conn:
         message_id = await insert_message(conn, org_id=org_id, wamid=wamid, **columns)
     return str(message_id), wamid
 
 
-async def count(engine: AsyncEngine, table: sa.Table) -> int:
-    async with engine.connect() as conn:
+async def count(db_engine: AsyncEngine, table: sa.Table) -> int:
+    async with db_engine.connect() as conn:
         return int((await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar_one())
 
 
@@ -123,13 +117,13 @@ async def test_the_webhook_is_described_in_the_openapi_schema(client: httpx.Asyn
 
 
 async def test_signed_body_is_accepted_and_stored_as_received(
-    client: httpx.AsyncClient, engine: AsyncEngine
+    client: httpx.AsyncClient, db_engine: AsyncEngine
 ) -> None:
     raw = orjson.dumps(meta.envelope(statuses=[meta.status("wamid.NOBODY", "sent")]))
     response = await post(client, None, raw=raw)
     assert response.status_code == 200
     assert response.json() == {"status": "received"}
-    async with engine.connect() as conn:
+    async with db_engine.connect() as conn:
         [row] = (await conn.execute(sa.select(webhook_event))).all()
     assert row.body == raw
     assert row.processed_at is not None
@@ -137,7 +131,7 @@ async def test_signed_body_is_accepted_and_stored_as_received(
 
 
 async def test_the_signature_is_checked_on_the_raw_bytes_not_on_reserialised_json(
-    client: httpx.AsyncClient, engine: AsyncEngine
+    client: httpx.AsyncClient, db_engine: AsyncEngine
 ) -> None:
     # Meta escapes non-ASCII (\u00e9) and may format freely: the bytes are what is signed.
     raw = (
@@ -150,20 +144,20 @@ async def test_the_signature_is_checked_on_the_raw_bytes_not_on_reserialised_jso
         URL, content=raw, headers={"X-Hub-Signature-256": meta.sign(reserialised, SECRET)}
     )
     assert response.status_code == 401
-    async with engine.connect() as conn:
+    async with db_engine.connect() as conn:
         assert (await conn.execute(sa.select(webhook_event.c.body))).scalars().all() == [raw]
 
 
 async def test_unsigned_body_is_refused_and_nothing_is_stored_or_changed(
-    client: httpx.AsyncClient, org: Org, engine: AsyncEngine
+    client: httpx.AsyncClient, org: Org, db_engine: AsyncEngine
 ) -> None:
     org_id, auth = org
-    message_id, wamid = await accepted(engine, org_id)
+    message_id, wamid = await accepted(db_engine, org_id)
     body = orjson.dumps(meta.envelope(statuses=[meta.status(wamid, "delivered")]))
     response = await client.post(URL, content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
-    assert await count(engine, webhook_event) == 0
+    assert await count(db_engine, webhook_event) == 0
     assert (await get_message(client, auth, message_id))["status"] == "ACCEPTED"
 
 
@@ -179,13 +173,13 @@ async def test_unsigned_body_is_refused_and_nothing_is_stored_or_changed(
     ],
 )
 async def test_wrong_signature_is_refused(
-    client: httpx.AsyncClient, engine: AsyncEngine, signature: str
+    client: httpx.AsyncClient, db_engine: AsyncEngine, signature: str
 ) -> None:
     response = await client.post(
         URL, content=b"{}", headers={b"X-Hub-Signature-256": signature.encode()}
     )
     assert response.status_code == 401
-    assert await count(engine, webhook_event) == 0
+    assert await count(db_engine, webhook_event) == 0
 
 
 async def test_every_post_is_refused_without_an_app_secret(sqlite_url: str) -> None:
@@ -199,12 +193,12 @@ async def test_every_post_is_refused_without_an_app_secret(sqlite_url: str) -> N
     "raw", [b"", b"not json", b'{"entry": [', b"\xff\xfe", b"[]", b"42", b'"x"']
 )
 async def test_a_body_that_is_not_a_json_object_is_a_bad_request(
-    client: httpx.AsyncClient, engine: AsyncEngine, raw: bytes
+    client: httpx.AsyncClient, db_engine: AsyncEngine, raw: bytes
 ) -> None:
     response = await post(client, None, raw=raw)
     assert response.status_code == 400
     assert response.json()["error"]["code"] in ("invalid_json", "bad_request")
-    assert await count(engine, webhook_event) == 0
+    assert await count(db_engine, webhook_event) == 0
 
 
 async def test_a_body_of_exactly_three_megabytes_is_accepted(client: httpx.AsyncClient) -> None:
@@ -215,13 +209,13 @@ async def test_a_body_of_exactly_three_megabytes_is_accepted(client: httpx.Async
 
 
 async def test_a_larger_declared_body_is_refused_with_413(
-    client: httpx.AsyncClient, engine: AsyncEngine
+    client: httpx.AsyncClient, db_engine: AsyncEngine
 ) -> None:
     raw = b"{" + b" " * MAX_BODY_BYTES + b"}"
     response = await post(client, None, raw=raw)
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
-    assert await count(engine, webhook_event) == 0
+    assert await count(db_engine, webhook_event) == 0
 
 
 async def test_a_larger_streamed_body_without_length_is_refused_with_413(
@@ -254,13 +248,13 @@ async def test_a_larger_streamed_body_without_length_is_refused_with_413(
 async def test_each_status_moves_the_message_and_joins_its_timeline(
     client: httpx.AsyncClient,
     org: Org,
-    engine: AsyncEngine,
+    db_engine: AsyncEngine,
     raw: str,
     expected: str,
     stamped: str,
 ) -> None:
     org_id, auth = org
-    message_id, wamid = await accepted(engine, org_id)
+    message_id, wamid = await accepted(db_engine, org_id)
     errors = [meta.error(131026, "Message undeliverable", details="Unable to deliver")]
     item = meta.status(
         wamid, raw, timestamp=1_780_000_000, errors=errors if raw == "failed" else None
@@ -286,10 +280,10 @@ async def test_each_status_moves_the_message_and_joins_its_timeline(
 
 @pytest.mark.parametrize("with_pricing", [True, False])
 async def test_real_payload_shapes_with_and_without_pricing_and_recipient(
-    client: httpx.AsyncClient, org: Org, engine: AsyncEngine, with_pricing: bool
+    client: httpx.AsyncClient, org: Org, db_engine: AsyncEngine, with_pricing: bool
 ) -> None:
     org_id, auth = org
-    message_id, wamid = await accepted(engine, org_id)
+    message_id, wamid = await accepted(db_engine, org_id)
     statuses = [
         meta.status(wamid, "sent", with_pricing=with_pricing),
         meta.status(wamid, "delivered", with_pricing=with_pricing, recipient_id=None),
@@ -304,17 +298,17 @@ async def test_real_payload_shapes_with_and_without_pricing_and_recipient(
 
 
 async def test_a_batched_payload_moves_several_messages_and_keeps_unknown_ones(
-    client: httpx.AsyncClient, org: Org, engine: AsyncEngine
+    client: httpx.AsyncClient, org: Org, db_engine: AsyncEngine
 ) -> None:
     org_id, auth = org
-    messages = [await accepted(engine, org_id) for _ in range(3)]
+    messages = [await accepted(db_engine, org_id) for _ in range(3)]
     statuses = [meta.status(wamid, "sent") for _, wamid in messages]
     statuses += [meta.status(messages[0][1], "read"), meta.status("wamid.NOT_YET", "delivered")]
     statuses.append(meta.status(messages[1][1], "played"))
     assert (await post(client, meta.envelope(statuses=statuses))).status_code == 200
     found = [(await get_message(client, auth, mid))["status"] for mid, _ in messages]
     assert found == ["READ", "SENT", "SENT"]
-    assert await count(engine, pending_status) == 1
+    assert await count(db_engine, pending_status) == 1
     second = await timeline(client, auth, messages[1][0])
     assert [(e["type"], e["details"]["ignored"]) for e in second] == [
         ("status.sent", False),
@@ -323,10 +317,10 @@ async def test_a_batched_payload_moves_several_messages_and_keeps_unknown_ones(
 
 
 async def test_failed_after_delivered_is_ignored_and_shown_in_the_timeline(
-    client: httpx.AsyncClient, org: Org, engine: AsyncEngine
+    client: httpx.AsyncClient, org: Org, db_engine: AsyncEngine
 ) -> None:
     org_id, auth = org
-    message_id, wamid = await accepted(engine, org_id)
+    message_id, wamid = await accepted(db_engine, org_id)
     await post(client, meta.envelope(statuses=[meta.status(wamid, "delivered")]))
     failed = meta.status(wamid, "failed", errors=[meta.error(131026, "Undeliverable")])
     assert (await post(client, meta.envelope(statuses=[failed]))).status_code == 200
@@ -342,28 +336,28 @@ async def test_failed_after_delivered_is_ignored_and_shown_in_the_timeline(
 
 
 async def test_a_status_before_the_send_commits_is_applied_once_the_wamid_is_known(
-    client: httpx.AsyncClient, org: Org, engine: AsyncEngine
+    client: httpx.AsyncClient, org: Org, db_engine: AsyncEngine
 ) -> None:
     org_id, auth = org
-    async with engine.begin() as conn:
+    async with db_engine.begin() as conn:
         message_id = await insert_message(conn, org_id=org_id, wamid=None, status="SENDING")
     wamid = "wamid.RACE"
     body = meta.envelope(statuses=[meta.status(wamid, "sent"), meta.status(wamid, "delivered")])
     assert (await post(client, body)).status_code == 200
     assert (await get_message(client, auth, str(message_id)))["status"] == "SENDING"
 
-    async with engine.begin() as conn:  # the dispatcher commits the send
+    async with db_engine.begin() as conn:  # the dispatcher commits the send
         await accept(conn, message_id, wamid)
         await apply_pending(conn, [wamid], now=utcnow())
     assert (await get_message(client, auth, str(message_id)))["status"] == "DELIVERED"
-    assert await count(engine, pending_status) == 0
+    assert await count(db_engine, pending_status) == 0
 
 
 async def test_a_duplicate_webhook_changes_nothing(
-    client: httpx.AsyncClient, org: Org, engine: AsyncEngine
+    client: httpx.AsyncClient, org: Org, db_engine: AsyncEngine
 ) -> None:
     org_id, auth = org
-    message_id, wamid = await accepted(engine, org_id)
+    message_id, wamid = await accepted(db_engine, org_id)
     body = meta.envelope(statuses=[meta.status(wamid, "delivered")])
     await post(client, body)
     before = await get_message(client, auth, message_id)
@@ -374,7 +368,7 @@ async def test_a_duplicate_webhook_changes_nothing(
 
 
 async def test_other_fields_and_value_errors_are_accepted_and_change_nothing(
-    client: httpx.AsyncClient, engine: AsyncEngine
+    client: httpx.AsyncClient, db_engine: AsyncEngine
 ) -> None:
     template_update = meta.envelope(
         field="message_template_status_update",
@@ -384,15 +378,15 @@ async def test_other_fields_and_value_errors_are_accepted_and_change_nothing(
     odd = {"object": "whatsapp_business_account", "entry": [{"changes": "not a list"}, 3]}
     for body in (template_update, value_error, odd, {}):
         assert (await post(client, body)).status_code == 200
-    assert await count(engine, webhook_event) == 4
-    assert await count(engine, pending_status) == 0
+    assert await count(db_engine, webhook_event) == 4
+    assert await count(db_engine, pending_status) == 0
 
 
 # --- inbound messages --------------------------------------------------------------------
 
 
 async def test_an_inbound_message_opens_the_service_window_for_text(
-    client: httpx.AsyncClient, org: Org, engine: AsyncEngine
+    client: httpx.AsyncClient, org: Org, db_engine: AsyncEngine
 ) -> None:
     _, auth = org
     await grant(client, auth, PHONE)
@@ -407,7 +401,7 @@ async def test_an_inbound_message_opens_the_service_window_for_text(
 
 
 async def test_an_inbound_message_opens_windows_only_for_orgs_that_know_the_number(
-    client: httpx.AsyncClient, org: Org, engine: AsyncEngine
+    client: httpx.AsyncClient, org: Org, db_engine: AsyncEngine
 ) -> None:
     org_id, auth = org
     await grant(client, auth, PHONE)
@@ -415,7 +409,7 @@ async def test_an_inbound_message_opens_windows_only_for_orgs_that_know_the_numb
     inbound = meta.envelope(value_extra=meta.inbound_text(PHONE, "hi"))
     inbound["entry"][0]["changes"][0]["value"]["messages"].append({"from": "not a phone"})
     assert (await post(client, inbound)).status_code == 200
-    async with engine.connect() as conn:
+    async with db_engine.connect() as conn:
         rows = (await conn.execute(sa.select(service_window))).all()
     assert [(row.org_id, row.phone) for row in rows] == [(org_id, PHONE)]
 
@@ -424,11 +418,11 @@ async def test_an_inbound_message_opens_windows_only_for_orgs_that_know_the_numb
 
 
 async def test_a_database_that_cannot_store_the_body_answers_an_error_so_meta_retries(
-    client: httpx.AsyncClient, org: Org, engine: AsyncEngine
+    client: httpx.AsyncClient, org: Org, db_engine: AsyncEngine
 ) -> None:
     org_id, auth = org
-    message_id, wamid = await accepted(engine, org_id)
-    async with engine.begin() as conn:
+    message_id, wamid = await accepted(db_engine, org_id)
+    async with db_engine.begin() as conn:
         await conn.run_sync(webhook_event.drop)
     response = await post(client, meta.envelope(statuses=[meta.status(wamid, "read")]))
     assert response.status_code >= 500
@@ -437,13 +431,13 @@ async def test_a_database_that_cannot_store_the_body_answers_an_error_so_meta_re
 
 
 async def test_a_processing_failure_still_answers_200_and_keeps_the_body_for_retry(
-    client: httpx.AsyncClient, engine: AsyncEngine
+    client: httpx.AsyncClient, db_engine: AsyncEngine
 ) -> None:
-    async with engine.begin() as conn:
+    async with db_engine.begin() as conn:
         await conn.run_sync(pending_status.drop)  # storing a pending status will fail
     response = await post(client, meta.envelope(statuses=[meta.status("wamid.X", "sent")]))
     assert response.status_code == 200
-    async with engine.connect() as conn:
+    async with db_engine.connect() as conn:
         [row] = (await conn.execute(sa.select(webhook_event))).all()
     assert row.processed_at is None
     assert row.attempts == 1
