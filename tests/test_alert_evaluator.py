@@ -36,21 +36,27 @@ class Recorder:
         self.arrived.set()
 
 
+def alerting_settings(database_url: str, *, smtp_port: int, slack_url: str) -> Settings:
+    """Email to ops@example.com through a loopback SMTP server, Slack to a loopback webhook; an
+    alert when three messages are dead-lettered."""
+    return make_settings(
+        database_url,
+        alert_dlq_threshold=3,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_port,
+        smtp_starttls=False,
+        alert_email_recipients="ops@example.com",
+        alert_slack_webhook_url=slack_url,
+    )
+
+
 async def test_a_dlq_alert_reaches_email_and_slack_with_the_dlq_report(
     database_url: str, db_engine: AsyncEngine
 ) -> None:
     await add_dead(db_engine, 3, code="132001", title="Template name does not exist")
     metrics = Metrics()
     async with smtp_sink() as mailbox, slack_server() as slack:
-        settings = make_settings(
-            database_url,
-            alert_dlq_threshold=3,
-            smtp_host="127.0.0.1",
-            smtp_port=mailbox.port,
-            smtp_starttls=False,
-            alert_email_recipients="ops@example.com",
-            alert_slack_webhook_url=slack.url,
-        )
+        settings = alerting_settings(database_url, smtp_port=mailbox.port, slack_url=slack.url)
         evaluation = await AlertEvaluator(settings, db_engine, metrics).run_once(NOW)
     assert [n.type for n in evaluation.notices] == ["dlq_growth"]
 
@@ -86,15 +92,7 @@ async def test_smtp_down_still_lets_slack_through_and_is_counted(
     await add_dead(db_engine, 3)
     metrics = Metrics()
     async with slack_server() as slack:
-        settings = make_settings(
-            database_url,
-            alert_dlq_threshold=3,
-            smtp_host="127.0.0.1",
-            smtp_port=free_port(),
-            smtp_starttls=False,
-            alert_email_recipients="ops@example.com",
-            alert_slack_webhook_url=slack.url,
-        )
+        settings = alerting_settings(database_url, smtp_port=free_port(), slack_url=slack.url)
         evaluator = AlertEvaluator(settings, db_engine, metrics)
         await evaluator.run_once(NOW)
     assert len(slack.posts) == 1
@@ -109,15 +107,7 @@ async def test_slack_failing_still_lets_the_email_through(
     await add_dead(db_engine, 3)
     metrics = Metrics()
     async with smtp_sink() as mailbox, slack_server(status=500) as slack:
-        settings = make_settings(
-            database_url,
-            alert_dlq_threshold=3,
-            smtp_host="127.0.0.1",
-            smtp_port=mailbox.port,
-            smtp_starttls=False,
-            alert_email_recipients="ops@example.com",
-            alert_slack_webhook_url=slack.url,
-        )
+        settings = alerting_settings(database_url, smtp_port=mailbox.port, slack_url=slack.url)
         await AlertEvaluator(settings, db_engine, metrics).run_once(NOW)
     assert len(mailbox.messages) == 1
     assert len(slack.posts) == 1
