@@ -160,6 +160,14 @@ async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
+async def pg_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a fresh migrated PostgreSQL database, for what only PostgreSQL has."""
+    engine = create_engine(make_settings(postgres_url))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
 async def org_id(db_engine: AsyncEngine) -> str:
     """A fresh organisation, inserted directly (no API key), for data-level tests."""
     async with db_engine.begin() as conn:

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import meta_payloads as meta
-from factories import engine_for, insert_message, insert_org
+from factories import insert_message, insert_org
 from helpers import app_client, make_settings
 from wa_outbound.app import create_app
 from wa_outbound.db.schema import outbound_message, pending_status
@@ -77,12 +77,6 @@ TOLERATED = ("timestamp", "recipient_id", "errors", "conversation", "pricing")
 
 
 @pytest.fixture
-async def engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
-    async with engine_for(postgres_url) as engine:
-        yield engine
-
-
-@pytest.fixture
 async def client(postgres_url: str) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(make_settings(postgres_url, app_secret=SECRET))
     async with app_client(app) as c:
@@ -90,10 +84,10 @@ async def client(postgres_url: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def wamid(engine: AsyncEngine) -> str:
+async def wamid(pg_engine: AsyncEngine) -> str:
     """The wamid of a message Meta accepted: every fuzzed status is about it."""
     wamid = f"wamid.{uuid.uuid4().hex}"
-    async with engine.begin() as conn:
+    async with pg_engine.begin() as conn:
         await insert_message(conn, org_id=await insert_org(conn), wamid=wamid)
     return wamid
 
@@ -112,9 +106,9 @@ def replaced(body: dict[str, Any], path: tuple[str | int, ...], value: Any) -> d
     return out
 
 
-async def stored(engine: AsyncEngine, wamid: str) -> tuple[str, int]:
+async def stored(pg_engine: AsyncEngine, wamid: str) -> tuple[str, int]:
     """The message's status, and how many pending statuses exist."""
-    async with engine.connect() as conn:
+    async with pg_engine.connect() as conn:
         status = await conn.scalar(
             sa.select(outbound_message.c.status).where(
                 outbound_message.c.provider_message_id == wamid
@@ -152,7 +146,7 @@ async def test_deep_nesting_is_answered_without_a_server_error(
     where=st.sampled_from(["entry", "changes", "statuses"]),
 )
 async def test_huge_arrays_are_answered_without_a_server_error(
-    client: httpx.AsyncClient, engine: AsyncEngine, wamid: str, item: Any, count: int, where: str
+    client: httpx.AsyncClient, pg_engine: AsyncEngine, wamid: str, item: Any, count: int, where: str
 ) -> None:
     items = [item] * count
     if where == "entry":
@@ -163,14 +157,14 @@ async def test_huge_arrays_are_answered_without_a_server_error(
         body = meta.envelope(statuses=items)
     response = await post(client, orjson.dumps(body))
     assert response.status_code in ALLOWED, response.text
-    assert await stored(engine, wamid) == ("ACCEPTED", 0)
+    assert await stored(pg_engine, wamid) == ("ACCEPTED", 0)
 
 
 @FUZZ
 @given(path=st.sampled_from(sorted(NEEDS, key=len)), wrong=valid_json_values, status=st.data())
 async def test_a_wrong_type_in_the_envelope_stores_no_status(
     client: httpx.AsyncClient,
-    engine: AsyncEngine,
+    pg_engine: AsyncEngine,
     wamid: str,
     path: tuple[str | int, ...],
     wrong: Any,
@@ -182,7 +176,7 @@ async def test_a_wrong_type_in_the_envelope_stores_no_status(
     body = replaced(meta.envelope(statuses=[meta.status(wamid, value)]), path, wrong)
     response = await post(client, orjson.dumps(body))
     assert response.status_code == 200, response.text
-    assert await stored(engine, wamid) == ("ACCEPTED", 0)
+    assert await stored(pg_engine, wamid) == ("ACCEPTED", 0)
 
 
 @FUZZ

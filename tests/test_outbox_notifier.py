@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wa_outbound.config import Settings
-from wa_outbound.db.engine import create_engine
 from wa_outbound.listener import CHANNEL
 from wa_outbound.outbox_notifier import OutboxNotifier
-
-
-@pytest.fixture
-async def pg_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(Settings(database_url=postgres_url, _env_file=None))
-    yield engine
-    await engine.dispose()
 
 
 async def test_nothing_is_sent_without_a_poke(pg_engine: AsyncEngine) -> None:

@@ -4,7 +4,6 @@ window reset, concurrent callers, configuration."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
@@ -12,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from helpers import make_settings
 from ratelimit_helpers import db_used, end_window, new_org
-from wa_outbound.db.engine import create_engine
 from wa_outbound.db.schema import audit_event, rate_limit
 from wa_outbound.errors import NotFound
 from wa_outbound.metrics import Metrics
@@ -20,23 +18,16 @@ from wa_outbound.ratelimit import DatabaseLimiter, create_rate_limiter
 
 
 @pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(make_settings(database_url))
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-def limiter(engine: AsyncEngine, database_url: str) -> DatabaseLimiter:
-    made = create_rate_limiter(make_settings(database_url), engine, Metrics())
+def limiter(db_engine: AsyncEngine, database_url: str) -> DatabaseLimiter:
+    made = create_rate_limiter(make_settings(database_url), db_engine, Metrics())
     assert isinstance(made, DatabaseLimiter)
     return made
 
 
 async def test_grants_until_the_quota_is_used_then_waits_for_the_window_reset(
-    engine: AsyncEngine, limiter: DatabaseLimiter
+    db_engine: AsyncEngine, limiter: DatabaseLimiter
 ) -> None:
-    org = await new_org(engine, quota=5, window_s=3600)
+    org = await new_org(db_engine, quota=5, window_s=3600)
     first = await limiter.acquire(org, 3)
     assert (first.granted, first.retry_after_s, first.backend) == (3, 0.0, "database")
     second = await limiter.acquire(org, 3)
@@ -44,29 +35,31 @@ async def test_grants_until_the_quota_is_used_then_waits_for_the_window_reset(
     assert 3500 < second.retry_after_s <= 3600
     third = await limiter.acquire(org, 1)
     assert third.granted == 0
-    assert await db_used(engine, org) == 5
+    assert await db_used(db_engine, org) == 5
 
 
-async def test_a_new_window_starts_from_zero(engine: AsyncEngine, limiter: DatabaseLimiter) -> None:
-    org = await new_org(engine, quota=4)
+async def test_a_new_window_starts_from_zero(
+    db_engine: AsyncEngine, limiter: DatabaseLimiter
+) -> None:
+    org = await new_org(db_engine, quota=4)
     assert (await limiter.acquire(org, 10)).granted == 4
-    await end_window(engine, org)
+    await end_window(db_engine, org)
     assert (await limiter.acquire(org, 10)).granted == 4
 
 
 async def test_the_per_second_cap_admits_one_second_of_messages_then_holds_back(
-    engine: AsyncEngine, limiter: DatabaseLimiter
+    db_engine: AsyncEngine, limiter: DatabaseLimiter
 ) -> None:
-    org = await new_org(engine, quota=1000, mps=5)
+    org = await new_org(db_engine, quota=1000, mps=5)
     burst = await limiter.acquire(org, 8)
     assert burst.granted == 5
     assert 0 < burst.retry_after_s <= 0.2 + 1e-6
 
 
 async def test_a_cap_below_one_per_second_spaces_single_messages(
-    engine: AsyncEngine, limiter: DatabaseLimiter
+    db_engine: AsyncEngine, limiter: DatabaseLimiter
 ) -> None:
-    org = await new_org(engine, quota=1000, mps=0.5)
+    org = await new_org(db_engine, quota=1000, mps=0.5)
     assert (await limiter.acquire(org, 1)).granted == 1
     held = await limiter.acquire(org, 1)
     assert held.granted == 0
@@ -74,33 +67,33 @@ async def test_a_cap_below_one_per_second_spaces_single_messages(
 
 
 async def test_concurrent_callers_never_grant_more_than_the_quota(
-    engine: AsyncEngine, limiter: DatabaseLimiter
+    db_engine: AsyncEngine, limiter: DatabaseLimiter
 ) -> None:
-    org = await new_org(engine, quota=37)
+    org = await new_org(db_engine, quota=37)
     decisions = await asyncio.gather(*(limiter.acquire(org, 3) for _ in range(20)))
     assert sum(d.granted for d in decisions) == 37
-    assert await db_used(engine, org) == 37
+    assert await db_used(db_engine, org) == 37
 
 
 async def test_asking_for_nothing_grants_nothing(
-    engine: AsyncEngine, limiter: DatabaseLimiter
+    db_engine: AsyncEngine, limiter: DatabaseLimiter
 ) -> None:
-    org = await new_org(engine, quota=5)
+    org = await new_org(db_engine, quota=5)
     assert (await limiter.acquire(org, 0)).granted == 0
-    assert await db_used(engine, org) == 0
+    assert await db_used(db_engine, org) == 0
 
 
 async def test_new_limits_apply_to_the_next_decision_and_are_audited(
-    engine: AsyncEngine, limiter: DatabaseLimiter
+    db_engine: AsyncEngine, limiter: DatabaseLimiter
 ) -> None:
-    org = await new_org(engine, quota=10)
+    org = await new_org(db_engine, quota=10)
     assert (await limiter.acquire(org, 4)).granted == 4
     body = await limiter.configure(
         org, limit=6, window_seconds=None, messages_per_second=None, actor="admin"
     )
     assert (body["limit"], body["used"], body["remaining"]) == (6, 4, 2)
     assert (await limiter.acquire(org, 5)).granted == 2
-    async with engine.connect() as conn:
+    async with db_engine.connect() as conn:
         audit = (
             await conn.execute(
                 sa.select(audit_event.c.actor, audit_event.c.details).where(
@@ -113,8 +106,8 @@ async def test_new_limits_apply_to_the_next_decision_and_are_audited(
     assert audit.details["after"]["limit"] == 6
 
 
-async def test_quota_reports_the_window(engine: AsyncEngine, limiter: DatabaseLimiter) -> None:
-    org = await new_org(engine, quota=10, mps=80, window_s=600)
+async def test_quota_reports_the_window(db_engine: AsyncEngine, limiter: DatabaseLimiter) -> None:
+    org = await new_org(db_engine, quota=10, mps=80, window_s=600)
     await limiter.acquire(org, 10)
     body = await limiter.quota(org)
     assert {k: body[k] for k in ("org_id", "limit", "used", "remaining", "throttled")} == {
@@ -129,10 +122,10 @@ async def test_quota_reports_the_window(engine: AsyncEngine, limiter: DatabaseLi
 
 
 async def test_an_org_without_limits_gets_the_defaults(
-    engine: AsyncEngine, limiter: DatabaseLimiter
+    db_engine: AsyncEngine, limiter: DatabaseLimiter
 ) -> None:
-    org = await new_org(engine, quota=3)
-    async with engine.begin() as conn:
+    org = await new_org(db_engine, quota=3)
+    async with db_engine.begin() as conn:
         await conn.execute(rate_limit.delete().where(rate_limit.c.org_id == org))
     assert (await limiter.acquire(org, 2)).granted == 2
     assert (await limiter.quota(org))["limit"] == 1000

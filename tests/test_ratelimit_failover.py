@@ -19,24 +19,17 @@ from wa_outbound.ratelimit.allotment import Allotter
 from wa_outbound.ratelimit.database import default_limits
 
 
-@pytest.fixture
-async def engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(make_settings(postgres_url))
-    yield engine
-    await engine.dispose()
-
-
 def build(
-    engine: AsyncEngine, url: str, redis_url: str, metrics: Metrics | None = None
+    pg_engine: AsyncEngine, url: str, redis_url: str, metrics: Metrics | None = None
 ) -> RedisLimiter:
     """A Redis limiter that probes a stopped Redis again after 10 ms, then 20 ms, ..."""
     settings = make_settings(url, redis_url=redis_url)
     metrics = metrics or Metrics()
-    database = DatabaseLimiter(engine, settings, metrics)
+    database = DatabaseLimiter(pg_engine, settings, metrics)
     return RedisLimiter(
         redis_url,
         database,
-        Allotter(engine, default_limits(settings)),
+        Allotter(pg_engine, default_limits(settings)),
         metrics,
         backoff_s=(0.01, 0.05),
     )
@@ -44,9 +37,9 @@ def build(
 
 @pytest.fixture
 async def limiter(
-    engine: AsyncEngine, postgres_url: str, private_redis: PrivateRedis
+    pg_engine: AsyncEngine, postgres_url: str, private_redis: PrivateRedis
 ) -> AsyncIterator[RedisLimiter]:
-    limiter = build(engine, postgres_url, private_redis.url)
+    limiter = build(pg_engine, postgres_url, private_redis.url)
     yield limiter
     await limiter.close()
 
@@ -60,34 +53,34 @@ async def flushall(url: str) -> None:
 
 
 async def test_a_redis_flush_resumes_from_the_database_count_never_from_zero(
-    limiter: RedisLimiter, engine: AsyncEngine, private_redis: PrivateRedis
+    limiter: RedisLimiter, pg_engine: AsyncEngine, private_redis: PrivateRedis
 ) -> None:
-    org = await new_org(engine, quota=10, mps=7)
+    org = await new_org(pg_engine, quota=10, mps=7)
     assert (await limiter.acquire(org, 7)).granted == 7
     await flushall(private_redis.url)
     resumed = await limiter.acquire(org, 10)
     assert (resumed.granted, resumed.backend) == (3, "redis")
-    assert await db_used(engine, org) == 10
+    assert await db_used(pg_engine, org) == 10
 
 
 async def test_a_busy_org_loses_at_most_its_unused_block_to_a_flush(
-    limiter: RedisLimiter, engine: AsyncEngine, private_redis: PrivateRedis
+    limiter: RedisLimiter, pg_engine: AsyncEngine, private_redis: PrivateRedis
 ) -> None:
-    org = await new_org(engine, quota=1000, mps=80)
+    org = await new_org(pg_engine, quota=1000, mps=80)
     granted = sum([(await limiter.acquire(org, 1)).granted for _ in range(30)])
     assert granted == 30
-    counted = await db_used(engine, org)
+    counted = await db_used(pg_engine, org)
     assert 30 <= counted <= 30 + 80
     await flushall(private_redis.url)
     after = sum([(await limiter.acquire(org, 1)).granted for _ in range(5)])
     assert after == 5
-    assert granted + after + (1000 - await db_used(engine, org)) <= 1000
+    assert granted + after + (1000 - await db_used(pg_engine, org)) <= 1000
 
 
 async def test_scripts_that_redis_forgot_are_loaded_again(
-    limiter: RedisLimiter, engine: AsyncEngine, private_redis: PrivateRedis
+    limiter: RedisLimiter, pg_engine: AsyncEngine, private_redis: PrivateRedis
 ) -> None:
-    org = await new_org(engine, quota=10)
+    org = await new_org(pg_engine, quota=10)
     assert (await limiter.acquire(org, 2)).granted == 2
     client = Redis.from_url(private_redis.url)
     try:
@@ -99,12 +92,12 @@ async def test_scripts_that_redis_forgot_are_loaded_again(
 
 
 async def test_a_stopped_redis_hands_decisions_to_the_database_on_the_same_quota(
-    engine: AsyncEngine, postgres_url: str, private_redis: PrivateRedis
+    pg_engine: AsyncEngine, postgres_url: str, private_redis: PrivateRedis
 ) -> None:
     metrics = Metrics()
-    limiter = build(engine, postgres_url, private_redis.url, metrics)
+    limiter = build(pg_engine, postgres_url, private_redis.url, metrics)
     try:
-        org = await new_org(engine, quota=10, mps=4)
+        org = await new_org(pg_engine, quota=10, mps=4)
         assert (await limiter.acquire(org, 4)).granted == 4
         private_redis.stop()
         during = await limiter.acquire(org, 3)
@@ -134,9 +127,9 @@ async def test_a_stopped_redis_hands_decisions_to_the_database_on_the_same_quota
 
 
 async def test_a_redis_that_stops_answering_is_left_after_its_timeout(
-    limiter: RedisLimiter, engine: AsyncEngine, private_redis: PrivateRedis
+    limiter: RedisLimiter, pg_engine: AsyncEngine, private_redis: PrivateRedis
 ) -> None:
-    org = await new_org(engine, quota=10, mps=2)
+    org = await new_org(pg_engine, quota=10, mps=2)
     assert (await limiter.acquire(org, 1)).granted == 1
     private_redis.pause()
     try:
@@ -147,9 +140,9 @@ async def test_a_redis_that_stops_answering_is_left_after_its_timeout(
 
 
 async def test_redis_is_probed_in_the_background_and_decides_again_once_it_answers(
-    limiter: RedisLimiter, engine: AsyncEngine, private_redis: PrivateRedis
+    limiter: RedisLimiter, pg_engine: AsyncEngine, private_redis: PrivateRedis
 ) -> None:
-    org = await new_org(engine, quota=1000)
+    org = await new_org(pg_engine, quota=1000)
     private_redis.stop()
     assert (await limiter.acquire(org, 1)).backend == "database"
     assert (await limiter.acquire(org, 1)).backend == "database"
@@ -166,9 +159,9 @@ async def test_redis_is_probed_in_the_background_and_decides_again_once_it_answe
 
 
 async def test_limits_changed_while_redis_was_unreachable_apply_when_it_returns(
-    limiter: RedisLimiter, engine: AsyncEngine, private_redis: PrivateRedis
+    limiter: RedisLimiter, pg_engine: AsyncEngine, private_redis: PrivateRedis
 ) -> None:
-    org = await new_org(engine, quota=100)
+    org = await new_org(pg_engine, quota=100)
     for _ in range(5):
         await limiter.acquire(org, 1)
     # Paused, Redis keeps its state (allotments included) while it answers nothing.
@@ -187,11 +180,11 @@ async def test_limits_changed_while_redis_was_unreachable_apply_when_it_returns(
 
 
 async def test_a_replica_cut_off_from_redis_and_one_using_it_share_the_quota(
-    engine: AsyncEngine, postgres_url: str, private_redis: PrivateRedis
+    pg_engine: AsyncEngine, postgres_url: str, private_redis: PrivateRedis
 ) -> None:
-    org = await new_org(engine, quota=60)
+    org = await new_org(pg_engine, quota=60)
     other_engine = create_engine(make_settings(postgres_url))
-    using_redis = build(engine, postgres_url, private_redis.url)
+    using_redis = build(pg_engine, postgres_url, private_redis.url)
     # Nothing listens on this port: the replica falls back to the database on its first call.
     cut_off = build(other_engine, postgres_url, "redis://127.0.0.1:1/0")
     try:
@@ -211,9 +204,9 @@ async def test_a_replica_cut_off_from_redis_and_one_using_it_share_the_quota(
 
 
 async def test_without_a_redis_url_the_database_decides(
-    engine: AsyncEngine, postgres_url: str
+    pg_engine: AsyncEngine, postgres_url: str
 ) -> None:
-    limiter = create_rate_limiter(make_settings(postgres_url), engine, Metrics())
+    limiter = create_rate_limiter(make_settings(postgres_url), pg_engine, Metrics())
     assert limiter.backend == "database"
     assert limiter.health() == {"backend": "database", "redis": {"status": "disabled"}}
     await limiter.close()

@@ -24,18 +24,11 @@ MakeOrg = Callable[..., Awaitable[str]]
 
 
 @pytest.fixture
-async def engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(make_settings(postgres_url))
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-async def make_org(engine: AsyncEngine, redis_url: str) -> AsyncIterator[MakeOrg]:
+async def make_org(pg_engine: AsyncEngine, redis_url: str) -> AsyncIterator[MakeOrg]:
     made: list[str] = []
 
     async def make(**limits: float) -> str:
-        org_id = await new_org(engine, **limits)  # type: ignore[arg-type]
+        org_id = await new_org(pg_engine, **limits)  # type: ignore[arg-type]
         made.append(org_id)
         return org_id
 
@@ -43,18 +36,18 @@ async def make_org(engine: AsyncEngine, redis_url: str) -> AsyncIterator[MakeOrg
     await forget(redis_url, *made)
 
 
-def redis_limiter(engine: AsyncEngine, database_url: str, redis_url: str) -> RedisLimiter:
+def redis_limiter(pg_engine: AsyncEngine, database_url: str, redis_url: str) -> RedisLimiter:
     settings = make_settings(database_url, redis_url=redis_url)
-    limiter = create_rate_limiter(settings, engine, Metrics())
+    limiter = create_rate_limiter(settings, pg_engine, Metrics())
     assert isinstance(limiter, RedisLimiter)
     return limiter
 
 
 @pytest.fixture
 async def limiter(
-    engine: AsyncEngine, postgres_url: str, redis_url: str
+    pg_engine: AsyncEngine, postgres_url: str, redis_url: str
 ) -> AsyncIterator[RedisLimiter]:
-    limiter = redis_limiter(engine, postgres_url, redis_url)
+    limiter = redis_limiter(pg_engine, postgres_url, redis_url)
     yield limiter
     await limiter.close()
 
@@ -89,11 +82,11 @@ async def test_grants_until_the_quota_is_used_then_waits_for_the_window_reset(
 
 
 async def test_a_new_window_starts_from_zero(
-    limiter: RedisLimiter, make_org: MakeOrg, engine: AsyncEngine, redis: Redis
+    limiter: RedisLimiter, make_org: MakeOrg, pg_engine: AsyncEngine, redis: Redis
 ) -> None:
     org = await make_org(quota=4)
     assert (await limiter.acquire(org, 10)).granted == 4
-    await end_window(engine, org, redis)
+    await end_window(pg_engine, org, redis)
     assert (await limiter.acquire(org, 10)).granted == 4
 
 
@@ -127,21 +120,21 @@ async def test_concurrent_callers_from_many_tasks_never_grant_more_than_the_quot
 
 
 async def test_every_grant_is_counted_in_the_database_before_it_is_made(
-    limiter: RedisLimiter, make_org: MakeOrg, engine: AsyncEngine, redis: Redis
+    limiter: RedisLimiter, make_org: MakeOrg, pg_engine: AsyncEngine, redis: Redis
 ) -> None:
     org = await make_org(quota=100, mps=10)
     assert (await limiter.acquire(org, 10)).granted == 10
-    assert await db_used(engine, org) == 10
-    await end_window(engine, org, redis)
+    assert await db_used(pg_engine, org) == 10
+    await end_window(pg_engine, org, redis)
     for _ in range(5):
         assert (await limiter.acquire(org, 1)).granted == 1
     # Redis gets a second of the cap at a time: the database may count more, never fewer.
-    assert await db_used(engine, org) == 10
+    assert await db_used(pg_engine, org) == 10
     assert (await limiter.quota(org))["used"] == 5
 
 
 async def test_a_lower_quota_applies_to_the_next_decision(
-    limiter: RedisLimiter, make_org: MakeOrg, engine: AsyncEngine
+    limiter: RedisLimiter, make_org: MakeOrg, pg_engine: AsyncEngine
 ) -> None:
     org = await make_org(quota=100)
     for _ in range(10):
@@ -150,7 +143,7 @@ async def test_a_lower_quota_applies_to_the_next_decision(
         org, limit=12, window_seconds=None, messages_per_second=None, actor="admin"
     )
     assert (body["used"], body["remaining"], body["backend"]) == (10, 2, "redis")
-    assert await db_used(engine, org) == 10
+    assert await db_used(pg_engine, org) == 10
     assert (await limiter.acquire(org, 10)).granted == 2
 
 
@@ -193,11 +186,11 @@ async def test_quota_reports_what_was_granted_through_redis(
 
 
 async def test_two_replicas_on_one_database_and_one_redis_never_grant_more_than_the_quota(
-    engine: AsyncEngine, postgres_url: str, redis_url: str, make_org: MakeOrg
+    pg_engine: AsyncEngine, postgres_url: str, redis_url: str, make_org: MakeOrg
 ) -> None:
     org = await make_org(quota=50)
     other_engine = create_engine(make_settings(postgres_url))
-    first = redis_limiter(engine, postgres_url, redis_url)
+    first = redis_limiter(pg_engine, postgres_url, redis_url)
     second = redis_limiter(other_engine, postgres_url, redis_url)
     try:
         decisions = await asyncio.gather(
@@ -213,10 +206,12 @@ async def test_two_replicas_on_one_database_and_one_redis_never_grant_more_than_
 
 
 async def test_decisions_are_counted_in_the_metrics(
-    engine: AsyncEngine, postgres_url: str, redis_url: str, make_org: MakeOrg
+    pg_engine: AsyncEngine, postgres_url: str, redis_url: str, make_org: MakeOrg
 ) -> None:
     metrics = Metrics()
-    limiter = create_rate_limiter(make_settings(postgres_url, redis_url=redis_url), engine, metrics)
+    limiter = create_rate_limiter(
+        make_settings(postgres_url, redis_url=redis_url), pg_engine, metrics
+    )
     try:
         org = await make_org(quota=3)
         await limiter.acquire(org, 2)
@@ -241,12 +236,12 @@ async def test_health_says_redis_decides(limiter: RedisLimiter) -> None:
 
 
 async def test_limits_changed_behind_redis_are_read_again_within_a_minute(
-    limiter: RedisLimiter, make_org: MakeOrg, engine: AsyncEngine, redis: Redis
+    limiter: RedisLimiter, make_org: MakeOrg, pg_engine: AsyncEngine, redis: Redis
 ) -> None:
     org = await make_org(quota=1000)
     assert (await limiter.acquire(org, 50)).granted == 50
     # As a replica that could not reach Redis would have left it: new limits in the database only.
-    async with engine.begin() as conn:
+    async with pg_engine.begin() as conn:
         await conn.execute(
             rate_limit.update().where(rate_limit.c.org_id == org).values(messages_per_second=3)
         )
@@ -256,11 +251,11 @@ async def test_limits_changed_behind_redis_are_read_again_within_a_minute(
 
 
 async def test_a_shorter_window_that_has_already_ended_starts_a_new_one(
-    limiter: RedisLimiter, make_org: MakeOrg, engine: AsyncEngine
+    limiter: RedisLimiter, make_org: MakeOrg, pg_engine: AsyncEngine
 ) -> None:
     org = await make_org(quota=5, window_s=3600)
     assert (await limiter.acquire(org, 5)).granted == 5
-    async with engine.begin() as conn:  # the window opened two minutes ago
+    async with pg_engine.begin() as conn:  # the window opened two minutes ago
         await conn.execute(
             rate_limit_counter.update()
             .where(rate_limit_counter.c.org_id == org)
