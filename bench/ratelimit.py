@@ -26,11 +26,11 @@ from typing import Any
 
 from _support import create_database, drop_database
 
-from wa_outbound import orgs
 from wa_outbound.config import Settings
 from wa_outbound.db import migrate
 from wa_outbound.db.engine import create_engine
 from wa_outbound.metrics import Metrics
+from wa_outbound.orgs import organizations
 from wa_outbound.ratelimit import RateLimiter, create_rate_limiter, redis_client
 from wa_outbound.ratelimit.scripts import keys
 
@@ -127,7 +127,7 @@ async def run(quick: bool) -> dict[str, object]:
         await migrate.upgrade(engine)
         async with engine.begin() as conn:
             for org_id in org_ids:
-                await orgs.create_org(
+                await organizations.create_org(
                     conn,
                     name="bench",
                     org_id=org_id,

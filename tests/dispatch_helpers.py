@@ -13,13 +13,15 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from helpers import TEMPLATE
-from wa_outbound import consents, orgs, outbox
 from wa_outbound.config import Settings
+from wa_outbound.contacts import consents
 from wa_outbound.db.engine import create_engine
 from wa_outbound.db.schema import message_event, outbound_message
 from wa_outbound.db.types import utcnow
-from wa_outbound.dispatcher import Dispatcher
+from wa_outbound.dispatch.dispatcher import Dispatcher
 from wa_outbound.metrics import Metrics
+from wa_outbound.orgs import organizations
+from wa_outbound.outbox import enqueue
 from wa_outbound.whatsapp.provider import Provider
 
 
@@ -42,7 +44,7 @@ class Clock:
 
 async def new_org(engine: AsyncEngine, *phones: str, org_id: str | None = None) -> str:
     async with engine.begin() as conn:
-        org = await orgs.create_org(
+        org = await organizations.create_org(
             conn,
             name="T",
             org_id=org_id,
@@ -65,7 +67,7 @@ async def queue(
     send_after: datetime | None = None,
 ) -> list[uuid.UUID]:
     items = [
-        outbox.NewMessage(
+        enqueue.NewMessage(
             to=phone,
             kind="template",
             payload=TEMPLATE,
@@ -77,7 +79,7 @@ async def queue(
         for phone in phones
     ]
     async with engine.begin() as conn:
-        results = await outbox.enqueue(
+        results = await enqueue.enqueue(
             conn, org_id=org_id, items=items, max_attempts=max_attempts, actor="test"
         )
     ids = []

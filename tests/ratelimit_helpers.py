@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wa_outbound import orgs
 from wa_outbound.db.schema import rate_limit, rate_limit_counter
+from wa_outbound.orgs import organizations
 from wa_outbound.ratelimit.scripts import keys
 
 
@@ -20,7 +20,7 @@ async def new_org(
     """A fresh org (unique id, so tests sharing the machine's Redis never meet)."""
     org_id = f"rl_{uuid.uuid4().hex[:16]}"
     async with engine.begin() as conn:
-        await orgs.create_org(
+        await organizations.create_org(
             conn,
             name="Limited",
             org_id=org_id,

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cloud_app import cloud_app, run_flow
 from dispatch_helpers import Clock, new_org, queue
 from helpers import eventually
-from wa_outbound import messages
 from wa_outbound.metrics import Metrics
-from wa_outbound.queue_gauges import QueueGauges
+from wa_outbound.monitoring.queue_gauges import QueueGauges
+from wa_outbound.outbox import messages
 
 # API.md's names, plus the issue's; counters are listed by their family name (no `_total`).
 CONTRACT_FAMILIES = {

@@ -25,15 +25,15 @@ from wa_outbound.api.deps import State
 from wa_outbound.api.limits import BodySizeLimit
 from wa_outbound.config import Settings
 from wa_outbound.db.engine import create_engine
-from wa_outbound.dispatcher import Dispatcher
-from wa_outbound.key_cache import ApiKeyCache
-from wa_outbound.listener import API_KEYS_CHANNEL, Listener
+from wa_outbound.db.listener import API_KEYS_CHANNEL, Listener
+from wa_outbound.dispatch.dispatcher import Dispatcher
 from wa_outbound.metrics import Metrics
-from wa_outbound.outbox_notifier import OutboxNotifier
-from wa_outbound.providers import create_provider
-from wa_outbound.queue_gauges import QueueGauges
+from wa_outbound.monitoring.queue_gauges import QueueGauges
+from wa_outbound.orgs.key_cache import ApiKeyCache
+from wa_outbound.outbox.notifier import OutboxNotifier
 from wa_outbound.ratelimit import create_rate_limiter
-from wa_outbound.receipt_sweep import ReceiptSweep
+from wa_outbound.webhooks.sweep import ReceiptSweep
+from wa_outbound.whatsapp.providers import create_provider
 from wa_outbound.workers import Supervisor
 
 DESCRIPTION = """

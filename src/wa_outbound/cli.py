@@ -11,10 +11,11 @@ import sys
 
 from pydantic import ValidationError
 
-from wa_outbound import logs, orgs
+from wa_outbound import logs
 from wa_outbound.config import Settings, describe_error
 from wa_outbound.db import migrate
 from wa_outbound.db.engine import create_engine
+from wa_outbound.orgs import organizations
 
 
 def _settings() -> Settings:
@@ -37,7 +38,7 @@ async def _create_org(settings: Settings, name: str, org_id: str | None = None) 
     engine = create_engine(settings)
     try:
         async with engine.begin() as conn:
-            org = await orgs.create_org(
+            org = await organizations.create_org(
                 conn,
                 name=name,
                 org_id=org_id,
@@ -45,7 +46,9 @@ async def _create_org(settings: Settings, name: str, org_id: str | None = None) 
                 messages_per_second=settings.default_messages_per_second,
                 actor="cli",
             )
-            key = await orgs.create_api_key(conn, org_id=org["id"], name="cli", actor="cli")
+            key = await organizations.create_api_key(
+                conn, org_id=org["id"], name="cli", actor="cli"
+            )
         return {"org_id": org["id"], "api_key": key.api_key}
     finally:
         await engine.dispose()
@@ -56,7 +59,7 @@ async def _bootstrap_sandbox(settings: Settings) -> dict[str, str] | None:
     engine = create_engine(settings)
     try:
         async with engine.connect() as conn:
-            if await orgs.count_orgs(conn) > 0:
+            if await organizations.count_orgs(conn) > 0:
                 return None
     finally:
         await engine.dispose()

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from wa_outbound.receipts import APPLIED, IGNORED, KNOWN_STATUSES, PENDING
-from wa_outbound.status import CHANNEL_WHATSAPP
+from wa_outbound.status import (
+    CHANNEL_WHATSAPP,
+    META_STATUSES,
+    RECEIPT_APPLIED,
+    RECEIPT_IGNORED,
+    RECEIPT_PENDING,
+)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # Queue to acceptance spans the dispatcher's poll, backoff and quota waits: seconds to hours.
@@ -138,9 +143,9 @@ class Metrics:
         for outcome in ("accepted", "error"):
             self.send_latency.labels(channel=CHANNEL_WHATSAPP, outcome=outcome)
         self.enqueue_to_accepted.labels(channel=CHANNEL_WHATSAPP)
-        for status in (*KNOWN_STATUSES, "other"):
+        for status in (*META_STATUSES, "other"):
             self.webhook_pending_dropped.labels(status=status)
-            for outcome in (APPLIED, IGNORED, PENDING):
+            for outcome in (RECEIPT_APPLIED, RECEIPT_IGNORED, RECEIPT_PENDING):
                 self.webhook_statuses.labels(status=status, outcome=outcome)
         for severity in ("warning", "critical", "resolved"):
             self.alert_email_sent.labels(severity=severity)

@@ -32,3 +32,8 @@ CANCELLABLE: tuple[Status, ...] = (Status.QUEUED, Status.RETRYING)
 PENDING: tuple[Status, ...] = (Status.QUEUED, Status.RETRYING, Status.SENDING)
 
 CHANNEL_WHATSAPP = "WHATSAPP"
+
+# Meta's delivery statuses that the webhook receiver applies, and what became of each one
+# (the labels of the webhook status metrics).
+META_STATUSES = ("sent", "delivered", "read", "failed")
+RECEIPT_APPLIED, RECEIPT_IGNORED, RECEIPT_PENDING = "applied", "ignored", "pending"

@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wa_outbound import dlq
 from wa_outbound.alerts.model import ALL, Finding, Severity
 from wa_outbound.config import Settings
 from wa_outbound.db.schema import outbound_message
+from wa_outbound.dlq import report as dlq_report
 from wa_outbound.status import CLAIMABLE, PENDING, Status
 
 Rule = Callable[[AsyncConnection, Settings, datetime], Awaitable[list[Finding]]]
@@ -61,7 +61,7 @@ async def dlq_growth(conn: AsyncConnection, settings: Settings, now: datetime) -
                 "threshold": threshold,
                 "critical_at": CRITICAL_FACTOR * threshold,
             },
-            report=await dlq.report(conn, org_id=None, now=now),
+            report=await dlq_report.report(conn, org_id=None, now=now),
         )
     ]
 

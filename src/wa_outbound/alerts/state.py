@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound.alerts.model import SEVERITY_RANK, Finding, Notice
+from wa_outbound.db.pagination import newest_first
 from wa_outbound.db.schema import alert
-from wa_outbound.pagination import newest_first
 
 a = alert.c
 FIRING = "firing"

@@ -7,10 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from wa_outbound import orgs
 from wa_outbound.api.deps import AdminDep, ApiKeysDep, EngineDep, SettingsDep
 from wa_outbound.api.errors import ERROR_RESPONSES
 from wa_outbound.api.models import ApiKeyCreate, ApiKeyCreated, Org, OrgCreate
+from wa_outbound.orgs import organizations
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=ERROR_RESPONSES)
 
@@ -20,7 +20,7 @@ async def create_org(
     body: OrgCreate, actor: AdminDep, engine: EngineDep, settings: SettingsDep
 ) -> dict[str, Any]:
     async with engine.begin() as conn:
-        return await orgs.create_org(
+        return await organizations.create_org(
             conn,
             name=body.name,
             org_id=body.id,
@@ -35,7 +35,7 @@ async def create_org(
 @router.get("/orgs/{org_id}", response_model=Org, summary="Read an organisation")
 async def get_org(org_id: str, _actor: AdminDep, engine: EngineDep) -> dict[str, Any]:
     async with engine.connect() as conn:
-        return await orgs.get_org(conn, org_id)
+        return await organizations.get_org(conn, org_id)
 
 
 @router.post(
@@ -48,7 +48,7 @@ async def create_api_key(
     org_id: str, actor: AdminDep, engine: EngineDep, body: ApiKeyCreate | None = None
 ) -> dict[str, Any]:
     async with engine.begin() as conn:
-        key = await orgs.create_api_key(
+        key = await organizations.create_api_key(
             conn, org_id=org_id, name=body.name if body else None, actor=actor
         )
     return {"id": str(key.id), "prefix": key.prefix, "api_key": key.api_key}
@@ -64,7 +64,7 @@ async def revoke_api_key(
     org_id: str, key_id: uuid.UUID, actor: AdminDep, engine: EngineDep, api_keys: ApiKeysDep
 ) -> Response:
     async with engine.begin() as conn:
-        await orgs.revoke_api_key(conn, org_id=org_id, key_id=key_id, actor=actor)
+        await organizations.revoke_api_key(conn, org_id=org_id, key_id=key_id, actor=actor)
     # Other replicas hear of it through PostgreSQL (listener.API_KEYS_CHANNEL); here it is now.
     api_keys.clear()
     return Response(status_code=204)

@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from wa_outbound import channel_health
 from wa_outbound.api.deps import EngineDep, PrincipalDep
 from wa_outbound.api.errors import ERROR_RESPONSES
 from wa_outbound.db.types import utcnow
+from wa_outbound.monitoring import channel_health
 
 router = APIRouter(prefix="/v1/health", tags=["health"], responses=ERROR_RESPONSES)
 

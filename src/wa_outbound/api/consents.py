@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
-from wa_outbound import consents, phone
+from wa_outbound import phone
 from wa_outbound.api.deps import EngineDep, PrincipalDep
 from wa_outbound.api.errors import ERROR_RESPONSES
 from wa_outbound.api.models import Consent, ConsentUpdate
+from wa_outbound.contacts import consents
 from wa_outbound.errors import InvalidRequest
 
 router = APIRouter(prefix="/v1/consents", tags=["consents"], responses=ERROR_RESPONSES)

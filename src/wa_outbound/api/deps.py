@@ -9,11 +9,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wa_outbound.auth import Principal, admin_token_matches, authenticate_hash, hash_key
 from wa_outbound.config import Settings
 from wa_outbound.errors import Forbidden, Unauthorized
-from wa_outbound.key_cache import ApiKeyCache
 from wa_outbound.metrics import Metrics
+from wa_outbound.orgs.auth import Principal, admin_token_matches, authenticate_hash, hash_key
+from wa_outbound.orgs.key_cache import ApiKeyCache
 from wa_outbound.ratelimit import RateLimiter
 from wa_outbound.workers import Supervisor
 

@@ -7,12 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from wa_outbound import dlq, messages, replay
 from wa_outbound.api.deps import EngineDep, PrincipalDep, wake_dispatcher
 from wa_outbound.api.errors import ERROR_RESPONSES
 from wa_outbound.api.limits import single_valued_query
 from wa_outbound.api.models import DlqReport, Message, MessagePage, Replayed, ReplayRequest
 from wa_outbound.db.types import utcnow
+from wa_outbound.dlq import replay
+from wa_outbound.dlq import report as dlq_report
+from wa_outbound.outbox import messages
 
 router = APIRouter(
     prefix="/v1/dlq",
@@ -45,7 +47,7 @@ async def list_dead_letters(
 @router.get("/report", response_model=DlqReport, summary="What is failing, and what to do")
 async def report(principal: PrincipalDep, engine: EngineDep) -> dict[str, Any]:
     async with engine.connect() as conn:
-        return await dlq.report(conn, org_id=principal.org_id, now=utcnow())
+        return await dlq_report.report(conn, org_id=principal.org_id, now=utcnow())
 
 
 @router.post(

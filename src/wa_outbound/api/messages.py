@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import TypeAdapter, ValidationError
 
-from wa_outbound import messages, outbox, outbox_one, phone
+from wa_outbound import phone
 from wa_outbound.api.deps import EngineDep, PrincipalDep, SettingsDep, wake_dispatcher
 from wa_outbound.api.errors import ERROR_RESPONSES, error_body
 from wa_outbound.api.limits import single_valued_query
@@ -24,6 +24,7 @@ from wa_outbound.api.models import (
     MessagePage,
 )
 from wa_outbound.errors import InvalidRequest
+from wa_outbound.outbox import enqueue, messages, one
 from wa_outbound.status import Status
 
 router = APIRouter(
@@ -46,12 +47,12 @@ IdempotencyKey = Annotated[
 ]
 
 
-def _new_message(body: MessageCreate, idempotency_key: str | None) -> outbox.NewMessage:
+def _new_message(body: MessageCreate, idempotency_key: str | None) -> enqueue.NewMessage:
     content = body.model_dump(mode="json", exclude={"idempotency_key"})
     request_hash = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
     kind = "template" if body.template is not None else "text"
     payload = content["template"] if body.template is not None else content["text"]
-    return outbox.NewMessage(
+    return enqueue.NewMessage(
         to=body.to,
         kind=kind,
         payload=payload,
@@ -81,7 +82,7 @@ async def create_message(
     new = _new_message(body, idempotency_key)
     outcome = None
     if settings.is_postgres:
-        outcome = await outbox_one.enqueue_one(
+        outcome = await one.enqueue_one(
             engine,
             org_id=principal.org_id,
             item=new,
@@ -90,7 +91,7 @@ async def create_message(
         )
     if outcome is None:  # SQLite, or not the common case: the general path decides
         async with engine.begin() as conn:
-            [outcome] = await outbox.enqueue(
+            [outcome] = await enqueue.enqueue(
                 conn,
                 org_id=principal.org_id,
                 items=[new],
@@ -119,7 +120,7 @@ async def create_batch(
     settings: SettingsDep,
 ) -> Response:
     results: list[dict[str, Any]] = [{"index": i} for i in range(len(body.messages))]
-    valid: list[tuple[int, outbox.NewMessage]] = []
+    valid: list[tuple[int, enqueue.NewMessage]] = []
     try:  # usually every item is valid: one call validates them all
         items = _batch_items.validate_python(body.messages)
     except ValidationError:
@@ -146,7 +147,7 @@ async def create_batch(
             continue
         valid.append((index, _new_message(item, item.idempotency_key)))
     async with engine.begin() as conn:
-        outcomes = await outbox.enqueue(
+        outcomes = await enqueue.enqueue(
             conn,
             org_id=principal.org_id,
             items=[new for _, new in valid],

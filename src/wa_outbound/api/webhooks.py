@@ -11,7 +11,6 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
-from wa_outbound import webhook_intake
 from wa_outbound.api.deps import EngineDep, MetricsDep, SettingsDep
 from wa_outbound.api.errors import ERROR_RESPONSES
 from wa_outbound.api.limits import WEBHOOK_BODY_BYTES
@@ -23,6 +22,7 @@ from wa_outbound.errors import (
     PayloadTooLarge,
     Unauthorized,
 )
+from wa_outbound.webhooks import intake
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES)
 MAX_BODY_BYTES = WEBHOOK_BODY_BYTES
@@ -95,8 +95,8 @@ async def receive(
     if not _equal(signature.removeprefix(SIGNATURE_PREFIX).lower(), expected):
         raise Unauthorized("The X-Hub-Signature-256 header does not match the body.")
     body = _parse(raw)
-    processed = await webhook_intake.receive(engine, raw, body, now=utcnow())
-    webhook_intake.count(metrics, processed)
+    processed = await intake.receive(engine, raw, body, now=utcnow())
+    intake.count(metrics, processed)
     return WebhookAck()
 
 

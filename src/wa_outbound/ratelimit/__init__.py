@@ -1,5 +1,8 @@
 """Per-organisation rate limiting: a quota per window and a per-second cap, decided by Redis
-(one Lua script) with the database as the authoritative copy and the fallback."""
+(one Lua script) with the database as the authoritative copy and the fallback.
+
+May import `orgs` (the default window), `db` and the shared top-level modules.
+"""
 
 from __future__ import annotations
 

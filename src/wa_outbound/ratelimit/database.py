@@ -13,7 +13,7 @@ from wa_outbound.config import Settings
 from wa_outbound.db.types import utcnow
 from wa_outbound.events import record_audit
 from wa_outbound.metrics import Metrics
-from wa_outbound.orgs import DEFAULT_WINDOW_SECONDS
+from wa_outbound.orgs.organizations import DEFAULT_WINDOW_SECONDS
 from wa_outbound.ratelimit import gcra, onestatement, store
 from wa_outbound.ratelimit.decision import Backend, Decision
 

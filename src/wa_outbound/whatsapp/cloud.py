@@ -8,8 +8,8 @@ import aiohttp
 import orjson
 
 from wa_outbound.config import Settings
-from wa_outbound.retry import ProviderError
 from wa_outbound.whatsapp.provider import OutgoingMessage, SendResult, request_body
+from wa_outbound.whatsapp.retry import ProviderError
 
 
 class CloudProvider:

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from wa_outbound.retry import ProviderError
+from wa_outbound.whatsapp.retry import ProviderError
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wa_outbound import receipts
-from wa_outbound.receipts import StatusUpdate
-from wa_outbound.retry import ProviderError
+from wa_outbound.webhooks import receipts
+from wa_outbound.webhooks.receipts import StatusUpdate
 from wa_outbound.whatsapp.provider import OutgoingMessage, SendResult
+from wa_outbound.whatsapp.retry import ProviderError
 
 log = logging.getLogger(__name__)
 STEP_S = 0.25  # between simulated statuses

@@ -1,0 +1,70 @@
+"""From the result of one send to the message's next state (pure, apart from its log line)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from wa_outbound.dispatch.claims import Claimed
+from wa_outbound.dispatch.outcomes import Outcome
+from wa_outbound.logs import message_fields
+from wa_outbound.phone import mask
+from wa_outbound.status import Status
+from wa_outbound.whatsapp.provider import SendResult
+from wa_outbound.whatsapp.retry import ProviderError, Verdict, backoff_s, classify
+
+log = logging.getLogger(__name__)
+
+CONSENT_REVOKED = ProviderError(
+    code="consent_revoked",
+    title="Consent revoked",
+    message="The recipient revoked consent after the message was queued; it was not sent.",
+)
+
+
+def outcome_of(
+    message: Claimed, result: SendResult, *, now: datetime, base_s: float, max_s: float
+) -> Outcome:
+    """ACCEPTED with the wamid; RETRYING after a backoff; or FAILED and dead-lettered when the
+    error is permanent or the attempts are used up."""
+    if result.wamid is not None:
+        return Outcome(message, Status.ACCEPTED, "accepted", wamid=result.wamid)
+    error = result.error or ProviderError(code="unknown", title="Unknown", message="")
+    verdict = classify(error)
+    log.info(
+        "send failed",
+        extra=message_fields(
+            message_id=message.id,
+            org_id=message.org_id,
+            attempt=message.attempt,
+            error_code=error.code,
+            verdict=verdict.value,
+            to=mask(message.to),
+        ),
+    )
+    if verdict is Verdict.PERMANENT or message.attempt >= message.max_attempts:
+        event = "failed" if verdict is Verdict.PERMANENT else "attempts_exhausted"
+        # Exhausted on a retryable error: the error says so, and a replay may well succeed.
+        return Outcome(
+            message,
+            Status.FAILED,
+            event,
+            error=error,
+            dead_lettered=True,
+            retryable=verdict is not Verdict.PERMANENT,
+        )
+    delay_s = backoff_s(
+        message.attempt,
+        base_s=base_s,
+        max_s=max_s,
+        verdict=verdict,
+        retry_after_s=error.retry_after_s,
+    )
+    return Outcome(
+        message,
+        Status.RETRYING,
+        "retry_scheduled",
+        error=error,
+        retryable=True,
+        next_attempt_at=now + timedelta(seconds=delay_s),
+    )

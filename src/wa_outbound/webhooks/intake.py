@@ -1,0 +1,166 @@
+"""Intake of Meta's webhook bodies: store each body, process it, retry processing from the store.
+
+Meta cannot resend a webhook on demand, so every body is stored in `webhook_event` before Meta
+is answered. The body is inserted first, in the transaction that processes it, so the body and
+its effects commit together. If processing fails, that transaction rolls back and the body is
+stored alone, unprocessed, with the error, for the sweep; Meta is still answered 200. A body
+that cannot be stored at all makes the request fail, so Meta, seeing no 200, sends it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from wa_outbound.db.schema import webhook_event
+from wa_outbound.metrics import Metrics
+from wa_outbound.status import CHANNEL_WHATSAPP
+from wa_outbound.webhooks import payload
+from wa_outbound.webhooks.receipts import APPLIED, KNOWN_STATUSES, apply_statuses
+from wa_outbound.webhooks.service_windows import open_service_windows
+
+log = logging.getLogger(__name__)
+w = webhook_event.c
+
+
+@dataclass
+class Processed:
+    """What one body did, for the metrics."""
+
+    statuses: Counter[tuple[str, str]] = field(default_factory=Counter)  # (status, outcome)
+    failed_codes: Counter[str] = field(default_factory=Counter)
+    unused: Counter[str] = field(default_factory=Counter)
+
+
+async def process(conn: AsyncConnection, body: dict[str, Any], *, now: datetime) -> Processed:
+    """Apply the statuses and open the service windows that one body carries."""
+    content = payload.parse(body)
+    outcomes = await apply_statuses(conn, content.statuses, actor="webhook", now=now)
+    await open_service_windows(conn, content.inbound, now=now)
+    processed = Processed(unused=content.unused)
+    for update, outcome in zip(content.statuses, outcomes, strict=True):
+        label = update.status if update.status in KNOWN_STATUSES else "other"
+        processed.statuses[label, outcome] += 1
+        if update.status == "failed" and outcome == APPLIED:
+            processed.failed_codes[str((update.error or {}).get("code") or "unknown")] += 1
+    for error in content.value_errors:
+        log.warning("webhook reports an error", extra={"meta_error": error})
+    if content.unused:
+        log.info("webhook parts not used", extra={"unused": dict(content.unused)})
+    return processed
+
+
+async def receive(
+    engine: AsyncEngine, raw: bytes, body: dict[str, Any], *, now: datetime
+) -> Processed | None:
+    """Store `raw` and process `body`; None when processing failed (the sweep retries it)."""
+    try:
+        async with engine.begin() as conn:
+            # Marked processed as it is stored: the mark commits only with the effects.
+            await conn.execute(
+                webhook_event.insert(),
+                {"received_at": now, "body": raw, "attempts": 1, "processed_at": now},
+            )
+            return await process(conn, body, now=now)
+    except Exception as exc:  # whatever broke, the body is kept for the sweep below
+        error = _failure(exc)
+    # Processing was rolled back: store the body alone. If even that fails, the error
+    # propagates and the request fails, so Meta sends the body again.
+    async with engine.begin() as conn:
+        await conn.execute(
+            webhook_event.insert(),
+            {"received_at": now, "body": raw, "attempts": 1, "last_error": error},
+        )
+    return None
+
+
+async def reprocess(
+    engine: AsyncEngine,
+    *,
+    received_before: datetime,
+    max_attempts: int,
+    limit: int,
+    now: datetime,
+) -> list[Processed | None]:
+    """Process again the stored bodies whose processing failed; one transaction each."""
+    async with engine.connect() as conn:
+        ids = await conn.execute(
+            sa.select(w.id)
+            .where(
+                w.processed_at.is_(None),
+                w.received_at < received_before,
+                w.attempts < max_attempts,
+            )
+            .order_by(w.id)
+            .limit(limit)
+        )
+        todo = list(ids.scalars())
+    results: list[Processed | None] = []
+    for event_id in todo:
+        try:
+            async with engine.begin() as conn:
+                # Another replica's sweep may hold or have finished this one: skip it then.
+                raw = (
+                    await conn.execute(
+                        sa.select(w.body)
+                        .where(w.id == event_id, w.processed_at.is_(None))
+                        .with_for_update(skip_locked=True)
+                    )
+                ).scalar_one_or_none()
+                if raw is None:
+                    continue
+                processed = await process(conn, _load(raw), now=now)
+                await _record_attempt(conn, event_id, processed_at=now, last_error=None)
+            results.append(processed)
+        except Exception as exc:  # recorded on the row; retried until max_attempts
+            error = _failure(exc, event_id)
+            async with engine.begin() as conn:
+                await _record_attempt(conn, event_id, processed_at=None, last_error=error)
+            results.append(None)
+    return results
+
+
+async def _record_attempt(
+    conn: AsyncConnection, event_id: int, *, processed_at: datetime | None, last_error: str | None
+) -> None:
+    await conn.execute(
+        webhook_event.update()
+        .where(w.id == event_id, w.processed_at.is_(None))
+        .values(attempts=w.attempts + 1, processed_at=processed_at, last_error=last_error)
+    )
+
+
+def _failure(exc: Exception, event_id: int | None = None) -> str:
+    log.error(
+        "webhook processing failed; the body is kept for retry",
+        exc_info=exc,
+        extra={"webhook_event_id": event_id},
+    )
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+def _load(raw: bytes) -> dict[str, Any]:
+    body = orjson.loads(raw)
+    if not isinstance(body, dict):
+        raise ValueError("stored webhook body is not a JSON object")
+    return body
+
+
+def count(metrics: Metrics, processed: Processed | None) -> None:
+    """Add what one body did to the metrics."""
+    if processed is None:
+        metrics.webhook_processing_failures.inc()
+        return
+    for (status, outcome), n in processed.statuses.items():
+        metrics.webhook_statuses.labels(status=status, outcome=outcome).inc(n)
+    for code, n in processed.failed_codes.items():
+        metrics.failed.labels(channel=CHANNEL_WHATSAPP, error_code=code).inc(n)
+    for kind, n in processed.unused.items():
+        metrics.webhook_unused.labels(kind=kind).inc(n)
