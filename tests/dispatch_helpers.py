@@ -18,6 +18,8 @@ from wa_outbound.contacts import consents
 from wa_outbound.db.engine import create_engine
 from wa_outbound.db.schema import message_event, outbound_message
 from wa_outbound.db.types import utcnow
+from wa_outbound.dispatch import claims
+from wa_outbound.dispatch.claims import Claimed
 from wa_outbound.dispatch.dispatcher import Dispatcher
 from wa_outbound.metrics import Metrics
 from wa_outbound.orgs import organizations
@@ -126,3 +128,24 @@ async def dispatcher_for(
     finally:
         await provider.close()
         await engine.dispose()
+
+
+async def claim_as(
+    engine: AsyncEngine, worker: str, *, now: datetime, lease_s: float = 60, limit: int = 100
+) -> list[Claimed]:
+    """Claim due messages as a dispatcher named `worker` would, without sending them."""
+    async with engine.begin() as conn:
+        due = await claims.lock_due(conn, limit=limit, now=now, skip_orgs=[])
+        return await claims.claim(
+            conn, [row.id for row in due], worker=worker, lease_s=lease_s, now=now
+        )
+
+
+async def expire_leases(engine: AsyncEngine) -> None:
+    """Time passes for every lease: each one ends a second ago, by the database's clock."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            outbound_message.update()
+            .where(outbound_message.c.lease_until.is_not(None))
+            .values(lease_until=utcnow() - timedelta(seconds=1))
+        )

@@ -111,6 +111,13 @@ class Settings(BaseSettings):
             ]
             if missing:
                 raise ValueError(f"WA_PROVIDER=cloud needs {', '.join(missing)} to be set")
+        if self.lease_seconds < 2 * self.send_timeout_seconds:
+            # A send may take the whole timeout; the lease must outlast it by a margin, or a
+            # live send's row could be reclaimed and sent again by another replica.
+            raise ValueError(
+                f"WA_LEASE_SECONDS ({self.lease_seconds:g}) must be at least twice "
+                f"WA_SEND_TIMEOUT_SECONDS ({self.send_timeout_seconds:g})"
+            )
         if self.retry_max_seconds < self.retry_base_seconds:
             raise ValueError("WA_RETRY_MAX_SECONDS must be at least WA_RETRY_BASE_SECONDS")
         return self

@@ -40,6 +40,13 @@ class Metrics:
             ["channel"],
             registry=r,
         )
+        self.duplicate_sends = Counter(
+            "outbound_duplicate_sends_total",
+            "Sends accepted by the provider after their claim was lost (another replica may "
+            "have sent the message too); each is on its message's timeline",
+            ["channel"],
+            registry=r,
+        )
         self.failed = Counter(
             "outbound_message_failed_total",
             "Messages that failed, by provider error code",
@@ -109,6 +116,7 @@ class Metrics:
         for backend in ("redis", "database"):
             self.ratelimit_backend.labels(backend=backend)
         self.sent.labels(channel="WHATSAPP")
+        self.duplicate_sends.labels(channel="WHATSAPP")
 
         # Dispatcher, queue and latency metrics of the observability issue.
         self.enqueue_to_accepted = Histogram(

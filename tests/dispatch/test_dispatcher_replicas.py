@@ -102,6 +102,7 @@ def _serve(postgres_url: str, base_url: str) -> subprocess.Popen[bytes]:
             "WA_PHONE_NUMBER_ID": "106540352242922",
             "WA_APP_SECRET": "app-secret",
             "WA_LEASE_SECONDS": "2",
+            "WA_SEND_TIMEOUT_SECONDS": "1",
             "WA_DISPATCH_CONCURRENCY": "16",
             "WA_DISPATCH_POLL_SECONDS": "0.1",
             "WA_ALERT_ENABLED": "false",

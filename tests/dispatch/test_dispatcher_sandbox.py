@@ -8,7 +8,15 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dispatch_helpers import Clock, event_types, message, new_org, queue
+from dispatch_helpers import (
+    Clock,
+    claim_as,
+    event_types,
+    expire_leases,
+    message,
+    new_org,
+    queue,
+)
 from wa_outbound.config import Settings
 from wa_outbound.contacts import consents
 from wa_outbound.db.engine import create_engine
@@ -153,18 +161,15 @@ async def test_scheduled_message_waits_for_send_after(sandbox: Sandbox) -> None:
 
 
 async def test_expired_lease_is_reclaimed_and_sent(sandbox: Sandbox, settings: Settings) -> None:
-    from wa_outbound.dispatch import claims
-
     org = await new_org(sandbox.engine, PHONE)
     [message_id] = await queue(sandbox.engine, org, PHONE)
-    async with sandbox.engine.begin() as conn:  # a dispatcher that claims, then dies
-        [claimed] = await claims.claim_batch(
-            conn, limit=10, worker="dead", lease_s=60, now=sandbox.clock.now
-        )
+    [claimed] = await claim_as(sandbox.engine, "dead", now=sandbox.clock.now)  # then it dies
     assert claimed.id == message_id
     assert await sandbox.dispatcher.run_once() == 0, "a live lease is not claimable"
     assert await sandbox.dispatcher.reclaim() == 0
     sandbox.clock.advance(61)
+    assert await sandbox.dispatcher.reclaim() == 0, "leases run on the database's clock"
+    await expire_leases(sandbox.engine)
     assert await sandbox.dispatcher.reclaim() == 1
     assert await sandbox.dispatcher.run_once() == 1
     sent = await message(sandbox.engine, message_id)

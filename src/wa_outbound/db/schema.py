@@ -238,3 +238,15 @@ sa.Index(
 )
 sa.Index("ix_alert_state_fired", alert.c.state, alert.c.first_fired_at)
 sa.Index("ix_outbound_message_org_status", outbound_message.c.org_id, outbound_message.c.status)
+
+# Wamids of sends whose outcome lost its claim (a duplicate send): the message keeps its first
+# wamid in `provider_message_id`, and these stay linked so their statuses are still recognised.
+message_wamid = sa.Table(
+    "message_wamid",
+    metadata,
+    sa.Column("provider_message_id", sa.String(128), primary_key=True),
+    sa.Column("message_id", sa.Uuid(), sa.ForeignKey("outbound_message.id"), nullable=False),
+    sa.Column("org_id", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)
+sa.Index("ix_message_wamid_message", message_wamid.c.message_id)

@@ -1,9 +1,15 @@
-"""The dispatcher's hot SQL: claiming a batch under a lease, and writing outcomes back.
+"""The dispatcher's hot SQL: claiming a batch under a lease, and keeping the lease alive.
 
-Claiming is one statement. On PostgreSQL `FOR UPDATE SKIP LOCKED` lets any number of replicas
-claim at once without waiting on each other or taking the same row; the lease (`lease_until`)
-makes a claim whose process died claimable again. SQLite has one writer, so a plain
-read-then-update inside its (IMMEDIATE) transaction is just as exclusive.
+A claim is two statements in one transaction. The first locks the due rows at the head of the
+queue (`FOR UPDATE SKIP LOCKED`: any number of replicas look at once without waiting on each
+other or taking the same row); the rate limiter is then asked about them while they are locked,
+and the second statement claims only the rows it granted. What was not granted is unlocked
+untouched: a held message costs no write. SQLite has one writer, so a plain read inside its
+(IMMEDIATE) transaction is just as exclusive.
+
+A claim's token is its owner (`claimed_by`) and `attempts`: every later write of the claim is
+guarded by both (see outcomes.py). Leases are computed by the database's clock, never by a
+replica's, so a replica whose clock runs behind cannot keep a dead claim alive.
 """
 
 from __future__ import annotations
@@ -18,23 +24,58 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound.db.dialect import is_postgres
 from wa_outbound.db.schema import consent, message_event, outbound_message
+from wa_outbound.db.types import utcnow
 from wa_outbound.status import CLAIMABLE, Status
 
 m = outbound_message.c
 
-# The claim, its SENDING events and the consent re-check in one round trip.
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """A due row locked by the claim's transaction, not yet claimed."""
+
+    id: uuid.UUID
+    org_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: uuid.UUID
+    org_id: str
+    to: str
+    kind: str
+    payload: dict[str, Any]
+    attempt: int
+    max_attempts: int
+    from_status: str
+    consented: bool
+    created_at: datetime
+    worker: str = ""
+    """With `attempt`, the claim's fencing token."""
+
+
+_PG_LOCK_DUE = sa.text(
+    """
+    SELECT id, org_id FROM outbound_message
+    WHERE status IN ('QUEUED', 'RETRYING') AND next_attempt_at <= :now
+      AND org_id <> ALL(CAST(:skip_orgs AS text[]))
+    ORDER BY next_attempt_at
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+    """
+).bindparams(sa.bindparam("now", type_=m.next_attempt_at.type))
+
+# The claim of rows this transaction locked, their `claimed` events and the consent re-check, in
+# one round trip. The lease comes from the database's clock.
 _PG_CLAIM_SQL = sa.text(
     """
     WITH picked AS (
-        SELECT id, status AS from_status
-        FROM outbound_message
-        WHERE status IN ('QUEUED', 'RETRYING') AND next_attempt_at <= :now
-        ORDER BY next_attempt_at
-        LIMIT :limit
-        FOR UPDATE SKIP LOCKED
+        SELECT id, status AS from_status FROM outbound_message
+        WHERE id = ANY(CAST(:ids AS uuid[])) AND status IN ('QUEUED', 'RETRYING')
     ), claimed AS (
         UPDATE outbound_message AS o
-        SET status = 'SENDING', attempts = o.attempts + 1, lease_until = :lease_until,
+        SET status = 'SENDING', attempts = o.attempts + 1,
+            lease_until = clock_timestamp() + make_interval(secs => :lease_s),
             claimed_by = :worker, updated_at = :now
         FROM picked
         WHERE o.id = picked.id
@@ -65,87 +106,70 @@ _CLAIMED_COLUMNS = (
     m.next_attempt_at,
     m.created_at,
 )
-_PG_CLAIM = _PG_CLAIM_SQL.bindparams(
-    sa.bindparam("now", type_=m.next_attempt_at.type),
-    sa.bindparam("lease_until", type_=m.lease_until.type),
-).columns(
+_PG_CLAIM = _PG_CLAIM_SQL.bindparams(sa.bindparam("now", type_=m.next_attempt_at.type)).columns(
     *_CLAIMED_COLUMNS,
     sa.column("from_status", sa.String),
     sa.column("consented", sa.Boolean),
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    id: uuid.UUID
-    org_id: str
-    to: str
-    kind: str
-    payload: dict[str, Any]
-    attempt: int
-    max_attempts: int
-    from_status: str
-    consented: bool
-    created_at: datetime
+async def lock_due(
+    conn: AsyncConnection, *, limit: int, now: datetime, skip_orgs: list[str]
+) -> list[Due]:
+    """Lock up to `limit` due rows, oldest first, leaving out the orgs in `skip_orgs` (those the
+    limiter holds): the first half of a claim."""
+    if is_postgres(conn):
+        rows = await conn.execute(
+            _PG_LOCK_DUE, {"now": now, "limit": limit, "skip_orgs": skip_orgs}
+        )
+    else:
+        rows = await conn.execute(
+            sa.select(m.id, m.org_id)
+            .where(m.status.in_(CLAIMABLE), m.next_attempt_at <= now, m.org_id.not_in(skip_orgs))
+            .order_by(m.next_attempt_at)
+            .limit(limit)
+        )
+    return [Due(row.id, row.org_id) for row in rows]
 
 
-async def claim_batch(
-    conn: AsyncConnection, *, limit: int, worker: str, lease_s: float, now: datetime
+async def claim(
+    conn: AsyncConnection, ids: list[uuid.UUID], *, worker: str, lease_s: float, now: datetime
 ) -> list[Claimed]:
-    lease_until = now + timedelta(seconds=lease_s)
+    """Claim rows locked by `lock_due` in this transaction: SENDING under a lease, one more
+    attempt, a `claimed` event each, and whether the recipient still consents."""
+    if not ids:
+        return []
     actor = f"dispatcher:{worker}"
     if is_postgres(conn):
-        rows = (
-            (
-                await conn.execute(
-                    _PG_CLAIM,
-                    {
-                        "now": now,
-                        "limit": limit,
-                        "lease_until": lease_until,
-                        "worker": worker,
-                        "actor": actor,
-                    },
-                )
-            )
-            .mappings()
-            .all()
-        )
-        return [_claimed(row) for row in rows]
-    return await _claim_sqlite(
-        conn, limit=limit, worker=worker, lease_until=lease_until, now=now, actor=actor
-    )
+        params = {"ids": ids, "now": now, "lease_s": lease_s, "worker": worker, "actor": actor}
+        rows = (await conn.execute(_PG_CLAIM, params)).mappings().all()
+        return [_claimed(row, worker) for row in rows]
+    return await _claim_sqlite(conn, ids, worker=worker, lease_s=lease_s, now=now, actor=actor)
 
 
 async def _claim_sqlite(
     conn: AsyncConnection,
+    ids: list[uuid.UUID],
     *,
-    limit: int,
     worker: str,
-    lease_until: datetime,
+    lease_s: float,
     now: datetime,
     actor: str,
 ) -> list[Claimed]:
-    picked = (
-        await conn.execute(
-            sa.select(m.id, m.status)
-            .where(m.status.in_(CLAIMABLE), m.next_attempt_at <= now)
-            .order_by(m.next_attempt_at)
-            .limit(limit)
-        )
-    ).all()
-    if not picked:
-        return []
-    from_status = {row.id: row.status for row in picked}
+    from_status = {
+        row.id: row.status
+        for row in await conn.execute(sa.select(m.id, m.status).where(m.id.in_(ids)))
+    }
     rows = (
         (
             await conn.execute(
                 outbound_message.update()
-                .where(m.id.in_(from_status))
+                .where(m.id.in_(ids), m.status.in_(CLAIMABLE))
                 .values(
                     status=Status.SENDING,
                     attempts=m.attempts + 1,
-                    lease_until=lease_until,
+                    # One process: its clock is the database's.
+                    lease_until=utcnow() + timedelta(seconds=lease_s),
                     claimed_by=worker,
                     updated_at=now,
                 )
@@ -155,6 +179,8 @@ async def _claim_sqlite(
         .mappings()
         .all()
     )
+    if not rows:
+        return []
     granted = {
         (row.org_id, row.phone)
         for row in await conn.execute(
@@ -188,14 +214,16 @@ async def _claim_sqlite(
                 **r,
                 "from_status": from_status[r["id"]],
                 "consented": (r["org_id"], r["to_phone"]) in granted,
-            }
+            },
+            worker,
         )
         for r in rows
     ]
-    return sorted(claimed, key=lambda c: c.created_at)
+    position = {message_id: i for i, message_id in enumerate(ids)}  # queue order
+    return sorted(claimed, key=lambda c: position[c.id])
 
 
-def _claimed(row: Any) -> Claimed:
+def _claimed(row: Any, worker: str) -> Claimed:
     return Claimed(
         id=row["id"],
         org_id=row["org_id"],
@@ -207,4 +235,34 @@ def _claimed(row: Any) -> Claimed:
         from_status=row["from_status"],
         consented=bool(row["consented"]),
         created_at=row["created_at"],
+        worker=worker,
     )
+
+
+async def extend_leases(
+    conn: AsyncConnection, claims: list[Claimed], *, worker: str, lease_s: float
+) -> int:
+    """The owner's heartbeat: push the lease of each claim it still holds (same owner, same
+    attempt, still SENDING) one lease ahead of the database's clock; returns how many it held."""
+    if not claims:
+        return 0
+    still_mine = sa.and_(
+        m.status == Status.SENDING,
+        m.claimed_by == worker,
+        sa.tuple_(m.id, m.attempts).in_([(c.id, c.attempt) for c in claims]),
+    )
+    if is_postgres(conn):
+        lease_until: Any = sa.func.clock_timestamp() + sa.func.make_interval(
+            0, 0, 0, 0, 0, 0, lease_s
+        )
+    else:
+        lease_until = utcnow() + timedelta(seconds=lease_s)
+    result = await conn.execute(
+        outbound_message.update().where(still_mine).values(lease_until=lease_until)
+    )
+    return int(result.rowcount)
+
+
+def lease_clock(conn: AsyncConnection) -> Any:
+    """The clock that leases are compared with: the database's (SQLite: the one process's)."""
+    return sa.func.clock_timestamp() if is_postgres(conn) else utcnow()

@@ -1,9 +1,12 @@
 """The dispatcher: drains the outbox into the provider, many replicas safely, nothing lost.
 
-Each round claims a batch under a lease (one statement), asks the rate limiter once per
-organisation, sends concurrently under a semaphore, and writes every outcome back in one short
-transaction. No transaction is held across a call to Meta. Batches overlap: the loop claims the
-next batch while earlier ones are still sending, up to twice the send concurrency in flight.
+Each round locks the due rows at the head of the queue, asks the rate limiter once per
+organisation and claims what it granted under a lease (one short transaction), sends
+concurrently under a semaphore, and writes every outcome back in one short transaction, fenced
+by the claim. No transaction is held across a call to Meta. Batches overlap: the loop claims the
+next batch while earlier ones are still sending, up to twice the send concurrency in flight. A
+heartbeat keeps the leases of everything in flight alive, so only a dead or stalled replica's
+claims expire.
 """
 
 from __future__ import annotations
@@ -16,14 +19,14 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wa_outbound.config import Settings
 from wa_outbound.db.listener import Listener
 from wa_outbound.db.types import utcnow
 from wa_outbound.dispatch import claims, outcomes
-from wa_outbound.dispatch.admission import Limiter, admit
-from wa_outbound.dispatch.claims import Claimed
+from wa_outbound.dispatch.admission import Holds, Limiter, admit
+from wa_outbound.dispatch.claims import Claimed, Due
 from wa_outbound.dispatch.outcomes import Outcome
 from wa_outbound.dispatch.policy import CONSENT_REVOKED, outcome_of
 from wa_outbound.logs import message_fields
@@ -31,7 +34,8 @@ from wa_outbound.metrics import Metrics
 from wa_outbound.phone import mask
 from wa_outbound.status import CHANNEL_WHATSAPP, Status
 from wa_outbound.webhooks import receipts
-from wa_outbound.whatsapp.provider import OutgoingMessage, Provider
+from wa_outbound.whatsapp.provider import OutgoingMessage, Provider, SendResult
+from wa_outbound.whatsapp.retry import ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,11 @@ class Dispatcher:
         self._stopping = asyncio.Event()
         self._in_flight: dict[asyncio.Task[int], int] = {}
         self._last_reclaim = 0.0
+        self._holds = Holds()
+        # Every claim this replica holds, for the heartbeat; and when its leases were last known
+        # to be renewed (monotonic), which bounds how long an outcome write may be retried.
+        self._owned: dict[object, Claimed] = {}
+        self._leases_renewed_at = time.monotonic()
 
     def wake(self) -> None:
         """New work was queued: claim now rather than at the next poll."""
@@ -70,6 +79,7 @@ class Dispatcher:
         listen_task = (
             asyncio.create_task(listener.run(), name="outbox-listener") if listener else None
         )
+        heartbeat = asyncio.create_task(self._heartbeat(), name="dispatch-heartbeat")
         try:
             failures = 0
             while not self._stopping.is_set():
@@ -86,12 +96,17 @@ class Dispatcher:
                     await self._idle(min(self.settings.dispatch_poll_seconds * 2**failures, 5.0))
                     continue
                 if claimed == 0 or capacity <= 0:
-                    await self._idle()
+                    # Held orgs wake the loop when their hold ends, not a poll later.
+                    release_s = self._holds.next_release_s()
+                    poll_s = self.settings.dispatch_poll_seconds
+                    await self._idle(poll_s if release_s is None else min(poll_s, release_s))
         finally:
             if listener and listen_task:
                 await listener.stop()
                 await listen_task
             await self._drain()
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
 
     async def run_once(self) -> int:
         """Claim one batch and process it to the end (tests drive the dispatcher this way)."""
@@ -107,6 +122,28 @@ class Dispatcher:
     async def reclaim(self) -> int:
         async with self.engine.begin() as conn:
             return await outcomes.reclaim_expired(conn, now=self.clock(), actor=self._actor)
+
+    async def renew_leases(self) -> int:
+        """Push the lease of every claim in flight one lease ahead; returns how many held."""
+        claimed = list(self._owned.values())
+        async with self.engine.begin() as conn:
+            held = await claims.extend_leases(
+                conn, claimed, worker=self.worker_id, lease_s=self.settings.lease_seconds
+            )
+        self._leases_renewed_at = time.monotonic()
+        return held
+
+    async def _heartbeat(self) -> None:
+        every_s = self.settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(every_s)
+            if not self._owned:
+                self._leases_renewed_at = time.monotonic()
+                continue
+            try:
+                await self.renew_leases()
+            except Exception as exc:
+                log.warning("renewing leases failed", extra={"error": repr(exc)})
 
     async def _maybe_reclaim(self) -> None:
         every_s = min(self.settings.lease_seconds / 2, 5.0)
@@ -155,85 +192,116 @@ class Dispatcher:
         self._wake.set()  # capacity freed: claim again without waiting for the poll
 
     async def _claim_rows(self, limit: int) -> list[Claimed]:
-        async with self.engine.begin() as conn:
-            batch = await claims.claim_batch(
-                conn,
-                limit=limit,
-                worker=self.worker_id,
-                lease_s=self.settings.lease_seconds,
-                now=self.clock(),
-            )
+        now = self.clock()
+        skip_orgs = self._holds.held()
+        if self.settings.is_postgres:
+            # The limiter is asked while the due rows are locked, so what it grants is exactly
+            # what is claimed; a limiter or database error rolls everything back and burns no
+            # attempt.
+            async with self.engine.begin() as conn:
+                due = await claims.lock_due(conn, limit=limit, now=now, skip_orgs=skip_orgs)
+                granted = await admit(self.limiter, due, self._holds)
+                batch = await self._claim_granted(conn, granted, now)
+        else:
+            # SQLite: one process, one writer. The database limiter writes on a connection of
+            # its own, so it is asked between the read and the claim's write transaction.
+            async with self.engine.connect() as conn:
+                due = await claims.lock_due(conn, limit=limit, now=now, skip_orgs=skip_orgs)
+            granted = await admit(self.limiter, due, self._holds)
+            async with self.engine.begin() as conn:
+                batch = await self._claim_granted(conn, granted, now)
+        self._owned.update((message.id, message) for message in batch)
         self.metrics.dispatcher_claims.labels(result="claimed" if batch else "empty").inc()
         if batch:
             self.metrics.dispatcher_batch_size.observe(len(batch))
         return batch
 
+    async def _claim_granted(
+        self, conn: AsyncConnection, granted: list[Due], now: datetime
+    ) -> list[Claimed]:
+        return await claims.claim(
+            conn,
+            [row.id for row in granted],
+            worker=self.worker_id,
+            lease_s=self.settings.lease_seconds,
+            now=now,
+        )
+
     async def _process(self, batch: list[Claimed]) -> int:
-        now = self.clock()
-        results: list[Outcome] = []
-        to_send: list[Claimed] = []
-        for message in batch:
-            if message.consented:
-                to_send.append(message)
-            else:
-                log.info(
-                    "consent revoked since queuing; not sent",
-                    extra=message_fields(
-                        message_id=message.id,
-                        org_id=message.org_id,
-                        attempt=message.attempt,
-                        error_code=CONSENT_REVOKED.code,
-                        to=mask(message.to),
-                    ),
-                )
-                results.append(
-                    Outcome(message, Status.FAILED, "consent_revoked", error=CONSENT_REVOKED)
-                )
-        granted, held = await admit(self.limiter, to_send, now)
-        results += held
-        started: set[object] = set()
-        sends = [asyncio.ensure_future(self._send(m, started)) for m in granted]
         try:
-            results += await asyncio.gather(*sends)
-        except asyncio.CancelledError:
-            # Shutdown past the grace period: keep what finished, release the rest. A send
-            # that never started gives its attempt back; one cut off mid-request keeps it
-            # (Meta may have received it) and is retried.
-            for message, send in zip(granted, sends, strict=True):
-                if send.done() and not send.cancelled():
-                    results.append(send.result())
-                else:
+            results = [self._consent_revoked(m) for m in batch if not m.consented]
+            to_send = [m for m in batch if m.consented]
+            started: set[object] = set()
+            sends = [asyncio.ensure_future(self._send(m, started)) for m in to_send]
+            try:
+                results += await asyncio.gather(*sends)
+            except asyncio.CancelledError:
+                # Shutdown past the grace period: keep what finished, release the rest.
+                results += [
+                    send.result()
+                    if send.done() and not send.cancelled()
+                    else self._release(m, m.id in started)
+                    for m, send in zip(to_send, sends, strict=True)
+                ]
+                for send in sends:
                     send.cancel()
-                    results.append(
-                        Outcome(
-                            message,
-                            Status(message.from_status)
-                            if message.id not in started
-                            else Status.RETRYING,
-                            "released",
-                            next_attempt_at=self.clock(),
-                            give_back_attempt=message.id not in started,
-                            details={"reason": "shutdown"},
-                        )
-                    )
-            await asyncio.shield(self._record(results))
+                await self._record_shielded(results)
+                raise
+            await self._record_shielded(results)
+            return len(batch)
+        finally:
+            for message in batch:
+                self._owned.pop(message.id, None)
+
+    def _consent_revoked(self, message: Claimed) -> Outcome:
+        log.info(
+            "consent revoked since queuing; not sent",
+            extra=message_fields(
+                message_id=message.id,
+                org_id=message.org_id,
+                attempt=message.attempt,
+                error_code=CONSENT_REVOKED.code,
+                to=mask(message.to),
+            ),
+        )
+        return Outcome(message, Status.FAILED, "consent_revoked", error=CONSENT_REVOKED)
+
+    def _release(self, message: Claimed, started: bool) -> Outcome:
+        """A send cut off by shutdown. One that never started gives its attempt back; one cut
+        off mid-request keeps it (Meta may have received it) and is retried."""
+        return Outcome(
+            message,
+            Status.RETRYING if started else Status(message.from_status),
+            "released",
+            next_attempt_at=self.clock(),
+            give_back_attempt=not started,
+            details={"reason": "shutdown"},
+        )
+
+    async def _record_shielded(self, results: list[Outcome]) -> None:
+        """Meta has answered: the write must finish even if this batch is cancelled meanwhile
+        (a shutdown), or each of these sends would be repeated once its lease expired."""
+        write = asyncio.ensure_future(self._record(results))
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            await asyncio.wait({write})
             raise
-        await self._record(results)
-        return len(batch)
 
     async def _record(self, results: list[Outcome]) -> None:
-        """Write the outcomes, retrying while the database is away. Meta has already answered:
-        losing these would resend the batch after its lease expires (a duplicate per message)."""
-        deadline = time.monotonic() + self.settings.lease_seconds / 2
+        """Write the outcomes, retrying while the database is away, for as long as the claims'
+        leases last (counted from their last renewal). Past that another replica may reclaim
+        them; a write that still lands later is fenced off and only recorded."""
         delay_s = 0.1
         while True:
             try:
                 await self._write(results)
                 return
             except Exception as exc:
+                deadline = self._leases_renewed_at + self.settings.lease_seconds
                 if time.monotonic() + delay_s > deadline:
                     log.error(
-                        "outcomes could not be recorded; the lease will retry them",
+                        "outcomes could not be recorded; their leases will expire",
                         extra={"count": len(results), "error": repr(exc)},
                     )
                     raise
@@ -256,7 +324,28 @@ class Dispatcher:
         async with self._send_slots:
             started_ids.add(message.id)
             started = time.perf_counter()
-            result = await self.provider.send(outgoing)
+            try:
+                result = await self.provider.send(outgoing)
+            except Exception as exc:
+                # A bug or an unforeseen error of one send must not cost the batch its other
+                # outcomes. The request may have gone out: the attempt counts, as a timeout's.
+                log.exception(
+                    "send raised",
+                    extra=message_fields(
+                        message_id=message.id,
+                        org_id=message.org_id,
+                        attempt=message.attempt,
+                        error_code="send_error",
+                    ),
+                )
+                result = SendResult(
+                    error=ProviderError(
+                        code="send_error",
+                        title=type(exc).__name__,
+                        message=str(exc)[:300],
+                        transport=True,
+                    )
+                )
             elapsed = time.perf_counter() - started
         self.metrics.send_latency.labels(
             channel=CHANNEL_WHATSAPP, outcome="accepted" if result.wamid else "error"
@@ -272,11 +361,22 @@ class Dispatcher:
     async def _write(self, results: list[Outcome]) -> None:
         now = self.clock()
         async with self.engine.begin() as conn:
-            wamids = await outcomes.write_outcomes(conn, results, now=now, actor=self._actor)
+            written = await outcomes.write_outcomes(conn, results, now=now, actor=self._actor)
             # Statuses that beat this commit wait as pending; apply them in the same transaction.
+            wamids = written.accepted_wamids + written.linked_wamids
             if wamids:
                 await receipts.apply_pending(conn, wamids, now=now)
+        if written.stale_ids:
+            log.warning(
+                "outcomes arrived after their claims were lost; recorded, not applied",
+                extra={"count": len(written.stale_ids), "duplicates": len(written.linked_wamids)},
+            )
+            self.metrics.duplicate_sends.labels(channel=CHANNEL_WHATSAPP).inc(
+                len(written.linked_wamids)
+            )
         for o in results:
+            if o.message.id in written.stale_ids:
+                continue
             if o.status is Status.ACCEPTED:
                 self.metrics.sent.labels(channel=CHANNEL_WHATSAPP).inc()
                 waited_s = (now - o.message.created_at).total_seconds()  # now is accepted_at

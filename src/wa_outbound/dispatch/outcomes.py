@@ -1,4 +1,11 @@
-"""Writing send outcomes back to the outbox: a few statements per batch, never one per message."""
+"""Writing send outcomes back to the outbox: a few statements per batch, never one per message.
+
+Every write is fenced by the claim that produced it (owner and attempt): the batch first locks
+the rows it still owns, and only their outcomes change state. An outcome whose claim was lost
+meanwhile (its lease expired and another replica reclaimed the row) changes nothing; it becomes a
+`stale_outcome` event, and a wamid it carries stays linked to the message (`message_wamid`), so
+the statuses of that duplicate send are still recognised and the duplicate is visible.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wa_outbound.db.schema import message_event, outbound_message
-from wa_outbound.dispatch.claims import Claimed
+from wa_outbound.db.dialect import insert
+from wa_outbound.db.schema import message_event, message_wamid, outbound_message
+from wa_outbound.dispatch.claims import Claimed, lease_clock
 from wa_outbound.events import message_event_row
 from wa_outbound.status import Status
 from wa_outbound.whatsapp.retry import ProviderError
@@ -38,11 +46,17 @@ def _b(name: str) -> sa.BindParameter[Any]:
     return sa.bindparam(f"b_{name}")
 
 
-# Each statement is guarded by status = 'SENDING': a row that was cancelled, reclaimed or
-# finished meanwhile is left alone, and the outcome is still recorded in the timeline.
+# Each statement is guarded by the claim's token as well as by the lock taken in
+# `write_outcomes`: a row that was cancelled, reclaimed or finished meanwhile is left alone.
+_OWNED = sa.and_(
+    m.id == _b("id"),
+    m.status == Status.SENDING,
+    m.claimed_by == _b("worker"),
+    m.attempts == _b("attempt"),
+)
 _ACCEPT = (
     outbound_message.update()
-    .where(m.id == _b("id"), m.status == Status.SENDING)
+    .where(_OWNED)
     .values(
         status=Status.ACCEPTED,
         provider_message_id=_b("wamid"),
@@ -59,7 +73,7 @@ _ACCEPT = (
 )
 _RETRY = (
     outbound_message.update()
-    .where(m.id == _b("id"), m.status == Status.SENDING)
+    .where(_OWNED)
     .values(
         status=_b("status"),
         attempts=m.attempts - _b("give_back"),
@@ -78,7 +92,7 @@ _RETRY_WITH_ERROR = _RETRY.values(
 )
 _FAIL = (
     outbound_message.update()
-    .where(m.id == _b("id"), m.status == Status.SENDING)
+    .where(_OWNED)
     .values(
         status=Status.FAILED,
         dead_lettered=_b("dead"),
@@ -95,30 +109,6 @@ _FAIL = (
 )
 
 
-# PostgreSQL: each batch's acceptances and all its events as one statement each, with the
-# values bound as arrays (far less per-row work than executemany on the hot path).
-_PG_ACCEPT = sa.text(
-    """
-    UPDATE outbound_message AS o
-    SET status = 'ACCEPTED', provider_message_id = v.wamid, accepted_at = :now,
-        updated_at = :now, lease_until = NULL, claimed_by = NULL, error_code = NULL,
-        error_title = NULL, error_message = NULL, error_details = NULL, error_retryable = NULL
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:wamids AS text[])) AS v(id, wamid)
-    WHERE o.id = v.id AND o.status = 'SENDING'
-    """
-)
-_PG_EVENTS = sa.text(
-    """
-    INSERT INTO message_event (message_id, org_id, at, type, from_status, to_status, actor, details)
-    SELECT e.message_id, e.org_id, :now, e.type, e.from_status, e.to_status, :actor,
-           CAST(e.details AS jsonb)
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:orgs AS text[]), CAST(:types AS text[]),
-                CAST(:froms AS text[]), CAST(:tos AS text[]), CAST(:details AS text[]))
-         AS e(message_id, org_id, type, from_status, to_status, details)
-    """
-)
-
-
 def _error_params(error: ProviderError | None) -> dict[str, Any]:
     if error is None:
         return {"b_code": None, "b_title": None, "b_message": None, "b_details": None}
@@ -130,16 +120,34 @@ def _error_params(error: ProviderError | None) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Written:
+    accepted_wamids: list[str]
+    """Wamids newly committed as a message's own."""
+    linked_wamids: list[str]
+    """Wamids of sends whose claim was lost, linked to their message (duplicate sends)."""
+    stale_ids: frozenset[Any]
+    """Messages whose outcome lost its claim and changed nothing."""
+
+
 async def write_outcomes(
     conn: AsyncConnection, outcomes: list[Outcome], *, now: datetime, actor: str
-) -> list[str]:
-    """Apply every outcome; returns the wamids newly committed as ACCEPTED."""
+) -> Written:
+    """Apply every outcome whose claim still holds; record the others as stale."""
+    owned = await _lock_owned(conn, outcomes)
+    current = [o for o in outcomes if o.message.id in owned]
+    stale = [o for o in outcomes if o.message.id not in owned]
     accepted: list[dict[str, Any]] = []
     retry_plain: list[dict[str, Any]] = []
     retry_error: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
-    for o in outcomes:
-        params: dict[str, Any] = {"b_id": o.message.id, "b_now": now}
+    for o in current:
+        params: dict[str, Any] = {
+            "b_id": o.message.id,
+            "b_now": now,
+            "b_worker": o.message.worker,
+            "b_attempt": o.message.attempt,
+        }
         if o.status is Status.ACCEPTED:
             accepted.append({**params, "b_wamid": o.wamid})
         elif o.status is Status.FAILED:
@@ -169,8 +177,58 @@ async def write_outcomes(
     ):
         if rows:
             await conn.execute(statement, rows)
-    await conn.execute(message_event.insert(), [_event(o, now, actor) for o in outcomes])
-    return [row["b_wamid"] for row in accepted]
+    events = [_event(o, now, actor) for o in current] + [_stale_event(o, now, actor) for o in stale]
+    await conn.execute(message_event.insert(), events)
+    linked = [o for o in stale if o.wamid]
+    if linked:
+        await conn.execute(
+            insert(conn, message_wamid).on_conflict_do_nothing(),
+            [
+                {
+                    "provider_message_id": o.wamid,
+                    "message_id": o.message.id,
+                    "org_id": o.message.org_id,
+                    "created_at": now,
+                }
+                for o in linked
+            ],
+        )
+    return Written(
+        accepted_wamids=[row["b_wamid"] for row in accepted],
+        linked_wamids=[o.wamid for o in linked if o.wamid],
+        stale_ids=frozenset(o.message.id for o in stale),
+    )
+
+
+async def _lock_owned(conn: AsyncConnection, outcomes: list[Outcome]) -> set[Any]:
+    """Lock the rows whose claim still holds (same owner, same attempt, still SENDING), in id
+    order so that concurrent writers queue rather than deadlock; return their ids."""
+    if not outcomes:
+        return set()
+    tokens = [(o.message.id, o.message.attempt, o.message.worker) for o in outcomes]
+    rows = await conn.execute(
+        sa.select(m.id)
+        .where(
+            m.status == Status.SENDING,
+            sa.tuple_(m.id, m.attempts, m.claimed_by).in_(tokens),
+        )
+        .order_by(m.id)
+        .with_for_update()
+    )
+    return {row.id for row in rows}
+
+
+def _stale_event(o: Outcome, now: datetime, actor: str) -> dict[str, Any]:
+    """A send's outcome that arrived after its claim was lost: on the timeline, nothing else."""
+    details = _event(o, now, actor)["details"] | {"outcome": o.event, "status": o.status.value}
+    return message_event_row(
+        message_id=o.message.id,
+        org_id=o.message.org_id,
+        at=now,
+        type="stale_outcome",
+        actor=actor,
+        details=details,
+    )
 
 
 def _event(o: Outcome, now: datetime, actor: str) -> dict[str, Any]:
@@ -202,12 +260,13 @@ def _event(o: Outcome, now: datetime, actor: str) -> dict[str, Any]:
 
 
 async def reclaim_expired(conn: AsyncConnection, *, now: datetime, actor: str) -> int:
-    """Claims whose lease ran out (their process died) become claimable again, or fail when
-    they have used every attempt. Whether Meta got such a send is unknown: at-least-once."""
+    """Claims whose lease ran out by the database's clock (their process died, or stopped
+    renewing) become claimable again, or fail when they have used every attempt. Whether Meta
+    got such a send is unknown: at-least-once; a late outcome of it is fenced off."""
     rows = (
         await conn.execute(
             outbound_message.update()
-            .where(m.status == Status.SENDING, m.lease_until < now)
+            .where(m.status == Status.SENDING, m.lease_until < lease_clock(conn))
             .values(
                 status=sa.case(
                     (m.attempts >= m.max_attempts, Status.FAILED.value), else_=Status.RETRYING.value

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound.db.dialect import is_postgres
-from wa_outbound.db.schema import outbound_message, pending_status
+from wa_outbound.db.schema import message_wamid, outbound_message, pending_status
 from wa_outbound.events import message_event_row, record_message_events
 from wa_outbound.logs import message_fields
 from wa_outbound.status import (
@@ -108,13 +108,43 @@ async def _lock(conn: AsyncConnection, wamids: set[str]) -> dict[str, _Message]:
     # one the UPDATE compares against.
     # (SQLite has no row locks: its write transactions are serialised by BEGIN IMMEDIATE.)
     found: dict[str, _Message] = {}
+    by_id: dict[Any, _Message] = {}
     ordered = sorted(wamids)
     for start in range(0, len(ordered), _CHUNK):
         statement = _lock_statement(is_postgres(conn))
         rows = await conn.execute(statement, {"wamids": ordered[start : start + _CHUNK]})
         for row in rows:
-            found[row.provider_message_id] = _Message(row._asdict(), row.status)
+            found[row.provider_message_id] = by_id[row.id] = _Message(row._asdict(), row.status)
+    unknown = sorted(wamids - found.keys())
+    if unknown:
+        # A duplicate send's wamid (its outcome lost its claim): the same message, locked once.
+        rows = await conn.execute(_linked_statement(), {"wamids": unknown})
+        for row in rows:
+            fields = row._asdict()
+            linked = fields.pop("linked")
+            if row.id not in by_id:
+                by_id[row.id] = _Message(fields, row.status)
+            found[linked] = by_id[row.id]
     return found
+
+
+@functools.cache
+def _linked_statement() -> sa.Select[Any]:
+    w = message_wamid.c
+    return (
+        sa.select(
+            w.provider_message_id.label("linked"),
+            m.id,
+            m.org_id,
+            m.provider_message_id,
+            m.attempts,
+            *(m[c] for c in _WRITTEN),
+        )
+        .join(outbound_message, m.id == w.message_id)
+        .where(w.provider_message_id.in_(sa.bindparam("wamids", expanding=True)))
+        .order_by(m.id)
+        .with_for_update(of=outbound_message)
+    )
 
 
 # The hot statements are constants, built once: rebuilding them per call costs more Python
@@ -327,11 +357,16 @@ async def _take_and_apply(
     # exactly once, and concurrent claimers never wait on, or deadlock with, each other.
     known = (
         sa.select(p.id)
-        .join(outbound_message, m.provider_message_id == p.provider_message_id)
-        .where(where)
+        .where(
+            where,
+            sa.or_(
+                sa.exists().where(m.provider_message_id == p.provider_message_id),
+                sa.exists().where(message_wamid.c.provider_message_id == p.provider_message_id),
+            ),
+        )
         .order_by(p.id)
         .limit(limit)
-        .with_for_update(of=pending_status, skip_locked=True)
+        .with_for_update(skip_locked=True)
     )
     taken = await conn.execute(
         pending_status.delete()

@@ -79,10 +79,11 @@ def backoff_s(
     rng: random.Random | None = None,
 ) -> float:
     """Delay before the next attempt: `min(max, base * 2^(attempt-1))` with ±20% jitter, never
-    sooner than the provider's Retry-After; pair-limited recipients wait 4^attempt seconds."""
+    sooner than the provider's Retry-After (itself capped at `max_s`: a server's Retry-After of
+    years must not park a message for years); pair-limited recipients wait 4^attempt seconds."""
     if verdict is Verdict.PAIR_LIMITED:
         delay = min(max_s, 4.0**attempt)
     else:
         delay = min(max_s, base_s * 2.0 ** max(attempt - 1, 0))
     delay = min(max_s, delay * (rng or random).uniform(0.8, 1.2))
-    return delay if retry_after_s is None else max(delay, retry_after_s)
+    return delay if retry_after_s is None else max(delay, min(retry_after_s, max_s))
