@@ -33,7 +33,7 @@ from wa_outbound.logs import message_fields
 from wa_outbound.metrics import Metrics
 from wa_outbound.phone import mask
 from wa_outbound.status import CHANNEL_WHATSAPP, Status
-from wa_outbound.webhooks import receipts
+from wa_outbound.webhooks import pending
 from wa_outbound.whatsapp.provider import OutgoingMessage, Provider, SendResult
 from wa_outbound.whatsapp.retry import ProviderError
 
@@ -365,7 +365,7 @@ class Dispatcher:
             # Statuses that beat this commit wait as pending; apply them in the same transaction.
             wamids = written.accepted_wamids + written.linked_wamids
             if wamids:
-                await receipts.apply_pending(conn, wamids, now=now)
+                await pending.apply_pending(conn, wamids, now=now)
         if written.stale_ids:
             log.warning(
                 "outcomes arrived after their claims were lost; recorded, not applied",

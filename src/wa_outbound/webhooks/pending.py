@@ -1,0 +1,94 @@
+"""Statuses that arrived before their wamid was known (a webhook beat our own commit of the send):
+kept in `pending_status`, applied the moment the wamid is committed, and dropped when too old."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from wa_outbound.db.schema import message_wamid, outbound_message, pending_status
+from wa_outbound.webhooks.receipts import StatusUpdate, apply_statuses
+
+_CHUNK = 1000
+m = outbound_message.c
+p = pending_status.c
+
+
+async def apply_pending(
+    conn: AsyncConnection, provider_message_ids: list[str], *, now: datetime
+) -> int:
+    """Apply, and delete, the pending statuses of these wamids; return how many there were.
+
+    The dispatcher calls this in the transaction that commits ACCEPTED and the wamid, so a
+    status that beat the send's own commit is applied the moment the wamid becomes known.
+    """
+    applied = 0
+    ordered = sorted(set(provider_message_ids))
+    for start in range(0, len(ordered), _CHUNK):
+        chunk = ordered[start : start + _CHUNK]
+        applied += await _take_and_apply(conn, p.provider_message_id.in_(chunk), None, now)
+    return applied
+
+
+async def apply_known_pending(conn: AsyncConnection, *, now: datetime, limit: int) -> int:
+    """The sweep's part: apply up to `limit` pending statuses whose wamid is now known."""
+    return await _take_and_apply(conn, sa.true(), limit, now)
+
+
+async def _take_and_apply(
+    conn: AsyncConnection, where: sa.ColumnElement[bool], limit: int | None, now: datetime
+) -> int:
+    # DELETE ... RETURNING claims the rows, and the sub-select skips rows another transaction
+    # (the dispatcher, another replica's sweep) is claiming: each pending status is applied
+    # exactly once, and concurrent claimers never wait on, or deadlock with, each other.
+    known = (
+        sa.select(p.id)
+        .where(
+            where,
+            sa.or_(
+                sa.exists().where(m.provider_message_id == p.provider_message_id),
+                sa.exists().where(message_wamid.c.provider_message_id == p.provider_message_id),
+            ),
+        )
+        .order_by(p.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    taken = await conn.execute(
+        pending_status.delete()
+        .where(p.id.in_(known.scalar_subquery()))
+        .returning(p.id, p.provider_message_id, p.status_at, p.payload)
+    )
+    rows = sorted(taken, key=lambda row: row.id)  # arrival order; RETURNING has none
+    updates = [
+        StatusUpdate(
+            provider_message_id=row.provider_message_id,
+            status=row.payload["status"],
+            at=row.status_at,
+            error=row.payload.get("error"),
+            recipient_id=row.payload.get("recipient"),
+        )
+        for row in rows
+    ]
+    if updates:
+        await apply_statuses(conn, updates, actor="webhook:pending", now=now)
+    return len(updates)
+
+
+async def drop_expired_pending(
+    conn: AsyncConnection, *, older_than: datetime, limit: int
+) -> list[tuple[str, str]]:
+    """Delete up to `limit` pending statuses received before `older_than`: (wamid, status)."""
+    expired = (
+        sa.select(p.id)
+        .where(p.received_at < older_than)
+        .order_by(p.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).scalar_subquery()
+    rows = await conn.execute(
+        pending_status.delete().where(p.id.in_(expired)).returning(p.provider_message_id, p.status)
+    )
+    return [(row.provider_message_id, row.status) for row in rows]
