@@ -16,7 +16,7 @@ from helpers import TEMPLATE
 from wa_outbound.config import Settings
 from wa_outbound.contacts import consents
 from wa_outbound.db.engine import create_engine
-from wa_outbound.db.schema import message_event, outbound_message
+from wa_outbound.db.schema import consent, message_event, outbound_message
 from wa_outbound.db.types import utcnow
 from wa_outbound.dispatch import claims
 from wa_outbound.dispatch.claims import Claimed
@@ -54,6 +54,17 @@ async def new_org(engine: AsyncEngine, *phones: str, org_id: str | None = None) 
             messages_per_second=1000,
             actor="test",
         )
+        if len(phones) > 100:  # many recipients: their consent rows in one statement
+            now = utcnow()
+            await conn.execute(
+                consent.insert(),
+                [
+                    {"org_id": org["id"], "phone": phone, "status": "granted", "source": "test"}
+                    | {"granted_at": now, "updated_at": now}
+                    for phone in phones
+                ],
+            )
+            return str(org["id"])
         for phone in phones:
             await consents.set_consent(
                 conn, org_id=org["id"], phone=phone, status="granted", source="test", actor="test"
