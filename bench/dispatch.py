@@ -18,8 +18,9 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-import fake_meta_ceiling
 import uvloop
+
+import fake_meta_ceiling
 from _support import (
     BIN,
     ROOT,

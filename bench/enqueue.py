@@ -21,8 +21,9 @@ import uuid
 from typing import Any
 
 import asyncpg
-import load
 import uvloop
+
+import load
 from _support import (
     BIN,
     ROOT,

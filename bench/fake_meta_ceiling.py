@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 import orjson
 import uvloop
+
 from _support import cpu_seconds, free_port, machine
 
 ROOT = Path(__file__).resolve().parent.parent

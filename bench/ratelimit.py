@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from _support import create_database, drop_database
-
 from wa_outbound.config import Settings
 from wa_outbound.db import migrate
 from wa_outbound.db.engine import create_engine

@@ -19,10 +19,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import uvloop
+
 import dispatch
 import enqueue
 import ratelimit
-import uvloop
 import webhooks
 from _support import ROOT, machine
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+
 from _support import (
     BIN,
     ROOT,

@@ -32,9 +32,8 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from _support import cpu_seconds, create_database, drop_database, free_port, rss_mb, write_results
-
 import meta_payloads as meta
+from _support import cpu_seconds, create_database, drop_database, free_port, rss_mb, write_results
 from wa_outbound.config import Settings
 from wa_outbound.db import migrate
 from wa_outbound.db.engine import create_engine

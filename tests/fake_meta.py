@@ -260,16 +260,18 @@ def _valid_send(body: Any) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def running_fake_meta(app: FakeMeta | ASGIApp) -> AsyncIterator[str]:
+async def running_fake_meta(app: FakeMeta | ASGIApp, *, backlog: int = 2048) -> AsyncIterator[str]:
     """Serves a FakeMeta, or any ASGI app (a test's webhook receiver, say), on a free loopback
-    port in the running loop; yields its base URL."""
+    port in the running loop; yields its base URL. `backlog` is the listen queue's length."""
     if not isinstance(app, FakeMeta):
         async with serving(app) as base_url:
             yield base_url
         return
     app._serving()
     lifespan: Literal["on", "off"] = "on" if app.needs_lifespan else "off"
-    async with serving(app.app, lifespan=lifespan, on_shutdown=app._release_waiters) as base_url:
+    async with serving(
+        app.app, lifespan=lifespan, on_shutdown=app._release_waiters, backlog=backlog
+    ) as base_url:
         yield base_url
 
 
@@ -285,6 +287,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--auto-statuses", action="store_true")
     parser.add_argument("--status-batch-size", type=int, default=100)
     parser.add_argument("--status-flush-interval-s", type=float, default=0.005)
+    parser.add_argument(
+        "--backlog", type=int, default=2048, help="the listen queue (small: a server that lags)"
+    )
     args = parser.parse_args(argv)
     fake = FakeMeta(
         token=args.token,
@@ -305,6 +310,7 @@ def main(argv: list[str] | None = None) -> None:
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=5,
+        backlog=args.backlog,
     )
     Server(config, on_shutdown=fake._release_waiters).run()
 

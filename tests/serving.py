@@ -33,9 +33,11 @@ async def serving(
     lifespan: Literal["auto", "on", "off"] = "auto",
     on_shutdown: Callable[[], None] | None = None,
     access_log: bool = False,
+    backlog: int = 2048,
 ) -> AsyncIterator[str]:
     """Serves `app` on a free 127.0.0.1 port until the block ends; yields its base URL.
-    With `access_log`, uvicorn's access lines go to the process's logging at INFO."""
+    With `access_log`, uvicorn's access lines go to the process's logging at INFO; a small
+    `backlog` makes a server whose listen queue overflows under a burst of connections."""
     config = uvicorn.Config(
         app,
         lifespan=lifespan,
@@ -44,6 +46,7 @@ async def serving(
         access_log=access_log,
         # A handler that never returns must not wedge the test run.
         timeout_graceful_shutdown=5,
+        backlog=backlog,
     )
     server = Server(config, on_shutdown)
     # Binding here rather than in uvicorn gives the port up front, with no race for a free one.
