@@ -11,6 +11,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import httpx
@@ -20,6 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from browser import browser_unavailable, chromium
 from factories import insert_org
 from helpers import ADMIN_TOKEN, PrivateRedis, app_client, create_org_with_key, make_settings
 from private_postgres import PrivatePostgres
@@ -27,6 +29,9 @@ from wa_outbound.app import create_app
 from wa_outbound.config import Settings
 from wa_outbound.db import migrate
 from wa_outbound.db.engine import create_engine
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
 
 PG_URL = os.environ.get(
     "WA_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -209,3 +214,14 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         yield pg
     finally:
         pg.destroy()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright (tests/browser.py: its page watch, and
+    the host name under which it reaches a served app). Skipped when either is missing."""
+    reason = browser_unavailable()
+    if reason is not None:
+        services_unavailable(reason)
+    async with chromium() as launched:
+        yield launched

@@ -13,6 +13,7 @@ from wa_outbound.api import (
     alerts,
     consents,
     dlq,
+    docs,
     errors,
     health,
     messages,
@@ -112,6 +113,9 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # FastAPI's own pages load their assets from a CDN; docs.install serves them from here.
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
     app.add_middleware(BodySizeLimit)
@@ -119,4 +123,5 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     app.include_router(channel_health_api.router)
     app.include_router(metrics_api.router)
+    docs.install(app)
     return app
