@@ -113,7 +113,7 @@ async def test_fault_matrix(cluster: tuple[PrivatePostgres, PrivateRedis], tmp_p
         "WA_ADMIN_TOKEN": ADMIN_TOKEN,
         "WA_SEND_TIMEOUT_SECONDS": "3.5",  # above the fake's slowest spike (3 s)
         "WA_LEASE_SECONDS": "8",
-        "WA_DISPATCH_CONCURRENCY": "32",
+        "WA_DISPATCH_CONCURRENCY": "96",
         "WA_DISPATCH_POLL_SECONDS": "0.2",
         "WA_RETRY_BASE_SECONDS": "0.2",
         "WA_RETRY_MAX_SECONDS": "2",
@@ -188,6 +188,9 @@ async def test_fault_matrix(cluster: tuple[PrivatePostgres, PrivateRedis], tmp_p
             )
             if waiting == 0:
                 break
+            if os.environ.get("MATRIX_TRACE"):
+                rows = await db.fetch("SELECT status, count(*) AS n, min(next_attempt_at) AS na, max(attempts) AS a FROM outbound_message GROUP BY status")
+                print(round(time.monotonic() - chaos_ended), [tuple(r) for r in rows])
             await asyncio.sleep(0.5)
         figures = await _figures(db, meta_port)
         figures["setup_s"] = round(queued_at - setup_at, 1)
