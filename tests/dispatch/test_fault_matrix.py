@@ -113,7 +113,7 @@ async def test_fault_matrix(cluster: tuple[PrivatePostgres, PrivateRedis], tmp_p
         "WA_ADMIN_TOKEN": ADMIN_TOKEN,
         "WA_SEND_TIMEOUT_SECONDS": "3.5",  # above the fake's slowest spike (3 s)
         "WA_LEASE_SECONDS": "8",
-        "WA_DISPATCH_CONCURRENCY": "96",
+        "WA_DISPATCH_CONCURRENCY": "32",
         "WA_DISPATCH_POLL_SECONDS": "0.2",
         "WA_RETRY_BASE_SECONDS": "0.2",
         "WA_RETRY_MAX_SECONDS": "2",
