@@ -81,11 +81,12 @@ async def _principal(request: Request, credentials: Credentials) -> Principal:
     principal = cache.get(key_hash)
     if principal is not None:
         return principal
+    generation = cache.generation  # a revocation heard during the lookup voids its result
     async with (await _engine(request)).connect() as conn:
         principal = await authenticate_hash(conn, key_hash)
     if principal is None:
         raise Unauthorized("The API key is unknown or revoked.")
-    cache.put(key_hash, principal)
+    cache.put(key_hash, principal, generation=generation)
     return principal
 
 
