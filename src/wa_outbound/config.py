@@ -18,7 +18,9 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite+aiosqlite:///./wa_outbound.db"
-    # PostgreSQL: a statement that gets no answer for this long fails (the request answers 503).
+    # PostgreSQL: the server cancels a statement of the pool running this long, and the client
+    # gives up one second later on one that gets no answer (the request answers 503).
+    # Migrations run without it.
     database_statement_timeout_seconds: float = Field(30.0, ge=1, le=3600)
     redis_url: str = ""
 
