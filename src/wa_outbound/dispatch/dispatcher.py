@@ -137,11 +137,12 @@ class Dispatcher:
     async def renew_leases(self) -> int:
         """Push the lease of every claim in flight one lease ahead; returns how many held."""
         claimed = list(self._owned.values())
+        renewing_at = time.monotonic()  # the new leases count from no later than this
         async with self.engine.begin() as conn:
             held = await claims.extend_leases(
                 conn, claimed, worker=self.worker_id, lease_s=self.settings.lease_seconds
             )
-        self._leases_renewed_at = time.monotonic()
+        self._leases_renewed_at = renewing_at
         return held
 
     async def _heartbeat(self) -> None:
@@ -251,23 +252,25 @@ class Dispatcher:
             sends: dict[asyncio.Future[Outcome], Claimed] = {
                 asyncio.ensure_future(self._send(m, started)): m for m in to_send
             }
-            waiting: set[asyncio.Future[Outcome]] = set(sends)
+            unsettled: set[asyncio.Future[Outcome]] = set(sends)
             try:
-                while waiting:
-                    done, waiting = await asyncio.wait(waiting, return_when=FIRST_COMPLETED)
-                    if waiting:
-                        more, waiting = await asyncio.wait(waiting, timeout=SETTLE_LINGER_S)
-                        done |= more
+                while unsettled:
+                    await asyncio.wait(unsettled, return_when=FIRST_COMPLETED)
+                    running = {send for send in unsettled if not send.done()}
+                    if running:
+                        await asyncio.wait(running, timeout=SETTLE_LINGER_S)
+                    done = {send for send in unsettled if send.done()}
+                    unsettled -= done  # before the write: a cancelled write still completes
                     await self._settle([send.result() for send in done])
             except asyncio.CancelledError:
                 # Shutdown past the grace period: settle what finished, release the rest.
-                finished = [s.result() for s in waiting if s.done() and not s.cancelled()]
+                finished = [s.result() for s in unsettled if s.done() and not s.cancelled()]
                 cut = [
                     self._release(sends[s], sends[s].id in started)
-                    for s in waiting
+                    for s in unsettled
                     if not s.done() or s.cancelled()
                 ]
-                for send in waiting:
+                for send in unsettled:
                     send.cancel()
                 await self._settle(finished + cut)
                 raise
