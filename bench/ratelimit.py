@@ -113,13 +113,13 @@ async def run(quick: bool) -> dict[str, object]:
     db_calls = 500 if quick else 2_000
     rounds = 3 if quick else 7
     dsn, url = await create_database()
-    settings = Settings(_env_file=None, database_url=url, redis_url=REDIS_URL)
+    settings = Settings(_env_file=None, database_url=url, redis_url=REDIS_URL, provider="sandbox")
     engine = create_engine(settings)
     org_ids = [f"bench_{uuid.uuid4().hex[:12]}" for _ in range(CALLERS)]
     bare = redis_client(REDIS_URL)
     redis_limiter: RateLimiter = create_rate_limiter(settings, engine, Metrics())
     db_limiter: RateLimiter = create_rate_limiter(
-        Settings(_env_file=None, database_url=url), engine, Metrics()
+        Settings(_env_file=None, database_url=url, provider="sandbox"), engine, Metrics()
     )
     rows: list[Row] = []
     try:

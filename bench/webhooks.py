@@ -48,7 +48,7 @@ ROUNDS = ("sent", "delivered", "read")
 
 
 async def prepare(url: str, wamids: list[str]) -> None:
-    engine = create_engine(Settings(database_url=url, _env_file=None))
+    engine = create_engine(Settings(database_url=url, provider="sandbox", _env_file=None))
     try:
         await migrate.upgrade(engine)
         now = utcnow()
@@ -86,6 +86,7 @@ async def prepare(url: str, wamids: list[str]) -> None:
 def start_service(url: str, port: int, profile: str | None) -> subprocess.Popen[bytes]:
     env = os.environ | {
         "WA_DATABASE_URL": url,
+        "WA_PROVIDER": "sandbox",
         "WA_APP_SECRET": SECRET,
         "WA_ALERT_ENABLED": "false",
         "WA_LOG_LEVEL": "WARNING",
@@ -174,7 +175,7 @@ async def load(
 
 
 async def check(url: str, expected_read: int) -> dict[str, int]:
-    engine = create_engine(Settings(database_url=url, _env_file=None))
+    engine = create_engine(Settings(database_url=url, provider="sandbox", _env_file=None))
     try:
         async with engine.connect() as conn:
             m = outbound_message.c

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import sqlalchemy as sa
 from alembic import context
 from sqlalchemy.engine import Connection
 
 from wa_outbound.config import Settings
-from wa_outbound.db.engine import create_engine
+from wa_outbound.db.engine import create_migration_engine
 from wa_outbound.db.schema import metadata
 
 config = context.config
@@ -27,9 +28,11 @@ def _configure(connection: Connection) -> None:
 
 async def _run_with_own_engine() -> None:
     url = config.get_main_option("sqlalchemy.url") or Settings().database_url
-    engine = create_engine(Settings(database_url=url))
+    engine = create_migration_engine(url)
     try:
         async with engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                await connection.execute(sa.text("SET statement_timeout = 0"))
             await connection.run_sync(_configure)
             await connection.commit()
     finally:
@@ -37,7 +40,8 @@ async def _run_with_own_engine() -> None:
 
 
 def run() -> None:
-    # The service passes its own connection (see wa_outbound.db.migrate); the CLI makes one.
+    # The service passes its own connection (see wa_outbound.db.migrate: no statement timeout,
+    # the migration lock held); Alembic's own CLI, for developers, makes one.
     connection = config.attributes.get("connection")
     if connection is not None:
         _configure(connection)

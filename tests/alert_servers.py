@@ -42,8 +42,11 @@ class Mailbox:
 
 
 @asynccontextmanager
-async def smtp_sink(*, username: str | None = None, password: str = "") -> AsyncIterator[Mailbox]:
-    """An SMTP server on a free port; with `username`, it offers AUTH and checks the login."""
+async def smtp_sink(
+    *, username: str | None = None, password: str = "", port: int = 0
+) -> AsyncIterator[Mailbox]:
+    """An SMTP server on `port` (a free one by default); with `username`, it offers AUTH and
+    checks the login."""
     mailbox = Mailbox(port=0)
 
     def authenticator(
@@ -64,7 +67,7 @@ async def smtp_sink(*, username: str | None = None, password: str = "") -> Async
             mailbox, hostname="localhost", authenticator=authenticator, auth_require_tls=False
         )
 
-    server = await asyncio.get_running_loop().create_server(protocol, "127.0.0.1", 0)
+    server = await asyncio.get_running_loop().create_server(protocol, "127.0.0.1", port)
     mailbox.port = server.sockets[0].getsockname()[1]
     try:
         yield mailbox

@@ -82,7 +82,7 @@ def pg_template() -> Iterator[str]:
 
     async def setup() -> None:
         await _admin_execute(f'CREATE DATABASE "{name}"')
-        engine = create_engine(Settings(database_url=_sa_url(name), _env_file=None))
+        engine = create_engine(make_settings(_sa_url(name)))
         try:
             await migrate.upgrade(engine)
         finally:
@@ -101,7 +101,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sqlite") / "template.db"
 
     async def setup() -> None:
-        engine = create_engine(Settings(database_url=f"sqlite+aiosqlite:///{path}", _env_file=None))
+        engine = create_engine(make_settings(f"sqlite+aiosqlite:///{path}"))
         try:
             await migrate.upgrade(engine)
         finally:
@@ -115,6 +115,15 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def postgres_url(pg_template: str) -> AsyncIterator[str]:
     name = f"wa_test_{uuid.uuid4().hex[:12]}"
     await _admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    yield _sa_url(name)
+    await _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def empty_postgres_url(pg_template: str) -> AsyncIterator[str]:
+    """A PostgreSQL database with nothing in it, not even the schema (for migration tests)."""
+    name = f"wa_test_{uuid.uuid4().hex[:12]}"
+    await _admin_execute(f'CREATE DATABASE "{name}"')
     yield _sa_url(name)
     await _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -32,6 +32,7 @@ from starlette.types import ASGIApp
 
 from fake_meta_records import Received, RecordedRequest
 from fake_meta_steps import (
+    Chaos,
     Scripts,
     Step,
     accept,
@@ -75,6 +76,7 @@ class FakeMeta:
         status_attempts: int = 4,
         max_records: int = 100_000,
         hang_s: float = 3600.0,
+        chaos_seed: int | None = None,
     ) -> None:
         self.token = token
         self.phone_number_id = phone_number_id  # None: any id in the path is accepted
@@ -106,6 +108,7 @@ class FakeMeta:
         self._invalid = orjson.dumps(error_response(100, "(#100) Invalid parameter"))
         self.received = Received(max_records)
         self._scripts = Scripts()
+        self.chaos = None if chaos_seed is None else Chaos(chaos_seed)
         self._released = asyncio.Event()
         self.app = Starlette(
             routes=[
@@ -206,6 +209,8 @@ class FakeMeta:
             return Response(self._invalid, 400, media_type="application/json")
         assert isinstance(to, str)  # _valid_send checked it
         step = self._scripts.next_for(key)
+        if step is None and self.chaos is not None:
+            step = self.chaos.next_step()
         if step is None or step.kind == "accept":
             return self._accept(at, to, key, body, auth)
         if step.kind == "delay":
@@ -290,6 +295,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--backlog", type=int, default=2048, help="the listen queue (small: a server that lags)"
     )
+    parser.add_argument(
+        "--chaos-seed", type=int, default=None, help="answer with Chaos's fault mix, seeded"
+    )
     args = parser.parse_args(argv)
     fake = FakeMeta(
         token=args.token,
@@ -299,6 +307,7 @@ def main(argv: list[str] | None = None) -> None:
         auto_statuses=args.auto_statuses,
         status_batch_size=args.status_batch_size,
         status_flush_interval_s=args.status_flush_interval_s,
+        chaos_seed=args.chaos_seed,
     )
     config = uvicorn.Config(
         fake.app,

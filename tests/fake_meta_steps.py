@@ -5,6 +5,7 @@ running in another process."""
 
 from __future__ import annotations
 
+import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -160,3 +161,24 @@ class Scripts:
             if to.endswith(rule.suffix):
                 return rule.next_for(to)
         return None
+
+
+class Chaos:
+    """A seeded fault mix for sends no script covers: 10 % a bare HTTP 500, 5 % Meta's 130429
+    with `Retry-After: 1`, 5 % no answer at all (the message is not taken: a timeout that is not a
+    duplicate), 10 % accepted after a latency spike of 0.2-3 s, the rest accepted at once."""
+
+    def __init__(self, seed: int) -> None:
+        self._random = random.Random(seed)
+
+    def next_step(self) -> Step:
+        draw = self._random.random()
+        if draw < 0.10:
+            return http_status(500, "chaos")
+        if draw < 0.15:
+            return meta_error(130429, http_status=429, retry_after=1)
+        if draw < 0.20:
+            return hang()
+        if draw < 0.30:
+            return delay(self._random.uniform(0.2, 3.0))
+        return accept()

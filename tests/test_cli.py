@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -10,7 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import asyncpg
 import httpx
+import pytest
+
+from wa_outbound.db import migrate as migrations
 
 CLI = [sys.executable, "-m", "wa_outbound.cli"]
 
@@ -19,6 +24,10 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WA_")}
     env.update({"WA_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", **extra})
     return env
+
+
+def _dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
 def test_migrate_and_create_org_from_any_directory(tmp_path: Path) -> None:
@@ -87,6 +96,93 @@ def test_serve_sandbox_creates_demo_org_and_answers(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def test_postgresql_without_a_provider_is_refused_with_a_message_saying_so(
+    tmp_path: Path,
+) -> None:
+    env = _env(tmp_path, WA_DATABASE_URL="postgresql+asyncpg://postgres@127.0.0.1:1/none")
+    result = subprocess.run(
+        [*CLI, "serve"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "WA_PROVIDER=sandbox" in result.stderr
+    assert "WA_PROVIDER=cloud" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_two_processes_migrating_one_fresh_database_at_once_both_succeed(
+    tmp_path: Path, empty_postgres_url: str
+) -> None:
+    env = _env(tmp_path, WA_DATABASE_URL=empty_postgres_url, WA_PROVIDER="sandbox")
+    processes = [
+        await asyncio.create_subprocess_exec(
+            *CLI,
+            "migrate",
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        for _ in range(2)
+    ]
+    async with asyncio.timeout(120):
+        outputs = await asyncio.gather(*(process.communicate() for process in processes))
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    conn = await asyncpg.connect(_dsn(empty_postgres_url), timeout=5)
+    try:
+        versions = [row[0] for row in await conn.fetch("SELECT version_num FROM alembic_version")]
+    finally:
+        await conn.close()
+    assert versions == [migrations.head()]
+
+
+@pytest.mark.parametrize("provider", ["cloud", "sandbox"])
+async def test_serve_on_postgresql_prints_no_demo_key(
+    tmp_path: Path, postgres_url: str, provider: str
+) -> None:
+    """The demo organisation and its key are for `make run` only (the sandbox on SQLite)."""
+    port = _free_port()
+    env = _env(
+        tmp_path,
+        WA_DATABASE_URL=postgres_url,
+        WA_PROVIDER=provider,
+        WA_LOG_FORMAT="text",
+        WA_PHONE_NUMBER_ID="1234",
+        WA_ACCESS_TOKEN="token",
+        WA_APP_SECRET="secret",
+        WA_GRAPH_API_BASE_URL="http://127.0.0.1:1",
+    )
+    process = await asyncio.create_subprocess_exec(
+        *CLI,
+        "serve",
+        "--no-migrate",
+        "--port",
+        str(port),
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    lines: list[str] = []
+    try:
+        assert process.stdout is not None
+        async with asyncio.timeout(30):
+            while line := (await process.stdout.readline()).decode():
+                lines.append(line)
+                if "Uvicorn running" in line:
+                    break
+        assert any("Uvicorn running" in line for line in lines), lines
+    finally:
+        process.terminate()
+        async with asyncio.timeout(15):
+            await process.wait()
+    assert not any("wao_" in line or "demo" in line for line in lines), lines
+    conn = await asyncpg.connect(_dsn(postgres_url), timeout=5)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM organization") == 0
+    finally:
+        await conn.close()
 
 
 def test_openapi_prints_the_committed_document_whatever_the_environment(tmp_path: Path) -> None:

@@ -70,3 +70,20 @@ def test_env_file_is_read(
     env = tmp_path / ".env"  # type: ignore[operator]
     env.write_text("WA_MAX_ATTEMPTS=7\n")
     assert Settings(_env_file=env).max_attempts == 7
+
+
+def test_postgresql_needs_the_provider_said(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WA_DATABASE_URL", "postgresql+asyncpg://db.example/wa")
+    with pytest.raises(ValidationError) as info:
+        Settings(_env_file=None)
+    message = describe_error(info.value)
+    assert "WA_PROVIDER is not set" in message
+    assert "WA_PROVIDER=sandbox" in message
+
+    monkeypatch.setenv("WA_PROVIDER", "sandbox")
+    assert Settings(_env_file=None).provider == "sandbox"
+
+
+def test_the_sandbox_stays_the_default_on_sqlite() -> None:
+    settings = Settings(_env_file=None, database_url="sqlite+aiosqlite:///./x.db")
+    assert settings.provider == "sandbox"

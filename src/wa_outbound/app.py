@@ -28,6 +28,7 @@ from wa_outbound.api.limits import BodySizeLimit
 from wa_outbound.config import Settings
 from wa_outbound.db.engine import create_engine
 from wa_outbound.db.listener import API_KEYS_CHANNEL, Listener
+from wa_outbound.db.revision import SchemaWatch
 from wa_outbound.dispatch.dispatcher import Dispatcher
 from wa_outbound.metrics import Metrics
 from wa_outbound.monitoring.queue_gauges import QueueGauges
@@ -68,6 +69,13 @@ def create_app(settings: Settings) -> FastAPI:
             if notifier is not None:
                 notifier.poke()
 
+        def start_dispatcher() -> None:
+            # Never on a schema older than the code: every claim would fail and be retried
+            # into the dead-letter queue. The schema watch calls this once it is usable.
+            if settings.dispatch_enabled:
+                supervisor.start("dispatcher", dispatcher)
+
+        schema = SchemaWatch(engine, on_usable=start_dispatcher)
         try:
             if notifier is not None:
                 supervisor.start("outbox-notifier", notifier)
@@ -76,8 +84,8 @@ def create_app(settings: Settings) -> FastAPI:
                     "api-key-listener",
                     Listener(engine, api_keys.clear, channel=API_KEYS_CHANNEL),
                 )
-            if settings.dispatch_enabled:
-                supervisor.start("dispatcher", dispatcher)
+            if not (await schema.run_once()).usable:
+                supervisor.start("schema-watch", schema)
             if sandbox_statuses is not None:
                 supervisor.start("sandbox-statuses", sandbox_statuses)
             if settings.alert_enabled:
@@ -103,6 +111,7 @@ def create_app(settings: Settings) -> FastAPI:
                 "wake_dispatcher": wake_dispatcher,
                 "limiter": limiter,
                 "api_keys": api_keys,
+                "schema": schema,
             }
         finally:
             # Reverse order: stop the loops, then close the clients they use, then the engine.

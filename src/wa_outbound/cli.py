@@ -88,7 +88,10 @@ def _serve(args: argparse.Namespace) -> None:
     logs.configure(settings.log_level, settings.log_format)
     if not args.no_migrate:
         asyncio.run(_migrate(settings))
-    if settings.provider == "sandbox":
+    # The demo organisation, and its key on stdout, only for `make run`: the sandbox on SQLite.
+    # On PostgreSQL (even with WA_PROVIDER=sandbox said on purpose) organisations are created
+    # with `wa-outbound orgs create`, and no key is ever printed by `serve`.
+    if settings.provider == "sandbox" and not settings.is_postgres:
         demo = asyncio.run(_bootstrap_sandbox(settings))
         if demo is not None:
             print(

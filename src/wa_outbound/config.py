@@ -18,10 +18,13 @@ class Settings(BaseSettings):
     )
 
     database_url: str = "sqlite+aiosqlite:///./wa_outbound.db"
-    # PostgreSQL: a statement that gets no answer for this long fails (the request answers 503).
+    # PostgreSQL: the server cancels a statement of the pool running this long, and the client
+    # gives up one second later on one that gets no answer (the request answers 503).
+    # Migrations run without it.
     database_statement_timeout_seconds: float = Field(30.0, ge=1, le=3600)
     redis_url: str = ""
 
+    # The default suits `make run` (SQLite); on PostgreSQL it must be said (see the validator).
     provider: Literal["sandbox", "cloud"] = "sandbox"
     graph_api_base_url: str = "https://graph.facebook.com"
     graph_api_version: str = "v21.0"
@@ -99,6 +102,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_combinations(self) -> Settings:
+        if self.is_postgres and "provider" not in self.model_fields_set:
+            # A production database with the default provider would "send" nothing and report
+            # every message delivered: the sandbox on PostgreSQL is a choice, never an accident.
+            raise ValueError(
+                "WA_PROVIDER is not set and WA_DATABASE_URL is PostgreSQL: set WA_PROVIDER=cloud "
+                "to send through Meta, or WA_PROVIDER=sandbox to simulate sending on purpose"
+            )
         if self.provider == "cloud":
             missing = [
                 name

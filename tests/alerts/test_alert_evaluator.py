@@ -1,4 +1,5 @@
-"""The evaluator end to end: real email and Slack, leader-only on PostgreSQL, the loop."""
+"""The evaluator end to end: real email and Slack, one leader on PostgreSQL that holds until its
+connection goes, notices retried until delivered, the loop."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from alert_factories import NOW, add_dead
 from alert_servers import free_port, slack_server, smtp_sink
 from helpers import ADMIN, app_client, make_settings
 from wa_outbound.alerts import AlertEvaluator, Finding, Notice
-from wa_outbound.alerts.evaluator import LEADER_LOCK_KEY
+from wa_outbound.alerts.leader import LEADER_LOCK_KEY
 from wa_outbound.alerts.rules import RULES
 from wa_outbound.app import create_app
 from wa_outbound.config import Settings
@@ -57,7 +58,9 @@ async def test_a_dlq_alert_reaches_email_and_slack_with_the_dlq_report(
     metrics = Metrics()
     async with smtp_sink() as mailbox, slack_server() as slack:
         settings = alerting_settings(database_url, smtp_port=mailbox.port, slack_url=slack.url)
-        evaluation = await AlertEvaluator(settings, db_engine, metrics).run_once(NOW)
+        evaluator = AlertEvaluator(settings, db_engine, metrics)
+        evaluation = await evaluator.run_once(NOW)
+        await evaluator.close()
     assert [n.type for n in evaluation.notices] == ["dlq_growth"]
 
     [message] = mailbox.messages
@@ -95,6 +98,7 @@ async def test_smtp_down_still_lets_slack_through_and_is_counted(
         settings = alerting_settings(database_url, smtp_port=free_port(), slack_url=slack.url)
         evaluator = AlertEvaluator(settings, db_engine, metrics)
         await evaluator.run_once(NOW)
+        await evaluator.close()
     assert len(slack.posts) == 1
     sample = metrics.registry.get_sample_value
     assert sample("outbound_alert_notification_failures_total", {"notifier": "email"}) == 1
@@ -108,7 +112,9 @@ async def test_slack_failing_still_lets_the_email_through(
     metrics = Metrics()
     async with smtp_sink() as mailbox, slack_server(status=500) as slack:
         settings = alerting_settings(database_url, smtp_port=mailbox.port, slack_url=slack.url)
-        await AlertEvaluator(settings, db_engine, metrics).run_once(NOW)
+        evaluator = AlertEvaluator(settings, db_engine, metrics)
+        await evaluator.run_once(NOW)
+        await evaluator.close()
     assert len(mailbox.messages) == 1
     assert len(slack.posts) == 1
     sample = metrics.registry.get_sample_value
@@ -119,16 +125,18 @@ async def test_two_evaluators_on_one_postgres_database_notify_once(postgres_url:
     settings = make_settings(postgres_url, alert_dlq_threshold=2)
     engines = [create_engine(settings) for _ in range(2)]
     recorders = [Recorder(), Recorder()]
+    evaluators = [
+        AlertEvaluator(settings, engine, Metrics(), [recorder])
+        for engine, recorder in zip(engines, recorders, strict=True)
+    ]
     try:
         await add_dead(engines[0], 2)
-        evaluators = [
-            AlertEvaluator(settings, engine, Metrics(), [recorder])
-            for engine, recorder in zip(engines, recorders, strict=True)
-        ]
         for round_ in range(3):
             now = NOW + timedelta(seconds=round_)
             await asyncio.gather(*(e.run_once(now) for e in evaluators))
     finally:
+        for evaluator in evaluators:
+            await evaluator.close()
         for engine in engines:
             await engine.dispose()
     assert sum(len(r.notices) for r in recorders) == 1
@@ -148,6 +156,7 @@ async def test_an_evaluator_without_the_leader_lock_does_nothing(postgres_url: s
             follower = await evaluator.run_once(NOW)
         leader = await evaluator.run_once(NOW)
     finally:
+        await evaluator.close()
         await engine.dispose()
     assert (follower.leader, follower.notices) == (False, [])
     assert leader.leader is True

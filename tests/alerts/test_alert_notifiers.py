@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +21,7 @@ from helpers import make_settings
 from wa_outbound.alerts import Notice
 from wa_outbound.alerts.mail import EmailNotifier
 from wa_outbound.alerts.notify import LogNotifier, Notifier, build_notifiers, deliver
-from wa_outbound.alerts.slack import SlackNotifier
+from wa_outbound.alerts.slack import SlackError, SlackNotifier
 from wa_outbound.config import Settings
 from wa_outbound.metrics import Metrics
 
@@ -131,7 +134,7 @@ async def test_slack_gets_an_attachment_coloured_by_severity_with_the_figures() 
 
 async def test_slack_answering_500_is_a_failure() -> None:
     async with slack_server(status=500) as slack:
-        with pytest.raises(httpx.HTTPStatusError):
+        with pytest.raises(SlackError, match="answered 500"):
             await SlackNotifier(slack.url).send(notice())
     assert len(slack.posts) == 1
 
@@ -141,8 +144,44 @@ async def test_slack_timeout_is_a_failure() -> None:
         raise httpx.ReadTimeout("timed out", request=request)
 
     notifier = SlackNotifier("https://hooks.slack.test/x", transport=httpx.MockTransport(hang_up))
-    with pytest.raises(httpx.TimeoutException):
+    with pytest.raises(SlackError, match="ReadTimeout"):
         await notifier.send(notice())
+
+
+@asynccontextmanager
+async def failing_slack(how: str) -> AsyncIterator[str]:
+    """A Slack webhook URL that fails: the stand-in answering 500 or 404, or nobody there."""
+    if how == "refused":
+        yield f"http://127.0.0.1:{free_port()}/services/T000/B000/XXX"
+        return
+    async with slack_server(status=int(how)) as slack:
+        yield slack.url
+
+
+@pytest.mark.parametrize("how", ["500", "404", "refused"])
+async def test_the_slack_webhook_url_never_reaches_the_log(
+    how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    # As `logs.configure` holds them whatever WA_LOG_LEVEL says: httpx logs every URL at INFO.
+    for library in ("httpx", "httpcore"):
+        caplog.set_level(logging.WARNING, logger=library)
+    metrics = Metrics()
+    async with failing_slack(how) as url:
+        settings = make_settings("sqlite+aiosqlite:///unused.db", alert_slack_webhook_url=url)
+        outcome = await deliver(build_notifiers(settings), notice(), metrics)
+    assert outcome["slack"] is False
+    assert (
+        metrics.registry.get_sample_value(
+            "outbound_alert_notification_failures_total", {"notifier": "slack"}
+        )
+        == 1
+    )
+    [failure] = [r for r in caplog.records if r.getMessage().startswith("alert notifier failed")]
+    assert "SlackError" in failure.getMessage()
+    everything = caplog.text + "".join(repr(vars(record)) for record in caplog.records)
+    for secret in (url, "/services/T000/B000/XXX", "T000/B000/XXX"):
+        assert secret not in everything
 
 
 async def test_slack_body_is_json_the_webhook_accepts() -> None:

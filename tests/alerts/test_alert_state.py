@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,8 +49,12 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture
-def evaluator(db_engine: AsyncEngine, settings: Settings, recorder: Recorder) -> AlertEvaluator:
-    return AlertEvaluator(settings, db_engine, Metrics(), [recorder])
+async def evaluator(
+    db_engine: AsyncEngine, settings: Settings, recorder: Recorder
+) -> AsyncIterator[AlertEvaluator]:
+    evaluator = AlertEvaluator(settings, db_engine, Metrics(), [recorder])
+    yield evaluator
+    await evaluator.close()
 
 
 async def alert_rows(engine: AsyncEngine) -> list[dict[str, Any]]:
@@ -134,21 +139,78 @@ async def test_a_cleared_condition_sends_one_resolution(
     assert row["notifications"] == 2
 
 
-async def test_a_new_incident_after_resolution_is_a_new_alert(
+async def test_a_new_incident_after_the_cooldown_since_resolution_is_a_new_alert(
     db_engine: AsyncEngine, evaluator: AlertEvaluator, recorder: Recorder
 ) -> None:
     await add_dead(db_engine, 2)
     await evaluator.run_once(NOW)
     await clear_dlq(db_engine)
-    await evaluator.run_once(NOW + timedelta(minutes=5))
+    resolved_at = NOW + timedelta(minutes=5)
+    await evaluator.run_once(resolved_at)
     await add_dead(db_engine, 2)
-    await evaluator.run_once(NOW + timedelta(minutes=6))
+    await evaluator.run_once(resolved_at + COOLDOWN)
     assert [n.kind for n in recorder.notices] == ["firing", "resolved", "firing"]
     rows = await alert_rows(db_engine)
     assert [(r["state"], r["first_fired_at"]) for r in rows] == [
         ("resolved", NOW),
-        ("firing", NOW + timedelta(minutes=6)),
+        ("firing", resolved_at + COOLDOWN),
     ]
+
+
+async def test_a_flapping_rule_pages_once_within_the_cooldown(
+    db_engine: AsyncEngine, evaluator: AlertEvaluator, recorder: Recorder
+) -> None:
+    """Fires, clears, fires again, every minute: one page and one resolution; the incident is
+    reopened rather than a new one opened each time."""
+    for minute in range(0, 10, 2):
+        await add_dead(db_engine, 2)
+        await evaluator.run_once(NOW + timedelta(minutes=minute))
+        await clear_dlq(db_engine)
+        await evaluator.run_once(NOW + timedelta(minutes=minute + 1))
+    assert recorder.kinds() == [
+        ("dlq_growth", "firing", "warning"),
+        ("dlq_growth", "resolved", "warning"),
+    ]
+    [row] = await alert_rows(db_engine)
+    assert row["state"] == "resolved"
+    assert row["first_fired_at"] == NOW
+    assert row["resolved_at"] == NOW + timedelta(minutes=9)
+    assert row["notifications"] == 2
+
+
+async def test_a_reopened_alert_still_firing_after_the_cooldown_pages_and_then_resolves_aloud(
+    db_engine: AsyncEngine, evaluator: AlertEvaluator, recorder: Recorder
+) -> None:
+    await add_dead(db_engine, 2)
+    await evaluator.run_once(NOW)
+    await clear_dlq(db_engine)
+    await evaluator.run_once(NOW + timedelta(minutes=1))
+    await add_dead(db_engine, 2)
+    await evaluator.run_once(NOW + timedelta(minutes=2))  # reopened, silently
+    [row] = await alert_rows(db_engine)
+    assert (row["state"], row["resolved_at"]) == ("firing", NOW + timedelta(minutes=1))
+    await evaluator.run_once(NOW + timedelta(minutes=1) + COOLDOWN)  # still firing: a reminder
+    await clear_dlq(db_engine)
+    await evaluator.run_once(NOW + timedelta(minutes=2) + COOLDOWN)
+    assert [n.kind for n in recorder.notices] == ["firing", "resolved", "firing", "resolved"]
+
+
+async def test_a_reopened_alert_that_gets_worse_pages_at_once(
+    db_engine: AsyncEngine, evaluator: AlertEvaluator, recorder: Recorder
+) -> None:
+    await add_dead(db_engine, 2)
+    await evaluator.run_once(NOW)
+    await clear_dlq(db_engine)
+    await evaluator.run_once(NOW + timedelta(minutes=1))
+    await add_dead(db_engine, 10)  # five times the threshold: critical
+    await evaluator.run_once(NOW + timedelta(minutes=2))
+    assert recorder.kinds() == [
+        ("dlq_growth", "firing", "warning"),
+        ("dlq_growth", "resolved", "warning"),
+        ("dlq_growth", "firing", "critical"),
+    ]
+    [row] = await alert_rows(db_engine)
+    assert (row["state"], row["severity"]) == ("firing", "critical")
 
 
 async def test_a_failing_rule_neither_resolves_its_alert_nor_stops_the_others(
@@ -161,10 +223,12 @@ async def test_a_failing_rule_neither_resolves_its_alert_nor_stops_the_others(
     await add_dead(db_engine, 2)
     healthy = AlertEvaluator(settings, db_engine, Metrics(), [recorder])
     await healthy.run_once(NOW)
+    await healthy.close()  # steps down: the next evaluator leads
     rules = {**RULES, "dlq_growth": broken}
     sick = AlertEvaluator(settings, db_engine, Metrics(), [recorder], rules=rules)
     await add_dead(db_engine, 2, status="RETRYING", attempts=5, dead_lettered=False)
     evaluation = await sick.run_once(NOW + timedelta(minutes=1))
+    await sick.close()
     assert evaluation.failed_rules == ["dlq_growth"]
     assert recorder.kinds() == [
         ("dlq_growth", "firing", "warning"),

@@ -3,15 +3,20 @@ organisation's channel health."""
 
 from __future__ import annotations
 
+import logging
 import socket
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from helpers import app_and_state, app_client, eventually, make_settings
 from wa_outbound.app import create_app
 from wa_outbound.config import Settings
+from wa_outbound.db import migrate
+from wa_outbound.db.engine import create_engine
 
 
 class Crashing:
@@ -53,6 +58,12 @@ async def test_ready_reports_every_component_when_all_is_well(client: httpx.Asyn
     assert body["status"] == "ok"
     components = body["components"]
     assert components["database"]["status"] == "up"
+    head = migrate.head()
+    assert components["schema"] == {
+        "status": "current",
+        "database_revision": head,
+        "code_revision": head,
+    }
     # No limiter in the lifespan state: the database decides and Redis is not used.
     assert components["redis"] == {"status": "disabled"}
     assert components["rate_limiter"] == {"backend": "database"}
@@ -107,3 +118,75 @@ async def test_ready_reports_the_limiter_backend_and_redis_but_redis_alone_does_
     components = response.json()["components"]
     assert components["rate_limiter"] == {"backend": "database"}
     assert components["redis"] == {"status": "down", "error": "ConnectionError"}
+
+
+async def test_a_schema_behind_the_code_is_not_ready_and_not_dispatched_until_migrated(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`serve --no-migrate` on a database one migration behind: readiness names both
+    revisions, the dispatcher does not start; once a migration job upgrades the database,
+    the replica starts dispatching and is ready, without a restart."""
+    engine = create_engine(make_settings(postgres_url))
+    try:
+        await migrate.downgrade(engine, "-1")
+        older = await migrate.current(engine)
+        head = migrate.head()
+        assert older is not None
+        assert older != head
+        settings = make_settings(postgres_url, dispatch_enabled=True)
+        async with app_and_state(create_app(settings)) as (client, state):
+            response = await client.get("/health/ready")
+            assert response.status_code == 503
+            components = response.json()["components"]
+            assert components["schema"] == {
+                "status": "behind",
+                "database_revision": older,
+                "code_revision": head,
+            }
+            assert components["database"]["status"] == "up"
+            assert components["dispatcher"]["status"] == "waiting"
+            assert "dispatcher" not in state["supervisor"].status()
+            [line] = [r for r in caplog.records if "schema is behind" in r.getMessage()]
+            assert line.levelno == logging.ERROR
+
+            await migrate.upgrade(engine)
+
+            async def ready() -> bool:
+                return (await client.get("/health/ready")).status_code == 200
+
+            await eventually(ready)
+            body = (await client.get("/health/ready")).json()
+            assert body["components"]["schema"]["status"] == "current"
+            assert body["components"]["dispatcher"] == {"status": "running"}
+    finally:
+        await engine.dispose()
+
+
+async def test_an_empty_database_is_behind_with_no_revision(tmp_path: Path) -> None:
+    settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+    async with app_client(create_app(settings)) as client:
+        response = await client.get("/health/ready")
+    assert response.status_code == 503
+    assert response.json()["components"]["schema"] == {
+        "status": "behind",
+        "database_revision": None,
+        "code_revision": migrate.head(),
+    }
+
+
+async def test_a_schema_newer_than_the_code_is_usable(sqlite_url: str) -> None:
+    """A replica of the previous release, during a rolling deploy: the new release migrated."""
+    engine = create_engine(make_settings(sqlite_url))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_next'"))
+    finally:
+        await engine.dispose()
+    settings = make_settings(sqlite_url, dispatch_enabled=True)
+    async with app_client(create_app(settings)) as client:
+        response = await client.get("/health/ready")
+    assert response.status_code == 200
+    components = response.json()["components"]
+    assert components["schema"]["status"] == "ahead"
+    assert components["schema"]["database_revision"] == "9999_next"
+    assert components["dispatcher"] == {"status": "running"}

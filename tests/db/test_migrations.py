@@ -1,8 +1,13 @@
-"""Migrations run up and down on both databases, and leave the schema the code expects."""
+"""Migrations run up and down on both databases, and leave the schema the code expects; on
+PostgreSQL replicas that migrate at once take turns, and no statement timeout cuts a step."""
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 
 from helpers import make_settings
 from wa_outbound.db import migrate
@@ -64,3 +69,38 @@ async def test_the_outbox_is_vacuumed_after_two_percent_of_dead_rows_on_postgres
     finally:
         await engine.dispose()
     assert "autovacuum_vacuum_scale_factor=0.02" in options
+
+
+async def test_replicas_migrating_one_fresh_database_at_once_all_succeed(
+    empty_postgres_url: str,
+) -> None:
+    """Each replica on its own engine and connection, all at once: they take turns on the
+    migration lock, the first migrates and the others find the schema at head."""
+    engines = [create_engine(make_settings(empty_postgres_url)) for _ in range(3)]
+    try:
+        await asyncio.gather(*(migrate.upgrade(engine) for engine in engines))
+        async with engines[0].connect() as conn:
+            versions = (
+                await conn.scalars(sa.text("SELECT version_num FROM alembic_version"))
+            ).all()
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    assert versions == [migrate.head()]
+    assert set(metadata.tables) <= await _tables(empty_postgres_url)
+
+
+async def test_a_migration_step_is_not_cut_by_the_statement_timeout(postgres_url: str) -> None:
+    engine = create_engine(make_settings(postgres_url, database_statement_timeout_seconds=1))
+    try:
+        async with engine.connect() as conn:
+            assert await conn.scalar(sa.text("SHOW statement_timeout")) == "1s"
+            with pytest.raises(DBAPIError) as info:
+                await conn.execute(sa.text("SELECT pg_sleep(1.5)"))
+            assert "statement timeout" in str(info.value)
+        async with migrate.migration_connection(engine) as conn:
+            assert await conn.scalar(sa.text("SHOW statement_timeout")) == "0"
+            # Longer than the server's timeout and than the client's (1 s later) on the pool.
+            await conn.execute(sa.text("SELECT pg_sleep(2.2)"))
+    finally:
+        await engine.dispose()

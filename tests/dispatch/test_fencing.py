@@ -70,6 +70,7 @@ async def test_an_outcome_that_lost_its_claim_changes_nothing_and_stays_linked(
                 message_wamid.c.provider_message_id == "wamid.A"
             )
         )
+    assert details is not None
     assert details["provider_message_id"] == "wamid.A"
     assert details["attempt"] == late.attempt
     assert linked == message_id

@@ -1,55 +1,46 @@
 """The alert evaluator: every interval, on one replica only, run the rules, record the alert
-state, then notify.
+state, then notify, and retry what a notifier failed to take before.
 
-Leadership is a PostgreSQL transaction-level advisory lock taken by the evaluation's own
-transaction: whoever holds it evaluates, the others skip this round, and a crashed leader's
-lock goes with its connection. SQLite serves one process, which is always the leader.
-Notifications go out after the commit, so no transaction is held open across SMTP or Slack.
+One replica leads at a time (leader.py: a PostgreSQL session-level advisory lock on the
+leader's own connection; SQLite: the only process) and evaluates on the leader's connection.
+Notifications go out after the commit, so no transaction is held open across SMTP or Slack;
+what they could not deliver is kept on the alert rows (delivery.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from wa_outbound.alerts import state
+from wa_outbound.alerts import delivery, state
+from wa_outbound.alerts.leader import Leadership
 from wa_outbound.alerts.model import Finding, Notice
 from wa_outbound.alerts.notify import Notifier, build_notifiers, deliver
 from wa_outbound.alerts.rules import RULES, Rule
 from wa_outbound.config import Settings
-from wa_outbound.db.dialect import is_postgres
 from wa_outbound.db.types import utcnow
 from wa_outbound.metrics import Metrics
 from wa_outbound.workers import repeat
 
 log = logging.getLogger(__name__)
 
-# Any fixed bigint shared by every replica: "wa-alert" in ASCII.
-LEADER_LOCK_KEY = int.from_bytes(b"wa-alert", "big")
-
 
 @dataclass(slots=True)
 class Evaluation:
-    """What one round did; `leader` is False when another replica held the lock."""
+    """What one round did; `leader` is False when another replica leads. `retries`: notices
+    sent again, each to the notifiers that had failed to take it."""
 
     leader: bool
     findings: list[Finding] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
+    retries: list[tuple[Notice, frozenset[str]]] = field(default_factory=list)
     failed_rules: list[str] = field(default_factory=list)
-
-
-async def try_lead(conn: AsyncConnection) -> bool:
-    """Take the leader lock for the rest of this transaction, if no other replica has it."""
-    if not is_postgres(conn):
-        return True
-    query = sa.text("SELECT pg_try_advisory_xact_lock(:key)")
-    return bool(await conn.scalar(query, {"key": LEADER_LOCK_KEY}))
 
 
 class AlertEvaluator:
@@ -65,45 +56,77 @@ class AlertEvaluator:
         rules: Mapping[str, Rule] | None = None,
     ) -> None:
         self._settings = settings
-        self._engine = engine
         self._metrics = metrics
         self._notifiers = list(build_notifiers(settings) if notifiers is None else notifiers)
         self._rules = dict(RULES if rules is None else rules)
+        self._leadership = Leadership(engine)
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
-        await repeat(
-            self.run_once,
-            every_s=self._settings.alert_interval_seconds,
-            until=self._stopping,
-            what="alert evaluation",
-        )
+        try:
+            await repeat(
+                self.run_once,
+                every_s=self._settings.alert_interval_seconds,
+                until=self._stopping,
+                what="alert evaluation",
+            )
+        finally:
+            await self.close()
 
     async def stop(self) -> None:
         self._stopping.set()
 
+    async def close(self) -> None:
+        """Step down: another replica leads from its next round (`run` does this on exit)."""
+        await self._leadership.release()
+
     async def run_once(self, now: datetime | None = None) -> Evaluation:
         now = now or utcnow()
-        async with self._engine.begin() as conn:
-            if not await try_lead(conn):
+        async with self._leadership.round() as conn:
+            if conn is None:
                 return Evaluation(leader=False)
             evaluation = Evaluation(leader=True)
-            for name, rule in self._rules.items():
-                try:
-                    # A savepoint per rule: one rule's failure must not abort the others.
-                    async with conn.begin_nested():
-                        evaluation.findings += await rule(conn, self._settings, now)
-                except Exception:
-                    log.exception("alert rule failed", extra={"rule": name})
-                    evaluation.failed_rules.append(name)
-            evaluated = [name for name in self._rules if name not in evaluation.failed_rules]
-            evaluation.notices = await state.apply_findings(
-                conn,
-                findings=evaluation.findings,
-                evaluated_types=evaluated,
-                now=now,
-                cooldown_s=self._settings.alert_cooldown_seconds,
-            )
-        for notice in evaluation.notices:
-            await deliver(self._notifiers, notice, self._metrics)
+            async with conn.begin():
+                await self._evaluate(conn, evaluation, now)
+            failed = await self._send(evaluation)
+            if failed:
+                async with conn.begin():
+                    await delivery.settle(conn, failed)
         return evaluation
+
+    async def _evaluate(self, conn: AsyncConnection, evaluation: Evaluation, now: datetime) -> None:
+        for name, rule in self._rules.items():
+            try:
+                # A savepoint per rule: one rule's failure must not abort the others.
+                async with conn.begin_nested():
+                    evaluation.findings += await rule(conn, self._settings, now)
+            except Exception:
+                log.exception("alert rule failed", extra={"rule": name})
+                evaluation.failed_rules.append(name)
+        evaluated = [name for name in self._rules if name not in evaluation.failed_rules]
+        evaluation.notices = await state.apply_findings(
+            conn,
+            findings=evaluation.findings,
+            evaluated_types=evaluated,
+            now=now,
+            cooldown_s=self._settings.alert_cooldown_seconds,
+        )
+        evaluation.retries = await delivery.owed(
+            conn,
+            findings=evaluation.findings,
+            skip={notice.alert_id for notice in evaluation.notices},
+            now=now,
+        )
+        await delivery.owe(conn, evaluation.notices, [n.name for n in self._notifiers])
+
+    async def _send(self, evaluation: Evaluation) -> dict[uuid.UUID, list[str]]:
+        """Deliver the round's notices and retries; the notifiers that failed, by alert."""
+        sends: list[tuple[Notice, frozenset[str] | None]] = [
+            (notice, None) for notice in evaluation.notices
+        ]
+        sends += evaluation.retries
+        failed: dict[uuid.UUID, list[str]] = {}
+        for notice, only in sends:
+            outcome = await deliver(self._notifiers, notice, self._metrics, only=only)
+            failed[notice.alert_id] = [name for name, ok in outcome.items() if not ok]
+        return failed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from prometheus_client import Counter
@@ -67,9 +67,13 @@ async def deliver(
     notice: Notice,
     metrics: Metrics,
     *,
+    only: Collection[str] | None = None,
     timeout_s: float = NOTIFY_TIMEOUT_S,
 ) -> dict[str, bool]:
-    """Send `notice` through every notifier at once; returns which succeeded."""
+    """Send `notice` through every notifier at once (or those named in `only`: a retry);
+    returns which succeeded."""
+    if only is not None:
+        notifiers = [n for n in notifiers if n.name in only]
 
     async def one(notifier: Notifier) -> None:
         async with asyncio.timeout(timeout_s):

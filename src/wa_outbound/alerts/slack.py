@@ -1,4 +1,9 @@
-"""Alerts to a Slack incoming webhook (httpx): one attachment coloured by severity."""
+"""Alerts to a Slack incoming webhook (httpx): one attachment coloured by severity.
+
+The webhook URL is a secret (whoever has it can post to the channel), and httpx's errors quote
+the URL they were sending to: a failure is re-raised as `SlackError`, whose message says what
+went wrong without it, and without the original error chained to it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,10 @@ from wa_outbound.alerts import render
 from wa_outbound.alerts.model import Notice
 
 SLACK_TIMEOUT_S = 10.0
+
+
+class SlackError(Exception):
+    """Slack did not take the notice; the message never carries the webhook URL."""
 
 
 class SlackNotifier:
@@ -27,6 +36,17 @@ class SlackNotifier:
         self._transport = transport
 
     async def send(self, notice: Notice) -> None:
+        try:
+            await self._post(notice)
+        except httpx.HTTPStatusError as exc:
+            status = exc.response.status_code
+            raise SlackError(f"the Slack webhook answered {status}") from None
+        except Exception as exc:  # a transport error, or a malformed URL: never its text
+            raise SlackError(
+                f"the Slack webhook could not be reached: {type(exc).__name__}"
+            ) from None
+
+    async def _post(self, notice: Notice) -> None:
         # A client per notice: alerts are rare, and nothing outlives the call.
         async with httpx.AsyncClient(timeout=self._timeout_s, transport=self._transport) as client:
             response = await client.post(self._url, json=render.slack(notice))

@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wa_outbound.config import Settings
+from wa_outbound.db.revision import SchemaWatch
 from wa_outbound.errors import Forbidden, Unauthorized
 from wa_outbound.metrics import Metrics
 from wa_outbound.orgs.auth import Principal, admin_token_matches, authenticate_hash, hash_key
@@ -28,6 +29,7 @@ class State(TypedDict):
     wake_dispatcher: Callable[[], None]
     limiter: RateLimiter
     api_keys: ApiKeyCache
+    schema: SchemaWatch
 
 
 # Every dependency is `async def` so that FastAPI calls it on the event loop: a plain `def`
@@ -79,11 +81,12 @@ async def _principal(request: Request, credentials: Credentials) -> Principal:
     principal = cache.get(key_hash)
     if principal is not None:
         return principal
+    generation = cache.generation  # a revocation heard during the lookup voids its result
     async with (await _engine(request)).connect() as conn:
         principal = await authenticate_hash(conn, key_hash)
     if principal is None:
         raise Unauthorized("The API key is unknown or revoked.")
-    cache.put(key_hash, principal)
+    cache.put(key_hash, principal, generation=generation)
     return principal
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -29,10 +30,12 @@ _HTTP_CODES = {
 
 # SQLSTATE class 22, "data exception": 22021 a NUL or invalid byte, 22003 out of range...
 DATA_EXCEPTION = "22"
-# SQLSTATE classes that mean "the database cannot serve now", not "the request is wrong":
-# connection exceptions, insufficient resources (too many connections) and operator
-# intervention (shutting down, starting up: 57P01-57P03).
-UNAVAILABLE_STATES = ("08", "53", "57P")
+# SQLSTATEs that mean "the database cannot serve now", not "the request is wrong": connection
+# exceptions (08), the login refused (28: a rotated password), the database missing (3D000:
+# dropped, or not created yet), insufficient resources (53: too many connections), a lock
+# not granted in time (55P03) and operator intervention (57: a statement timeout or a cancel,
+# 57014; shutting down or starting up, 57P01-57P03).
+UNAVAILABLE_STATES = ("08", "28", "3D000", "53", "55P03", "57")
 
 # Documented on every route: the error body of the contract.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -91,17 +94,33 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
-def _sqlstate(exc: DBAPIError) -> str:
-    """The SQLSTATE of a PostgreSQL error ("" on SQLite): on the driver's error or its cause."""
-    for error in (exc.orig, getattr(exc.orig, "__cause__", None)):
+def _sqlstate(exc: Exception) -> str:
+    """The SQLSTATE of a PostgreSQL error ("" on SQLite): on asyncpg's own error (the raw hot
+    paths raise it as it is), or on the error SQLAlchemy wrapped, or on its cause."""
+    orig = getattr(exc, "orig", None)
+    for error in (exc, orig, getattr(orig, "__cause__", None)):
         state = getattr(error, "sqlstate", None)
         if isinstance(state, str):
             return state
     return ""
 
 
+def _unavailable(exc: Exception) -> bool:
+    if isinstance(exc, DBAPIError):
+        return (
+            exc.connection_invalidated
+            or isinstance(exc, OperationalError | InterfaceError)
+            or _sqlstate(exc).startswith(UNAVAILABLE_STATES)
+        )
+    if isinstance(exc, asyncpg.PostgresError):
+        return _sqlstate(exc).startswith(UNAVAILABLE_STATES)
+    # The pool's wait, a connection refused or reset, a name that does not resolve, a statement
+    # the client gave up on (TimeoutError is an OSError), a connection asyncpg found closed.
+    return isinstance(exc, PoolTimeout | OSError | asyncpg.InterfaceError)
+
+
 async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
-    if isinstance(exc, DBAPIError) and _sqlstate(exc).startswith(DATA_EXCEPTION):
+    if _sqlstate(exc).startswith(DATA_EXCEPTION):
         # The request carried a value the database cannot hold (a NUL character in a string,
         # a number out of range) that validation let through: the caller's error, not ours.
         log.info("request value refused by the database", extra={"sqlstate": _sqlstate(exc)})
@@ -110,14 +129,11 @@ async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
             "validation_error",
             "A value in the request cannot be stored (e.g. a NUL character in a string).",
         )
-    if (
-        isinstance(exc, DBAPIError)
-        and not exc.connection_invalidated
-        and not isinstance(exc, OperationalError | InterfaceError)
-        and not _sqlstate(exc).startswith(UNAVAILABLE_STATES)
-    ):
+    if not _unavailable(exc):
         return await _unexpected(_request, exc)
-    log.warning("database unavailable: %s", type(exc).__name__)
+    log.warning(
+        "database unavailable: %s", type(exc).__name__, extra={"sqlstate": _sqlstate(exc) or None}
+    )
     error = Unavailable("The database is unavailable; retry later.")
     return _json(error.status, error.code, error.message)
 
@@ -131,6 +147,12 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
-    for exc_type in (DBAPIError, PoolTimeout, ConnectionError, TimeoutError):
+    for exc_type in (
+        DBAPIError,
+        PoolTimeout,
+        OSError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+    ):
         app.add_exception_handler(exc_type, _database_error)
     app.add_exception_handler(Exception, _unexpected)

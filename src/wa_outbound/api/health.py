@@ -1,8 +1,8 @@
 """Liveness and readiness.
 
-Ready means the service can do its work: the database answers within DB_PING_TIMEOUT_S and no
-background loop has died. Redis is reported but does not decide: when it is down the rate
-limiter decides on the database.
+Ready means the service can do its work: the database answers within DB_PING_TIMEOUT_S, its
+schema is not older than the code, and no background loop has died. Redis is reported but does
+not decide: when it is down the rate limiter decides on the database.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wa_outbound.api import responses
 from wa_outbound.api.deps import EngineDep
+from wa_outbound.db.revision import SchemaWatch
 from wa_outbound.workers import Supervisor
 
 router = APIRouter(tags=["health"])
@@ -52,25 +53,37 @@ def _limiter_health(request: Request) -> dict[str, Any]:
     return health
 
 
+def _dispatcher(request: Request, workers: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    if "dispatcher" in workers:
+        return workers["dispatcher"]
+    if request.state.settings.dispatch_enabled:
+        return {"status": "waiting", "reason": "the database schema is not usable yet"}
+    return {"status": "disabled"}
+
+
 @router.get(
     "/health/ready",
-    summary="The service can do its work: the database answers and no background loop died",
+    summary="The service can do its work: the database answers, its schema is not behind the "
+    "code, and no background loop died",
     description="For a readiness probe or a load balancer. 200 when the database answers "
-    "within 2 s and no background loop has died; 503 otherwise. Redis is reported but does "
-    "not decide: without it the rate limiter decides on the database.",
+    "within 2 s, its schema is not older than the code, and no background loop has died; 503 "
+    "otherwise. Redis is reported but does not decide: without it the rate limiter decides on "
+    "the database.",
     responses=responses.READY,
 )
 async def ready(request: Request, engine: EngineDep) -> JSONResponse:
     supervisor: Supervisor = request.state.supervisor
     workers = supervisor.status()
     limiter = _limiter_health(request)
+    schema: SchemaWatch = request.state.schema
     components: dict[str, Any] = {
         "database": await _database(engine),
+        "schema": schema.status.describe(),
         "redis": limiter.get("redis", {"status": "disabled"}),
-        "dispatcher": workers.get("dispatcher", {"status": "disabled"}),
+        "dispatcher": _dispatcher(request, workers),
         "rate_limiter": {"backend": limiter.get("backend", "database")},
         "workers": workers,
     }
-    ok = components["database"]["status"] == "up" and supervisor.healthy
+    ok = components["database"]["status"] == "up" and schema.status.usable and supervisor.healthy
     body = {"status": "ok" if ok else "unavailable", "components": components}
     return JSONResponse(body, status_code=200 if ok else 503)

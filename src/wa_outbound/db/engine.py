@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import URL, NullPool, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from wa_outbound.config import Settings
+
+CONNECT_TIMEOUT_S = 5.0
+# The client gives up this long after the server's own statement timeout: a live server cancels
+# the statement itself (57014, the connection stays usable); only a server that answers nothing
+# at all (hung, or a network that drops packets) is given up on by the client.
+CLIENT_TIMEOUT_MARGIN_S = 1.0
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -28,14 +34,31 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # server fails its statement once; SQLAlchemy then invalidates the whole pool.
         pool_timeout=10,
         connect_args={
-            "timeout": 5,
-            "command_timeout": settings.database_statement_timeout_seconds,
+            "timeout": CONNECT_TIMEOUT_S,
+            "command_timeout": settings.database_statement_timeout_seconds
+            + CLIENT_TIMEOUT_MARGIN_S,
+            "server_settings": {
+                "statement_timeout": str(round(settings.database_statement_timeout_seconds * 1000))
+            },
         },
         hide_parameters=True,
     )
 
 
-def _sqlite_engine(url: str) -> AsyncEngine:
+def create_migration_engine(url: str | URL) -> AsyncEngine:
+    """An engine for schema changes: one connection at a time, kept by nobody, and no statement
+    timeout on either side, since a migration step may rightly take longer than any request."""
+    if str(url).startswith("sqlite"):
+        return _sqlite_engine(url)
+    return create_async_engine(
+        url,
+        poolclass=NullPool,
+        connect_args={"timeout": CONNECT_TIMEOUT_S, "command_timeout": None},
+        hide_parameters=True,
+    )
+
+
+def _sqlite_engine(url: str | URL) -> AsyncEngine:
     engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
     @event.listens_for(engine.sync_engine, "connect")

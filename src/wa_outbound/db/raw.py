@@ -34,7 +34,14 @@ async def driver(conn: AsyncConnection) -> Any:
 async def connection_lost(conn: AsyncConnection, exc: BaseException) -> Unavailable:
     """What SQLAlchemy does when one of its own statements meets a dead connection: the server
     went away, so the pool's other connections are dead too; drop this one and start a new
-    pool. The answer is 503, as on every other route."""
-    await conn.invalidate(exc)
-    await conn.engine.dispose()
+    pool. The answer is 503, as on every other route.
+
+    A statement timeout says nothing about the other connections, and must not cost every
+    request in flight its connection: the server's own (57014, an "operator intervention" to
+    asyncpg) leaves this connection usable too; the client's (TimeoutError, an OSError) drops
+    only this connection, whose statement may still be running."""
+    if not isinstance(exc, asyncpg.QueryCanceledError):
+        await conn.invalidate(exc)
+        if not isinstance(exc, TimeoutError):
+            await conn.engine.dispose()
     return Unavailable("The database is unavailable; retry later.")

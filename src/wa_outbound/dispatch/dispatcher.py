@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import time
+from asyncio import FIRST_COMPLETED
 from collections.abc import Callable
 from datetime import datetime
 
@@ -29,15 +30,18 @@ from wa_outbound.dispatch.admission import Holds, Limiter, admit
 from wa_outbound.dispatch.claims import Claimed, Due
 from wa_outbound.dispatch.outcomes import Outcome
 from wa_outbound.dispatch.policy import CONSENT_REVOKED, outcome_of
+from wa_outbound.dispatch.recorder import Recorder
 from wa_outbound.logs import message_fields
 from wa_outbound.metrics import Metrics
 from wa_outbound.phone import mask
 from wa_outbound.status import CHANNEL_WHATSAPP, Status
-from wa_outbound.webhooks import pending
 from wa_outbound.whatsapp.provider import OutgoingMessage, Provider, SendResult
 from wa_outbound.whatsapp.retry import ProviderError
 
 log = logging.getLogger(__name__)
+
+# How long a batch waits, after an answer, for more answers to write with it.
+SETTLE_LINGER_S = 0.02
 
 
 class Dispatcher:
@@ -62,9 +66,16 @@ class Dispatcher:
         self._send_slots = asyncio.Semaphore(settings.dispatch_concurrency)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._in_flight: dict[asyncio.Task[int], int] = {}
+        self._batches: set[asyncio.Task[int]] = set()
         self._last_reclaim = 0.0
         self._holds = Holds()
+        self._recorder = Recorder(
+            engine=engine,
+            metrics=metrics,
+            actor=self._actor,
+            clock=clock,
+            deadline=lambda: self._leases_renewed_at + settings.lease_seconds,
+        )
         # Every claim this replica holds, for the heartbeat; and when its leases were last known
         # to be renewed (monotonic), which bounds how long an outcome write may be retried.
         self._owned: dict[object, Claimed] = {}
@@ -156,7 +167,7 @@ class Dispatcher:
     async def _round(self) -> tuple[int, int]:
         """Reclaim expired leases when due, then claim as much as there is room for."""
         await self._maybe_reclaim()
-        capacity = 2 * self.settings.dispatch_concurrency - sum(self._in_flight.values())
+        capacity = 2 * self.settings.dispatch_concurrency - len(self._owned)
         claimed = 0
         if capacity > 0:
             claimed = await self._claim(min(self.settings.dispatch_batch_size, capacity))
@@ -180,15 +191,15 @@ class Dispatcher:
         batch = await self._claim_rows(limit)
         if batch:
             task = asyncio.create_task(self._process(batch), name="dispatch-batch")
-            self._in_flight[task] = len(batch)
+            self._batches.add(task)
             task.add_done_callback(self._batch_done)
         return len(batch)
 
     def _batch_done(self, task: asyncio.Task[int]) -> None:
-        size = self._in_flight.pop(task)
+        self._batches.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            # The batch's rows stay SENDING until their lease expires; then they are retried.
-            log.error("dispatch batch failed", exc_info=task.exception(), extra={"count": size})
+            # Its unsettled rows stay SENDING until their lease expires; then they are retried.
+            log.error("dispatch batch failed", exc_info=task.exception())
         self._wake.set()  # capacity freed: claim again without waiting for the poll
 
     async def _claim_rows(self, limit: int) -> list[Claimed]:
@@ -228,30 +239,51 @@ class Dispatcher:
         )
 
     async def _process(self, batch: list[Claimed]) -> int:
+        """Send a claimed batch and write its outcomes as the answers come, in groups: answers
+        that arrive within `SETTLE_LINGER_S` of each other share one write, so a send that waits
+        out its timeout holds back no other message's outcome (nor its slot)."""
         try:
-            results = [self._consent_revoked(m) for m in batch if not m.consented]
+            revoked = [self._consent_revoked(m) for m in batch if not m.consented]
+            if revoked:
+                await self._settle(revoked)
             to_send = [m for m in batch if m.consented]
             started: set[object] = set()
-            sends = [asyncio.ensure_future(self._send(m, started)) for m in to_send]
+            sends: dict[asyncio.Future[Outcome], Claimed] = {
+                asyncio.ensure_future(self._send(m, started)): m for m in to_send
+            }
+            waiting: set[asyncio.Future[Outcome]] = set(sends)
             try:
-                results += await asyncio.gather(*sends)
+                while waiting:
+                    done, waiting = await asyncio.wait(waiting, return_when=FIRST_COMPLETED)
+                    if waiting:
+                        more, waiting = await asyncio.wait(waiting, timeout=SETTLE_LINGER_S)
+                        done |= more
+                    await self._settle([send.result() for send in done])
             except asyncio.CancelledError:
-                # Shutdown past the grace period: keep what finished, release the rest.
-                results += [
-                    send.result()
-                    if send.done() and not send.cancelled()
-                    else self._release(m, m.id in started)
-                    for m, send in zip(to_send, sends, strict=True)
+                # Shutdown past the grace period: settle what finished, release the rest.
+                finished = [s.result() for s in waiting if s.done() and not s.cancelled()]
+                cut = [
+                    self._release(sends[s], sends[s].id in started)
+                    for s in waiting
+                    if not s.done() or s.cancelled()
                 ]
-                for send in sends:
+                for send in waiting:
                     send.cancel()
-                await self._record_shielded(results)
+                await self._settle(finished + cut)
                 raise
-            await self._record_shielded(results)
             return len(batch)
         finally:
             for message in batch:
                 self._owned.pop(message.id, None)
+
+    async def _settle(self, results: list[Outcome]) -> None:
+        """Write these outcomes; their claims leave the replica's care and free their slots."""
+        try:
+            await self._recorder.record(results)
+        finally:
+            for outcome in results:
+                self._owned.pop(outcome.message.id, None)
+            self._wake.set()
 
     def _consent_revoked(self, message: Claimed) -> Outcome:
         log.info(
@@ -277,40 +309,6 @@ class Dispatcher:
             give_back_attempt=not started,
             details={"reason": "shutdown"},
         )
-
-    async def _record_shielded(self, results: list[Outcome]) -> None:
-        """Meta has answered: the write must finish even if this batch is cancelled meanwhile
-        (a shutdown), or each of these sends would be repeated once its lease expired."""
-        write = asyncio.ensure_future(self._record(results))
-        try:
-            await asyncio.shield(write)
-        except asyncio.CancelledError:
-            await asyncio.wait({write})
-            raise
-
-    async def _record(self, results: list[Outcome]) -> None:
-        """Write the outcomes, retrying while the database is away, for as long as the claims'
-        leases last (counted from their last renewal). Past that another replica may reclaim
-        them; a write that still lands later is fenced off and only recorded."""
-        delay_s = 0.1
-        while True:
-            try:
-                await self._write(results)
-                return
-            except Exception as exc:
-                deadline = self._leases_renewed_at + self.settings.lease_seconds
-                if time.monotonic() + delay_s > deadline:
-                    log.error(
-                        "outcomes could not be recorded; their leases will expire",
-                        extra={"count": len(results), "error": repr(exc)},
-                    )
-                    raise
-                log.warning(
-                    "recording outcomes failed; retrying",
-                    extra={"count": len(results), "error": repr(exc)},
-                )
-                await asyncio.sleep(delay_s)
-                delay_s = min(delay_s * 2, 2.0)
 
     async def _send(self, message: Claimed, started_ids: set[object]) -> Outcome:
         outgoing = OutgoingMessage(
@@ -358,39 +356,13 @@ class Dispatcher:
             max_s=self.settings.retry_max_seconds,
         )
 
-    async def _write(self, results: list[Outcome]) -> None:
-        now = self.clock()
-        async with self.engine.begin() as conn:
-            written = await outcomes.write_outcomes(conn, results, now=now, actor=self._actor)
-            # Statuses that beat this commit wait as pending; apply them in the same transaction.
-            wamids = written.accepted_wamids + written.linked_wamids
-            if wamids:
-                await pending.apply_pending(conn, wamids, now=now)
-        if written.stale_ids:
-            log.warning(
-                "outcomes arrived after their claims were lost; recorded, not applied",
-                extra={"count": len(written.stale_ids), "duplicates": len(written.linked_wamids)},
-            )
-            self.metrics.duplicate_sends.labels(channel=CHANNEL_WHATSAPP).inc(
-                len(written.linked_wamids)
-            )
-        for o in results:
-            if o.message.id in written.stale_ids:
-                continue
-            if o.status is Status.ACCEPTED:
-                self.metrics.sent.labels(channel=CHANNEL_WHATSAPP).inc()
-                waited_s = (now - o.message.created_at).total_seconds()  # now is accepted_at
-                self.metrics.enqueue_to_accepted.labels(channel=CHANNEL_WHATSAPP).observe(waited_s)
-            elif o.status is Status.FAILED and o.error is not None:
-                self.metrics.failed.labels(channel=CHANNEL_WHATSAPP, error_code=o.error.code).inc()
-
     async def _drain(self) -> None:
         """Shutdown: let in-flight batches finish within the grace period, then cancel them;
         a cancelled batch releases its unsent messages (see _process)."""
-        if not self._in_flight:
+        if not self._batches:
             return
         _done, pending = await asyncio.wait(
-            set(self._in_flight), timeout=self.settings.shutdown_grace_seconds
+            set(self._batches), timeout=self.settings.shutdown_grace_seconds
         )
         for task in pending:
             task.cancel()

@@ -6,6 +6,10 @@ default): an unknown key is looked up every time. A revocation clears the cache 
 that made it, and of every other replica when PostgreSQL delivers its notification (listener.py,
 within milliseconds); a replica whose listening connection was down then forgets the key when
 its entry expires.
+
+A lookup that was in flight when the cache was cleared may have read the key before it was
+revoked: its result must not be remembered. Every clear starts a new generation; a lookup takes
+the generation before it reads, and `put` drops a result from an earlier generation.
 """
 
 from __future__ import annotations
@@ -20,6 +24,12 @@ class ApiKeyCache:
         self._ttl_s = ttl_s
         self._max_entries = max_entries
         self._entries: dict[str, tuple[float, Principal]] = {}
+        self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        """Take this before looking a key up; hand it to `put` with the result."""
+        return self._generation
 
     def get(self, key_hash: str) -> Principal | None:
         entry = self._entries.get(key_hash)
@@ -31,8 +41,8 @@ class ApiKeyCache:
             return None
         return principal
 
-    def put(self, key_hash: str, principal: Principal) -> None:
-        if self._ttl_s <= 0:
+    def put(self, key_hash: str, principal: Principal, *, generation: int) -> None:
+        if self._ttl_s <= 0 or generation != self._generation:
             return
         if len(self._entries) >= self._max_entries:
             # Many distinct keys within one TTL: start over rather than track an LRU order.
@@ -40,4 +50,5 @@ class ApiKeyCache:
         self._entries[key_hash] = (time.monotonic() + self._ttl_s, principal)
 
     def clear(self) -> None:
+        self._generation += 1
         self._entries.clear()

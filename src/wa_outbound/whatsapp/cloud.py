@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
 import orjson
+from aiohttp.client_proto import ResponseHandler
 
 from wa_outbound.config import Settings
 from wa_outbound.whatsapp.provider import OutgoingMessage, SendResult, request_body
 from wa_outbound.whatsapp.retry import ProviderError
+
+# At most this many connections are being opened at once. A cold replica's first batch would
+# otherwise open one per concurrent send at the same instant (64 by default): a server, proxy or
+# load balancer whose listen queue overflows drops the excess handshakes, and the kernel retries
+# them only after 1, 3 and 7 seconds, so the whole first batch stalls for seconds and its sends
+# time out after the server got them (duplicates). Opened a few at a time, the pool fills in
+# milliseconds and the established connections are reused.
+MAX_CONNECTING = 8
+
+
+class _GradualConnector(aiohttp.TCPConnector):
+    """A TCPConnector that opens at most `MAX_CONNECTING` connections at a time."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._opening = asyncio.Semaphore(MAX_CONNECTING)
+
+    async def _create_connection(self, *args: Any, **kwargs: Any) -> ResponseHandler:
+        async with self._opening:
+            return await super()._create_connection(*args, **kwargs)
 
 
 class CloudProvider:
@@ -24,7 +46,7 @@ class CloudProvider:
         }
         # One session for every send; its pool is as large as the dispatcher's concurrency.
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
+            connector=_GradualConnector(
                 limit=settings.dispatch_concurrency, ttl_dns_cache=300, keepalive_timeout=30
             ),
             timeout=aiohttp.ClientTimeout(
