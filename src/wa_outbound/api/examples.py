@@ -312,6 +312,7 @@ READY = {
     "status": "ok",
     "components": {
         "database": {"status": "up", "dialect": "postgresql"},
+        "schema": {"status": "current", "database_revision": "0004", "code_revision": "0004"},
         "redis": {"status": "up"},
         "dispatcher": {"status": "running"},
         "rate_limiter": {"backend": "redis"},
@@ -326,6 +327,7 @@ NOT_READY = {
     "status": "unavailable",
     "components": {
         "database": {"status": "down", "error": "TimeoutError"},
+        "schema": {"status": "current", "database_revision": "0004", "code_revision": "0004"},
         "redis": {"status": "up"},
         "dispatcher": {"status": "running"},
         "rate_limiter": {"backend": "redis"},

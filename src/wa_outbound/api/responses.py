@@ -374,8 +374,8 @@ LIVE: dict[int | str, Any] = {
 READY: dict[int | str, Any] = {
     200: success("Ready", ready=example(None, ex.READY)),
     503: success(
-        "Not ready: the database does not answer, or a background loop died; the body says "
-        "which (this is not the error body)",
+        "Not ready: the database does not answer, its schema is older than the code, or a "
+        "background loop died; the body says which (this is not the error body)",
         database_down=example(None, ex.NOT_READY),
     ),
     **errors(),
