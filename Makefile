@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: all install run test lint fmt clean bench bench-quick soak
+.PHONY: all install run test lint fmt clean bench bench-quick soak openapi
 
 all: lint test
 
@@ -32,6 +32,10 @@ lint: install
 	$(BIN)/ruff check src tests migrations bench
 	$(BIN)/ruff format --check src tests migrations bench
 	$(BIN)/mypy src tests
+
+# The committed OpenAPI document; tests/api/test_openapi_document.py fails when it is stale.
+openapi: install
+	$(BIN)/wa-outbound openapi --output openapi.json
 
 fmt: install
 	$(BIN)/ruff check --fix src tests migrations bench

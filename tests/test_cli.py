@@ -183,3 +183,25 @@ async def test_serve_on_postgresql_prints_no_demo_key(
         assert await conn.fetchval("SELECT count(*) FROM organization") == 0
     finally:
         await conn.close()
+
+
+def test_openapi_prints_the_committed_document_whatever_the_environment(tmp_path: Path) -> None:
+    # Settings that would stop `serve` (cloud without credentials, a bad number) change nothing:
+    # the document depends on no setting.
+    env = _env(tmp_path, WA_PROVIDER="cloud", WA_MAX_ATTEMPTS="many")
+    committed = (Path(__file__).resolve().parents[1] / "openapi.json").read_text(encoding="utf-8")
+    printed = subprocess.run(
+        [*CLI, "openapi"], cwd=tmp_path, env=env, capture_output=True, encoding="utf-8", timeout=60
+    )
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == committed
+    written = subprocess.run(
+        [*CLI, "openapi", "--output", "doc.json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        encoding="utf-8",
+        timeout=60,
+    )
+    assert written.returncode == 0, written.stderr
+    assert (tmp_path / "doc.json").read_text(encoding="utf-8") == committed

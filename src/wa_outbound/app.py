@@ -17,6 +17,7 @@ from wa_outbound.api import (
     errors,
     health,
     messages,
+    openapi,
     ratelimits,
     webhooks,
 )
@@ -43,7 +44,9 @@ Queue WhatsApp template and session messages; they are sent through Meta's Cloud
 service's dispatcher, and their statuses arrive through Meta's webhooks.
 
 Authenticate with `Authorization: Bearer <api key>` (admin calls: the admin token). Every error
-answers `{"error": {"code", "message", "details"}}`.
+answers `{"error": {"code", "message", "details"}}`; each operation lists the codes it can answer.
+The rules across calls (idempotency, statuses, the dead-letter queue, Meta's webhook) are in
+`docs/api.md` of the service's repository.
 """
 
 
@@ -133,4 +136,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(channel_health_api.router)
     app.include_router(metrics_api.router)
     docs.install(app)
+    openapi.install(app)
     return app

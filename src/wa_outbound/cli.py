@@ -1,4 +1,4 @@
-"""`wa-outbound`: serve, migrate, and create organisations."""
+"""`wa-outbound`: serve, migrate, create organisations, and print the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import gc
 import json
 import math
 import sys
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -64,6 +65,18 @@ async def _bootstrap_sandbox(settings: Settings) -> dict[str, str] | None:
     finally:
         await engine.dispose()
     return await _create_org(settings, "Demo", org_id="demo")
+
+
+def openapi_json() -> str:
+    """The app's OpenAPI document, as the repository's `openapi.json` holds it (`make openapi`).
+
+    The document depends on no setting, so it is built from the defaults alone, read from
+    neither the environment nor `.env`: the same on every machine.
+    """
+    from wa_outbound.app import create_app
+
+    document = create_app(Settings.model_construct()).openapi()
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -129,6 +142,9 @@ def main(argv: list[str] | None = None) -> None:
         "--id", dest="org_id", default=None, help="organisation id (default: generated)"
     )
 
+    openapi = commands.add_parser("openapi", help="print the HTTP API's OpenAPI document")
+    openapi.add_argument("--output", type=Path, help="write it to this file instead of stdout")
+
     args = parser.parse_args(argv)
     if args.command == "serve":
         _serve(args)
@@ -140,6 +156,11 @@ def main(argv: list[str] | None = None) -> None:
         settings = _settings()
         asyncio.run(_migrate(settings))
         print(json.dumps(asyncio.run(_create_org(settings, args.name, args.org_id))))
+    elif args.command == "openapi":
+        if args.output is None:  # UTF-8 whatever the locale: the document is not all ASCII
+            sys.stdout.buffer.write(openapi_json().encode())
+        else:
+            args.output.write_text(openapi_json(), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -9,14 +9,13 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from wa_outbound.alerts import state
+from wa_outbound.api import responses
 from wa_outbound.api.deps import AdminDep, EngineDep
-from wa_outbound.api.errors import ERROR_RESPONSES
 from wa_outbound.api.limits import single_valued_query
 
 router = APIRouter(
     prefix="/v1/alerts",
     tags=["alerts"],
-    responses=ERROR_RESPONSES,
     dependencies=[Depends(single_valued_query)],
 )
 
@@ -53,7 +52,15 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
     return {"id": str(row["id"]), **{key: row[key] for key in keys}}
 
 
-@router.get("", response_model=AlertPage, summary="List alerts, newest first")
+@router.get(
+    "",
+    response_model=AlertPage,
+    responses=responses.LIST_ALERTS,
+    summary="List alerts, newest first",
+    description="With the admin token: the alerts the evaluator raised across every "
+    "organisation, newest incident first, optionally only those `firing` or `resolved`. "
+    "Paged as `GET /v1/messages`.",
+)
 async def list_alerts(
     _actor: AdminDep,
     engine: EngineDep,

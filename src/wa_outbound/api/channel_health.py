@@ -7,12 +7,12 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from wa_outbound.api import responses
 from wa_outbound.api.deps import EngineDep, PrincipalDep
-from wa_outbound.api.errors import ERROR_RESPONSES
 from wa_outbound.db.types import utcnow
 from wa_outbound.monitoring import channel_health
 
-router = APIRouter(prefix="/v1/health", tags=["health"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/health", tags=["health"])
 
 
 class ChannelHealth(BaseModel):
@@ -39,7 +39,10 @@ class ChannelsHealth(BaseModel):
 @router.get(
     "/channels",
     response_model=ChannelsHealth,
+    responses=responses.CHANNELS,
     summary="Queue, dead-letter queue and last hour's sending figures, per channel",
+    description="The calling organisation's figures, computed from the database on each call: "
+    "poll it for a dashboard rather than calling it per message.",
 )
 async def channels(principal: PrincipalDep, engine: EngineDep) -> dict[str, Any]:
     async with engine.connect() as conn:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Body, Path
 
 from wa_outbound import phone
+from wa_outbound.api import examples, responses
 from wa_outbound.api.deps import EngineDep, PrincipalDep
-from wa_outbound.api.errors import ERROR_RESPONSES
 from wa_outbound.api.models import Consent, ConsentUpdate
 from wa_outbound.contacts import consents
 from wa_outbound.errors import InvalidRequest
 
-router = APIRouter(prefix="/v1/consents", tags=["consents"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/v1/consents", tags=["consents"])
 PhonePath = Annotated[str, Path(description="E.164, with or without +", examples=["+33612345678"])]
 
 
@@ -24,9 +24,22 @@ def _normalized(raw: str) -> str:
         raise InvalidRequest(f"phone: {exc}", field="phone") from exc
 
 
-@router.put("/{phone_number}", response_model=Consent, summary="Grant or revoke consent")
+@router.put(
+    "/{phone_number}",
+    response_model=Consent,
+    responses=responses.PUT_CONSENT,
+    summary="Grant or revoke consent",
+    description="Records whether the number agreed to receive the organisation's messages. "
+    "Messages are queued only to a number whose consent is granted; a message already queued "
+    "when consent is revoked is not sent (it ends `FAILED` with the code `consent_revoked`). "
+    "`source` says where the choice was made and replaces the previous one (null when left "
+    "out); `granted_at` keeps the moment of the first grant until a revocation.",
+)
 async def put_consent(
-    phone_number: PhonePath, body: ConsentUpdate, principal: PrincipalDep, engine: EngineDep
+    phone_number: PhonePath,
+    body: Annotated[ConsentUpdate, Body(openapi_examples=examples.CONSENT_UPDATE)],
+    principal: PrincipalDep,
+    engine: EngineDep,
 ) -> dict[str, Any]:
     async with engine.begin() as conn:
         return await consents.set_consent(
@@ -39,7 +52,14 @@ async def put_consent(
         )
 
 
-@router.get("/{phone_number}", response_model=Consent, summary="Read a consent record")
+@router.get(
+    "/{phone_number}",
+    response_model=Consent,
+    responses=responses.GET_CONSENT,
+    summary="Read a consent record",
+    description="The number's consent record in the calling organisation; 404 if none was "
+    "ever recorded.",
+)
 async def get_consent(
     phone_number: PhonePath, principal: PrincipalDep, engine: EngineDep
 ) -> dict[str, Any]:

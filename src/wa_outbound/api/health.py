@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wa_outbound.api import responses
 from wa_outbound.api.deps import EngineDep
 from wa_outbound.db.revision import SchemaWatch
 from wa_outbound.workers import Supervisor
@@ -23,7 +24,12 @@ router = APIRouter(tags=["health"])
 DB_PING_TIMEOUT_S = 2.0
 
 
-@router.get("/health/live", summary="The process is running")
+@router.get(
+    "/health/live",
+    summary="The process is running",
+    description="200 while the process runs, whatever its database: for a liveness probe.",
+    responses=responses.LIVE,
+)
 async def live() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -59,7 +65,11 @@ def _dispatcher(request: Request, workers: dict[str, dict[str, Any]]) -> dict[st
     "/health/ready",
     summary="The service can do its work: the database answers, its schema is not behind the "
     "code, and no background loop died",
-    responses={503: {"description": "Not ready; the body says which component is down"}},
+    description="For a readiness probe or a load balancer. 200 when the database answers "
+    "within 2 s, its schema is not older than the code, and no background loop has died; 503 "
+    "otherwise. Redis is reported but does not decide: without it the rate limiter decides on "
+    "the database.",
+    responses=responses.READY,
 )
 async def ready(request: Request, engine: EngineDep) -> JSONResponse:
     supervisor: Supervisor = request.state.supervisor

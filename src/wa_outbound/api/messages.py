@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import uuid
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from pydantic import TypeAdapter, ValidationError
 
 from wa_outbound import phone
+from wa_outbound.api import examples, responses
 from wa_outbound.api.deps import EngineDep, PrincipalDep, SettingsDep, wake_dispatcher
-from wa_outbound.api.errors import ERROR_RESPONSES, error_body
+from wa_outbound.api.errors import error_body
 from wa_outbound.api.limits import single_valued_query
 from wa_outbound.api.models import (
     BatchItem,
@@ -23,6 +23,7 @@ from wa_outbound.api.models import (
     MessageEvents,
     MessagePage,
 )
+from wa_outbound.api.openapi import MessageId
 from wa_outbound.errors import InvalidRequest
 from wa_outbound.outbox import enqueue, messages, one
 from wa_outbound.status import Status
@@ -30,7 +31,6 @@ from wa_outbound.status import Status
 router = APIRouter(
     prefix="/v1/messages",
     tags=["messages"],
-    responses=ERROR_RESPONSES,
     dependencies=[Depends(single_valued_query)],
 )
 _batch_item = TypeAdapter(BatchItem)
@@ -67,11 +67,19 @@ def _new_message(body: MessageCreate, idempotency_key: str | None) -> enqueue.Ne
     "",
     status_code=202,
     response_model=Message,
-    responses={200: {"model": Message, "description": "Idempotent replay: the original message"}},
+    responses=responses.QUEUE_MESSAGE,
     summary="Queue one message",
+    description="Queues a template message, or a session `text` message, to one recipient. "
+    "The recipient must have granted consent (`PUT /v1/consents/{phone}`); a `text` message is "
+    "accepted only while the recipient's 24-hour service window is open (they wrote to the "
+    "business in the last 24 hours). The message is sent once it is due (`send_after`) and "
+    "the organisation's rate limits allow; follow it with `GET /v1/messages/{id}`.\n\n"
+    "With an `Idempotency-Key`, a retry with the same key and body answers 200 with the "
+    "message first queued and queues nothing; the same key with another body answers 409. "
+    "A refused request stores nothing, so its key stays free.",
 )
 async def create_message(
-    body: MessageCreate,
+    body: Annotated[MessageCreate, Body(openapi_examples=examples.SEND_TEMPLATE)],
     request: Request,
     response: Response,
     principal: PrincipalDep,
@@ -111,9 +119,19 @@ async def create_message(
     return Response(content, status_code=202, media_type="application/json")
 
 
-@router.post("/batch", response_model=BatchResponse, summary="Queue up to 1000 messages")
+@router.post(
+    "/batch",
+    response_model=BatchResponse,
+    responses=responses.QUEUE_BATCH,
+    summary="Queue up to 1000 messages",
+    description="Queues up to 1,000 messages in one transaction. Each item is the body of "
+    "`POST /v1/messages` plus an optional `idempotency_key`, and is judged on its own: the "
+    "answer is 200 with one result per item, in order, holding the message (queued now, or "
+    "first queued under its key) or the error the item would have got alone. Valid items are "
+    "queued even when others are refused.",
+)
 async def create_batch(
-    body: BatchRequest,
+    body: Annotated[BatchRequest, Body(openapi_examples=examples.BATCH)],
     request: Request,
     principal: PrincipalDep,
     engine: EngineDep,
@@ -172,7 +190,15 @@ async def create_batch(
     return Response(content, media_type="application/json")
 
 
-@router.get("", response_model=MessagePage, summary="List messages, newest first")
+@router.get(
+    "",
+    response_model=MessagePage,
+    responses=responses.LIST_MESSAGES,
+    summary="List messages, newest first",
+    description="The calling organisation's messages, newest first, optionally only those in "
+    "one `status` or to one number (`to`, normalised as in a body). A page holds up to `limit` "
+    "messages; pass its `next_cursor` as `cursor` for the next page (null on the last).",
+)
 async def list_messages(
     principal: PrincipalDep,
     engine: EngineDep,
@@ -198,18 +224,33 @@ async def list_messages(
     return {"items": [messages.view(r) for r in rows], "next_cursor": next_cursor}
 
 
-@router.get("/{message_id}", response_model=Message, summary="Read one message")
+@router.get(
+    "/{message_id}",
+    response_model=Message,
+    responses=responses.READ_MESSAGE,
+    summary="Read one message",
+    description="The message as it is now: its status, attempts, the provider's message id "
+    "(wamid), its last error and when each delivery step happened.",
+)
 async def get_message(
-    message_id: uuid.UUID, principal: PrincipalDep, engine: EngineDep
+    message_id: MessageId, principal: PrincipalDep, engine: EngineDep
 ) -> dict[str, Any]:
     async with engine.connect() as conn:
         row = await messages.get_message(conn, org_id=principal.org_id, message_id=message_id)
     return messages.view(row)
 
 
-@router.get("/{message_id}/events", response_model=MessageEvents, summary="A message's timeline")
+@router.get(
+    "/{message_id}/events",
+    response_model=MessageEvents,
+    responses=responses.MESSAGE_EVENTS,
+    summary="A message's timeline",
+    description="Everything that happened to the message, oldest first: queued, claimed, "
+    "accepted by Meta, retries and their errors, every status Meta reported (those ignored "
+    "too, with the reason), cancellation, dead-lettering and replays.",
+)
 async def get_events(
-    message_id: uuid.UUID, principal: PrincipalDep, engine: EngineDep
+    message_id: MessageId, principal: PrincipalDep, engine: EngineDep
 ) -> dict[str, Any]:
     async with engine.connect() as conn:
         items = await messages.list_events(conn, org_id=principal.org_id, message_id=message_id)
@@ -219,10 +260,14 @@ async def get_events(
 @router.post(
     "/{message_id}/cancel",
     response_model=Message,
+    responses=responses.CANCEL_MESSAGE,
     summary="Cancel a QUEUED or RETRYING message",
+    description="Stops a message that is waiting to be sent (`QUEUED`, or `RETRYING` after a "
+    "failed attempt): it becomes `CANCELLED` and is never sent. A message being sent, or "
+    "sent, cannot be called back.",
 )
 async def cancel(
-    message_id: uuid.UUID, principal: PrincipalDep, engine: EngineDep
+    message_id: MessageId, principal: PrincipalDep, engine: EngineDep
 ) -> dict[str, Any]:
     async with engine.begin() as conn:
         row = await messages.cancel_message(

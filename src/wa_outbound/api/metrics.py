@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from wa_outbound.api import responses
 from wa_outbound.api.deps import MetricsDep
 
 router = APIRouter(tags=["health"])
@@ -18,7 +19,10 @@ router = APIRouter(tags=["health"])
     "/metrics",
     summary="Prometheus metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Text exposition"}},
+    responses=responses.METRICS,
+    description="This process's metrics, for Prometheus to scrape: each replica answers for "
+    "itself. The queue and dead-letter gauges are refreshed from the database every "
+    "`WA_METRICS_REFRESH_SECONDS`, not per scrape. No authentication: keep it off the internet.",
 )
 async def scrape(metrics: MetricsDep) -> Response:
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

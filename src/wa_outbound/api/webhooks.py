@@ -11,8 +11,8 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
+from wa_outbound.api import examples, responses
 from wa_outbound.api.deps import EngineDep, MetricsDep, SettingsDep
-from wa_outbound.api.errors import ERROR_RESPONSES
 from wa_outbound.api.limits import WEBHOOK_BODY_BYTES
 from wa_outbound.db.types import utcnow
 from wa_outbound.errors import (
@@ -24,7 +24,7 @@ from wa_outbound.errors import (
 )
 from wa_outbound.webhooks import intake
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 MAX_BODY_BYTES = WEBHOOK_BODY_BYTES
 SIGNATURE_PREFIX = "sha256="
 
@@ -36,13 +36,11 @@ class WebhookAck(BaseModel):
 @router.get(
     "/whatsapp",
     summary="Meta's verification handshake",
+    description="Meta calls it once, when the webhook is configured in its dashboard: the "
+    "answer echoes `hub.challenge` when `hub.mode` is `subscribe` and `hub.verify_token` "
+    "equals `WA_WEBHOOK_VERIFY_TOKEN`.",
     # Not `response_class=PlainTextResponse`: that would document the JSON error bodies as text.
-    responses={
-        200: {
-            "content": {"text/plain": {"schema": {"type": "string"}}},
-            "description": "The challenge, echoed",
-        }
-    },
+    responses=responses.VERIFY_WEBHOOK,
 )
 async def verify(
     settings: SettingsDep,
@@ -60,10 +58,21 @@ async def verify(
 @router.post(
     "/whatsapp",
     summary="Statuses and inbound messages from Meta",
+    description="Called by Meta, never by integrators. The signature is checked on the raw "
+    "body before it is parsed; the body is then stored and its statuses applied (a "
+    "status never moves a message backwards; statuses of ids not known yet are kept until "
+    "they are) and its inbound messages open service windows. 200 also for parts the service "
+    "does not use.",
+    responses=responses.RECEIVE_WEBHOOK,
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": {"type": "object"}}},
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object"},
+                    "examples": {"delivered": {"value": examples.WEBHOOK_STATUS}},
+                }
+            },
             "description": "Meta's webhook body, signed in X-Hub-Signature-256 (≤ 3 MB).",
         }
     },
