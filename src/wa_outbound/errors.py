@@ -30,7 +30,8 @@ class ServiceError(Exception):
     code: ClassVar[str] = "internal_error"
 
     def __init__(self, message: str | None = None, **details: Any) -> None:
-        self.message = message or (self.__doc__ or self.code).strip()
+        # The default message is the class's docstring on one line, however it is wrapped.
+        self.message = message or " ".join((self.__doc__ or self.code).split())
         self.details = details
         super().__init__(self.message)
 
