@@ -11,7 +11,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import asyncpg
 import httpx
@@ -69,10 +69,19 @@ async def _admin_execute(*statements: str) -> None:
         await conn.close()
 
 
-def services_unavailable(reason: str) -> None:
+def services_unavailable(reason: str) -> NoReturn:
     if REQUIRE_SERVICES:
         pytest.fail(f"{reason} (WA_TEST_REQUIRE_SERVICES=1)")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """Prometheus's promtool (Debian's `prometheus` package), for the deployment kit's rules."""
+    path = shutil.which("promtool")
+    if path is None:
+        services_unavailable("promtool is not installed (apt-get install prometheus)")
+    return path
 
 
 @pytest.fixture(scope="session")
