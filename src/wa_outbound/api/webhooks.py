@@ -22,7 +22,7 @@ from wa_outbound.errors import (
     PayloadTooLarge,
     Unauthorized,
 )
-from wa_outbound.webhooks import intake
+from wa_outbound.webhooks import intake, payload
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 MAX_BODY_BYTES = WEBHOOK_BODY_BYTES
@@ -124,7 +124,7 @@ async def _read_body(request: Request) -> bytes:
 
 def _parse(raw: bytes) -> dict[str, Any]:
     try:
-        body = orjson.loads(raw)
+        body = payload.load(raw)
     except orjson.JSONDecodeError:
         raise InvalidJson() from None
     if not isinstance(body, dict):
