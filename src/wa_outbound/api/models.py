@@ -15,6 +15,7 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from wa_outbound import phone
 
@@ -38,15 +39,43 @@ class TemplateParameter(BaseModel):
 
 
 class TemplateComponent(BaseModel):
+    """Sent to Meta exactly as given: the keys left out stay out. Meta refuses `null`, so a
+    `null` anywhere in a component is refused here, where the caller can still fix it."""
+
     model_config = ConfigDict(extra="allow")
     type: Literal["header", "body", "button", "footer"]
-    sub_type: Annotated[str, StringConstraints(max_length=32)] | None = None
+    # Optional, not nullable: the `None` default only stands for "left out".
+    sub_type: Annotated[str, StringConstraints(max_length=32)] | SkipJsonSchema[None] = None
     index: (
         Annotated[int, Field(ge=0, le=9999, strict=True)]
         | Annotated[str, StringConstraints(max_length=4)]
-        | None
+        | SkipJsonSchema[None]
     ) = None
     parameters: Annotated[list[TemplateParameter], Field(max_length=100)] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null(cls, data: Any) -> Any:
+        where = _a_null(data)
+        if where is not None:
+            raise ValueError(f"{where or 'the component'} is null: leave the key out instead")
+        return data
+
+
+def _a_null(value: Any) -> str | None:
+    """The dotted path to a `null` in decoded JSON ("" for `value` itself), or None."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        node, path = stack.pop()
+        if node is None:
+            return path
+        if isinstance(node, list):
+            node = dict(enumerate(node))
+        if isinstance(node, dict):
+            stack.extend(
+                (item, f"{path}.{key}" if path else str(key)) for key, item in node.items()
+            )
+    return None
 
 
 class Template(Strict):
