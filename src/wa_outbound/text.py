@@ -31,23 +31,28 @@ def escaped(text: str) -> str:
     return UNSTORABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
-def unstorable_paths(value: Any) -> Iterator[JsonPath]:
-    """Where decoded JSON holds an unstorable character: the path to each such string and to
-    each such key (keys shown `escaped`). Iterative: the nesting depth is the caller's."""
-    stack: list[tuple[Any, JsonPath]] = [(value, ())]
+def nodes(value: Any) -> Iterator[tuple[JsonPath, Any]]:
+    """Every value in decoded JSON, `value` itself first, with its path (keys as they are).
+    Iterative: the nesting depth is the caller's."""
+    stack: list[tuple[JsonPath, Any]] = [((), value)]
     while stack:
-        node, path = stack.pop()
-        if isinstance(node, str):
-            if UNSTORABLE.search(node):
-                yield path
-        elif isinstance(node, dict):
-            for key, item in node.items():
-                shown = escaped(key)
-                if shown != key:
-                    yield (*path, shown)
-                stack.append((item, (*path, shown)))
+        path, node = stack.pop()
+        yield path, node
+        if isinstance(node, dict):
+            stack.extend(((*path, key), item) for key, item in node.items())
         elif isinstance(node, list):
-            stack.extend((item, (*path, index)) for index, item in enumerate(node))
+            stack.extend(((*path, index), item) for index, item in enumerate(node))
+
+
+def unstorable_paths(value: Any) -> Iterator[JsonPath]:
+    """Where decoded JSON holds an unstorable character: the path to each such string, and to
+    each such key; keys shown `escaped`."""
+    for path, node in nodes(value):
+        key = path[-1] if path else None
+        if (isinstance(node, str) and UNSTORABLE.search(node)) or (
+            isinstance(key, str) and UNSTORABLE.search(key)
+        ):
+            yield tuple(escaped(part) if isinstance(part, str) else part for part in path)
 
 
 @overload

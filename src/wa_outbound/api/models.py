@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -10,6 +11,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -17,11 +19,23 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from wa_outbound import phone
+from wa_outbound import phone, text
 
 Phone = Annotated[str, Field(examples=["+33612345678"]), AfterValidator(phone.normalize)]
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
 MetadataValue = Annotated[str, StringConstraints(max_length=500)]
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _rfc3339_text(value: Any) -> Any:
+    """Only an RFC 3339 string is a time: pydantic would also read a number, or a string of
+    digits, as Unix seconds, which the schema does not offer."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.match(value)):
+        return value
+    raise ValueError("must be an RFC 3339 time with its zone, e.g. 2026-12-01T09:00:00Z")
+
+
+Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
 # JSON numbers and booleans are taken as they are: no `false` for 0, no "1" for 1.
 QuotaCount = Annotated[int, Field(ge=0, le=2**53, strict=True)]
 RatePerSecond = Annotated[float, Field(gt=0, le=1_000_000, strict=True)]
@@ -64,17 +78,9 @@ class TemplateComponent(BaseModel):
 
 def _a_null(value: Any) -> str | None:
     """The dotted path to a `null` in decoded JSON ("" for `value` itself), or None."""
-    stack: list[tuple[Any, str]] = [(value, "")]
-    while stack:
-        node, path = stack.pop()
+    for path, node in text.nodes(value):
         if node is None:
-            return path
-        if isinstance(node, list):
-            node = dict(enumerate(node))
-        if isinstance(node, dict):
-            stack.extend(
-                (item, f"{path}.{key}" if path else str(key)) for key, item in node.items()
-            )
+            return ".".join(str(part) for part in path)
     return None
 
 
@@ -118,7 +124,7 @@ class MessageCreate(Strict):
     template: Template | None = None
     text: Text | None = None
     metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=20)] = {}
-    send_after: AwareDatetime | None = None
+    send_after: Time | None = None
 
     @model_validator(mode="after")
     def _exactly_one_content(self) -> MessageCreate:
