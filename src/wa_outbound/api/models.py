@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -35,7 +35,14 @@ def _rfc3339_text(value: Any) -> Any:
     raise ValueError("must be an RFC 3339 time with its zone, e.g. 2026-12-01T09:00:00Z")
 
 
-Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-02:00 is in the year 10000 in UTC
+        raise ValueError("is out of range once in UTC") from None
+
+
+Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_in_utc)]
 # JSON numbers and booleans are taken as they are: no `false` for 0, no "1" for 1.
 QuotaCount = Annotated[int, Field(ge=0, le=2**53, strict=True)]
 RatePerSecond = Annotated[float, Field(gt=0, le=1_000_000, strict=True)]
