@@ -131,11 +131,13 @@ def create_app(settings: Settings) -> FastAPI:
     )
     errors.install(app)
     app.add_middleware(BodySizeLimit)
-    for module in (admin, messages, consents, dlq, ratelimits, alerts, channel_health_api):
-        app.include_router(module.router, dependencies=[Depends(storable_text)])
-    # Not Meta's webhook: what Meta sends is stored whatever its text holds (docs/webhooks.md).
-    for module in (webhooks, health, metrics_api):
-        app.include_router(module.router)
+    # Every /v1 route refuses text the databases cannot store. Not Meta's webhook: what Meta
+    # sends is stored whatever its text holds (docs/webhooks.md).
+    text_check = [Depends(storable_text)]
+    routers = (admin, messages, consents, dlq, ratelimits, webhooks, alerts, health)
+    for module in (*routers, channel_health_api, metrics_api):
+        checked = module.router.prefix.startswith("/v1/")
+        app.include_router(module.router, dependencies=text_check if checked else None)
     docs.install(app)
     openapi.install(app)
     return app
