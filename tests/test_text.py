@@ -63,3 +63,10 @@ def test_deep_nesting_is_walked_without_recursion() -> None:
     assert len(path) == 6_000
     text.storable(value)
     assert list(text.unstorable_paths(value)) == []
+
+
+def test_decoded_storable_replaces_only_when_an_escape_is_there() -> None:
+    assert text.decoded_storable(b'{"a\\u0000": ["b\\u0000"]}') == {"a\ufffd": ["b\ufffd"]}
+    assert text.decoded_storable(b'{"a": "\\u00e9"}') == {"a": "\u00e9"}
+    with pytest.raises(orjson.JSONDecodeError):
+        text.decoded_storable(b'{"a": "\\ud800"}')

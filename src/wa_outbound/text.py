@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterator
 from typing import Any, overload
 
+import orjson
+
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # In JSON text these characters can only be written as escapes (a raw control character or a
 # raw surrogate is not valid JSON, nor valid UTF-8): a body without such an escape needs no walk.
@@ -24,6 +26,13 @@ JsonPath = tuple[str | int, ...]
 def may_hold_unstorable(raw_json: bytes) -> bool:
     """False when the JSON text `raw_json` cannot decode to any unstorable character."""
     return _ESCAPE.search(raw_json) is not None
+
+
+def decoded_storable(raw_json: bytes) -> Any:
+    """JSON text decoded with its unstorable characters replaced by U+FFFD, for what is kept
+    whatever it holds (Meta's webhooks and answers); orjson.JSONDecodeError if it is not JSON."""
+    value = orjson.loads(raw_json)
+    return storable(value) if may_hold_unstorable(raw_json) else value
 
 
 def escaped(text: str) -> str:

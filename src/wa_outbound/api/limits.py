@@ -126,6 +126,9 @@ async def single_valued_query(request: Request) -> None:
         raise InvalidRequest(f"query parameters given more than once: {', '.join(names)}")
 
 
+_MAX_REPORTED = 20
+
+
 async def storable_text(request: Request) -> None:
     """Refuses (422 `validation_error`, naming each place) a path or query parameter, or a
     string or key anywhere in the JSON body the route reads, holding a character neither
@@ -151,9 +154,6 @@ async def storable_text(request: Request) -> None:
         found += [("body", *path) for path in text.unstorable_paths(body)]
     if found:
         raise RequestValidationError([_unstorable_error(loc) for loc in found[:_MAX_REPORTED]])
-
-
-_MAX_REPORTED = 20
 
 
 def _unstorable_error(loc: tuple[str | int, ...]) -> dict[str, Any]:

@@ -49,7 +49,7 @@ IdempotencyKey = Annotated[
 
 def _new_message(body: MessageCreate, idempotency_key: str | None) -> enqueue.NewMessage:
     # The hash covers the body with its defaults filled in: leaving out a default or sending it
-    # is the same request (and the hashes of bodies stored before stay valid).
+    # is the same request.
     content = body.model_dump(mode="json", exclude={"idempotency_key"})
     request_hash = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
     if body.template is not None:

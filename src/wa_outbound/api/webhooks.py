@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
+from wa_outbound import text
 from wa_outbound.api import examples, responses
 from wa_outbound.api.deps import EngineDep, MetricsDep, SettingsDep
 from wa_outbound.api.limits import WEBHOOK_BODY_BYTES
@@ -22,7 +23,7 @@ from wa_outbound.errors import (
     PayloadTooLarge,
     Unauthorized,
 )
-from wa_outbound.webhooks import intake, payload
+from wa_outbound.webhooks import intake
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 MAX_BODY_BYTES = WEBHOOK_BODY_BYTES
@@ -124,7 +125,9 @@ async def _read_body(request: Request) -> bytes:
 
 def _parse(raw: bytes) -> dict[str, Any]:
     try:
-        body = payload.load(raw)
+        # A NUL, which PostgreSQL cannot store, is read as U+FFFD: the statuses still apply, and
+        # the stored raw body keeps the original.
+        body = text.decoded_storable(raw)
     except orjson.JSONDecodeError:
         raise InvalidJson() from None
     if not isinstance(body, dict):

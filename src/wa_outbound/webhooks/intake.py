@@ -147,7 +147,7 @@ def _failure(exc: Exception, event_id: int | None = None) -> str:
 
 
 def _load(raw: bytes) -> dict[str, Any]:
-    body = payload.load(raw)
+    body = text.decoded_storable(raw)
     if not isinstance(body, dict):
         raise ValueError("stored webhook body is not a JSON object")
     return body

@@ -12,9 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
-from wa_outbound import phone, text
+from wa_outbound import phone
 from wa_outbound.webhooks.receipts import StatusUpdate
 
 _MAX_WAMID = 128  # the width of provider_message_id: a longer id cannot be one of ours
@@ -34,14 +32,6 @@ class WebhookContent:
     inbound: list[Inbound] = field(default_factory=list)
     unused: Counter[str] = field(default_factory=Counter)
     value_errors: list[dict[str, Any]] = field(default_factory=list)
-
-
-def load(raw: bytes) -> Any:
-    """The decoded body (orjson.JSONDecodeError if it is not JSON). A NUL character, which
-    PostgreSQL cannot hold in text or jsonb, is read as U+FFFD: the statuses still apply, and the
-    stored raw body keeps the original."""
-    body = orjson.loads(raw)
-    return text.storable(body) if text.may_hold_unstorable(raw) else body
 
 
 def parse(body: dict[str, Any]) -> WebhookContent:

@@ -94,10 +94,9 @@ class CloudProvider:
 # (NUL) replaced, or writing the outcome would fail and the message would be sent again.
 def _json(raw: bytes) -> Any:
     try:
-        body = orjson.loads(raw)
+        return text.decoded_storable(raw)
     except orjson.JSONDecodeError:
         return None
-    return text.storable(body) if text.may_hold_unstorable(raw) else body
 
 
 def _excerpt(raw: bytes) -> str:
