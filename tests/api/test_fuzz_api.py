@@ -103,9 +103,10 @@ DOCUMENTED = {
 }
 schema = _schema(DOCUMENT)
 # The cases each operation was called with (and the probes with methods the document does not
-# give a path), and every request sent (a check may send its own).
+# give a path), every request sent (a check may send its own), and the answers' statuses.
 CASES: Counter[str] = Counter()
 SENT: Counter[str] = Counter()
+ANSWERS: Counter[tuple[str, int]] = Counter()
 # The prepared service, set by the `served` fixture for the hook below, which runs while
 # hypothesis generates cases and has no access to fixtures.
 PREPARED: list[Served] = []
@@ -114,6 +115,7 @@ PREPARED: list[Served] = []
 @schema.hook("after_call")
 def _count(context: Any, case: schemathesis.Case[Any], response: Any) -> None:
     SENT[f"{case.method} {case.path}"] += 1
+    ANSWERS[f"{case.method} {case.path}", response.status_code] += 1
 
 
 @schema.hook("flatmap_case")
@@ -141,6 +143,14 @@ def served(pg_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         method_probes=sum(n for operation, n in CASES.items() if operation not in DOCUMENTED),
         requests=sum(SENT.values()),
         cases_by_operation={op: n for op, n in sorted(CASES.items()) if op in DOCUMENTED},
+        answers_by_operation={
+            op: {
+                str(status): n
+                for (answered, status), n in sorted(ANSWERS.items())
+                if answered == op
+            }
+            for op in sorted(CASES.keys() & DOCUMENTED)
+        },
         seconds=round(time.monotonic() - started, 1),
     )
 
