@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: all install run test lint fmt clean bench bench-quick soak openapi
+.PHONY: all install run test lint fmt clean bench bench-quick soak openapi fuzz
 
 all: lint test
 
@@ -27,6 +27,16 @@ test: install
 # Not in CI: 10 minutes at 300 messages/s on PostgreSQL + Redis (SOAK_ARGS="--duration-s 60").
 soak: install
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)
+
+# Not in CI: the fuzzers of the suite, deep: schemathesis with FUZZ_EXAMPLES examples per API
+# operation and as many signed bodies per webhook test, against `wa-outbound serve` on
+# PostgreSQL; the figures are written to fuzz-report.json (docs/operations.md#fuzzing).
+FUZZ_EXAMPLES ?= 1000
+fuzz: install
+	rm -f fuzz-report.json
+	WA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) WA_FUZZ_REPORT=fuzz-report.json $(BIN)/python -m pytest \
+		tests/api/test_fuzz_api.py tests/api/test_fuzz_webhooks.py $(PYTEST_ARGS); \
+		status=$$?; cat fuzz-report.json 2>/dev/null; exit $$status
 
 lint: install
 	$(BIN)/ruff check src tests migrations bench

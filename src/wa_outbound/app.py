@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from wa_outbound.alerts import AlertEvaluator
 from wa_outbound.api import (
@@ -24,7 +24,7 @@ from wa_outbound.api import (
 from wa_outbound.api import channel_health as channel_health_api
 from wa_outbound.api import metrics as metrics_api
 from wa_outbound.api.deps import State
-from wa_outbound.api.limits import BodySizeLimit
+from wa_outbound.api.limits import BodySizeLimit, storable_text
 from wa_outbound.config import Settings
 from wa_outbound.db.engine import create_engine
 from wa_outbound.db.listener import API_KEYS_CHANNEL, Listener
@@ -131,10 +131,13 @@ def create_app(settings: Settings) -> FastAPI:
     )
     errors.install(app)
     app.add_middleware(BodySizeLimit)
-    for module in (admin, messages, consents, dlq, ratelimits, webhooks, alerts, health):
-        app.include_router(module.router)
-    app.include_router(channel_health_api.router)
-    app.include_router(metrics_api.router)
+    # Every /v1 route refuses text the databases cannot store. Not Meta's webhook: what Meta
+    # sends is stored whatever its text holds (docs/webhooks.md).
+    text_check = [Depends(storable_text)]
+    routers = (admin, messages, consents, dlq, ratelimits, webhooks, alerts, health)
+    for module in (*routers, channel_health_api, metrics_api):
+        checked = module.router.prefix.startswith("/v1/")
+        app.include_router(module.router, dependencies=text_check if checked else None)
     docs.install(app)
     openapi.install(app)
     return app

@@ -60,6 +60,7 @@ async def test_database_errors_answer_by_sqlstate(sqlstate: str, status: int, co
         (asyncpg.exceptions.InvalidCatalogNameError("gone"), 503, "service_unavailable"),
         (asyncpg.exceptions.QueryCanceledError("timeout"), 503, "service_unavailable"),
         (asyncpg.exceptions.CharacterNotInRepertoireError("NUL"), 422, "validation_error"),
+        (asyncpg.exceptions.UntranslatableCharacterError("NUL in jsonb"), 422, "validation_error"),
         (asyncpg.exceptions.UndefinedTableError("bug"), 500, "internal_error"),
         (asyncpg.exceptions.ConnectionDoesNotExistError("closed"), 503, "service_unavailable"),
         (socket.gaierror(-2, "Name or service not known"), 503, "service_unavailable"),

@@ -153,6 +153,14 @@ async def test_idempotency_keys_are_scoped_per_org(client: httpx.AsyncClient, or
         ),
         ({"to": PHONE, "template": TEMPLATE, "metadata": {"k": 1}}, "metadata"),
         ({"to": PHONE, "template": TEMPLATE, "send_after": "tomorrow"}, "send_after"),
+        # Not read as Unix seconds: the schema offers RFC 3339 strings only.
+        ({"to": PHONE, "template": TEMPLATE, "send_after": 0}, "send_after"),
+        ({"to": PHONE, "template": TEMPLATE, "send_after": "1767225600"}, "send_after"),
+        ({"to": PHONE, "template": TEMPLATE, "send_after": "2026-12-01"}, "send_after"),
+        (
+            {"to": PHONE, "template": TEMPLATE, "send_after": "9999-12-31T23:00:00-02:00"},
+            "send_after",
+        ),
         ({"to": PHONE, "template": TEMPLATE, "unknown": 1}, "unknown"),
         ({"to": 33612345678, "template": TEMPLATE}, "to"),
         ([1, 2], "body"),

@@ -28,7 +28,7 @@ import pytest
 
 import meta_payloads as meta
 from fake_meta import FakeMeta, running_fake_meta
-from helpers import ADMIN, ADMIN_TOKEN, TEMPLATE, _free_port, eventually
+from helpers import ADMIN, ADMIN_TOKEN, TEMPLATE, eventually, free_port
 from private_postgres import PrivatePostgres
 
 pytestmark = pytest.mark.slow
@@ -54,7 +54,7 @@ class Service:
 async def fake_meta_and_service(
     private_postgres: PrivatePostgres, tmp_path: Path
 ) -> AsyncIterator[tuple[FakeMeta, Service]]:
-    port = _free_port()
+    port = free_port()
     service_url = f"http://127.0.0.1:{port}"
     fake = FakeMeta(
         token=TOKEN,

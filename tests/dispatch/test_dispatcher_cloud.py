@@ -131,6 +131,31 @@ async def test_server_errors_and_timeouts_are_retried(cloud: Cloud, step: Any) -
     assert (await message(cloud.engine, message_id))["status"] == "ACCEPTED"
 
 
+@pytest.mark.parametrize(
+    ("step", "status", "stored"),
+    [
+        (http_status(500, "o\x00ops"), "RETRYING", ("o\ufffdops", None)),
+        (
+            meta_error(131026, message="no\x00pe", details="d\x00"),
+            "FAILED",
+            ("no\ufffdpe", "d\ufffd"),
+        ),
+    ],
+)
+async def test_an_answer_holding_a_nul_is_recorded_with_a_replacement_character(
+    cloud: Cloud, step: Any, status: str, stored: tuple[str, str | None]
+) -> None:
+    # PostgreSQL cannot store a NUL: kept as it came, the outcome could not be written, the
+    # message would stay SENDING and be sent again when its lease ran out.
+    org = await new_org(cloud.engine, PHONE)
+    [message_id] = await queue(cloud.engine, org, PHONE)
+    cloud.fake.script(PHONE, step)
+    await cloud.dispatcher.run_once()
+    recorded = await message(cloud.engine, message_id)
+    assert recorded["status"] == status
+    assert (recorded["error_message"], recorded["error_details"]) == stored
+
+
 async def test_attempts_are_exhausted_into_the_dlq(cloud: Cloud) -> None:
     org = await new_org(cloud.engine, PHONE)
     [message_id] = await queue(cloud.engine, org, PHONE, max_attempts=3)

@@ -81,7 +81,8 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     if any(error["type"] == "json_invalid" for error in errors):
         return _json(400, "invalid_json", "The request body is not valid JSON.")
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-    where = ".".join(part for part in first["loc"] if part != "body") or "request"
+    loc = first["loc"][1:] if first["loc"][:1] == ["body"] else first["loc"]
+    where = ".".join(loc) or "request"
     return _json(422, "validation_error", f"{where}: {first['msg']}", {"errors": errors})
 
 

@@ -1,5 +1,5 @@
-"""Request limits: body sizes, enforced before any route runs, and one value per query
-parameter.
+"""Request limits: body sizes, enforced before any route runs; one value per query
+parameter; and text the databases can store, in parameters and JSON bodies.
 
 The body limit is a plain ASGI middleware rather than a dependency: it must refuse a body that
 is too large before the framework reads all of it into memory, and it must count the bytes that
@@ -8,10 +8,14 @@ actually arrive, because a `Content-Length` header can be absent (chunked) or wr
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from wa_outbound import text
 from wa_outbound.api.errors import error_body
 from wa_outbound.errors import InvalidRequest
 
@@ -120,3 +124,42 @@ async def single_valued_query(request: Request) -> None:
     if len(pairs) != len(params):  # len(params) counts distinct names
         names = sorted({name for name, _ in pairs if len(params.getlist(name)) > 1})
         raise InvalidRequest(f"query parameters given more than once: {', '.join(names)}")
+
+
+_MAX_REPORTED = 20
+
+
+async def storable_text(request: Request) -> None:
+    """Refuses (422 `validation_error`, naming each place) a path or query parameter, or a
+    string or key anywhere in the JSON body the route reads, holding a character neither
+    database can store: a NUL, or an unpaired surrogate. Runs before the route's own
+    validation, on the body the framework has already parsed."""
+    found: list[tuple[str | int, ...]] = [
+        (where, name)
+        for where, params in (
+            ("path", request.path_params.items()),
+            ("query", request.query_params.multi_items()),
+        )
+        for name, value in params
+        if isinstance(value, str) and text.UNSTORABLE.search(f"{name}{value}")
+    ]
+    route = request.scope.get("route")
+    if getattr(route, "body_field", None) is not None and text.may_hold_unstorable(
+        await request.body()
+    ):
+        try:
+            body = await request.json()  # parsed and kept by the framework already
+        except (ValueError, RecursionError):  # not JSON: the framework answers for it
+            body = None
+        found += [("body", *path) for path in text.unstorable_paths(body)]
+    if found:
+        raise RequestValidationError([_unstorable_error(loc) for loc in found[:_MAX_REPORTED]])
+
+
+def _unstorable_error(loc: tuple[str | int, ...]) -> dict[str, Any]:
+    return {
+        "type": "string_unstorable",
+        "loc": tuple(text.escaped(p) if isinstance(p, str) else p for p in loc),
+        "msg": "holds a NUL character or an unpaired surrogate, which cannot be stored",
+        "input": None,
+    }

@@ -48,10 +48,15 @@ IdempotencyKey = Annotated[
 
 
 def _new_message(body: MessageCreate, idempotency_key: str | None) -> enqueue.NewMessage:
+    # The hash covers the body with its defaults filled in: leaving out a default or sending it
+    # is the same request.
     content = body.model_dump(mode="json", exclude={"idempotency_key"})
     request_hash = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    kind = "template" if body.template is not None else "text"
-    payload = content["template"] if body.template is not None else content["text"]
+    if body.template is not None:
+        # Stored, and sent to Meta, as given: no key the caller left out is added.
+        kind, payload = "template", body.template.model_dump(mode="json", exclude_unset=True)
+    else:
+        kind, payload = "text", content["text"]
     return enqueue.NewMessage(
         to=body.to,
         kind=kind,

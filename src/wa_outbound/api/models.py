@@ -2,25 +2,47 @@
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
-from wa_outbound import phone
+from wa_outbound import phone, text
 
 Phone = Annotated[str, Field(examples=["+33612345678"]), AfterValidator(phone.normalize)]
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
 MetadataValue = Annotated[str, StringConstraints(max_length=500)]
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _rfc3339_text(value: Any) -> Any:
+    """Only an RFC 3339 string is a time: pydantic would also read a number, or a string of
+    digits, as Unix seconds, which the schema does not offer."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.match(value)):
+        return value
+    raise ValueError("must be an RFC 3339 time with its zone, e.g. 2026-12-01T09:00:00Z")
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-02:00 is in the year 10000 in UTC
+        raise ValueError("is out of range once in UTC") from None
+
+
+Time = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_in_utc)]
 # JSON numbers and booleans are taken as they are: no `false` for 0, no "1" for 1.
 QuotaCount = Annotated[int, Field(ge=0, le=2**53, strict=True)]
 RatePerSecond = Annotated[float, Field(gt=0, le=1_000_000, strict=True)]
@@ -38,15 +60,35 @@ class TemplateParameter(BaseModel):
 
 
 class TemplateComponent(BaseModel):
+    """Sent to Meta exactly as given: the keys left out stay out. Meta refuses `null`, so a
+    `null` anywhere in a component is refused here, where the caller can still fix it."""
+
     model_config = ConfigDict(extra="allow")
     type: Literal["header", "body", "button", "footer"]
-    sub_type: Annotated[str, StringConstraints(max_length=32)] | None = None
+    # Optional, not nullable: the `None` default only stands for "left out".
+    sub_type: Annotated[str, StringConstraints(max_length=32)] | SkipJsonSchema[None] = None
     index: (
         Annotated[int, Field(ge=0, le=9999, strict=True)]
         | Annotated[str, StringConstraints(max_length=4)]
-        | None
+        | SkipJsonSchema[None]
     ) = None
     parameters: Annotated[list[TemplateParameter], Field(max_length=100)] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null(cls, data: Any) -> Any:
+        where = _a_null(data)
+        if where is not None:
+            raise ValueError(f"{where or 'the component'} is null: leave the key out instead")
+        return data
+
+
+def _a_null(value: Any) -> str | None:
+    """The dotted path to a `null` in decoded JSON ("" for `value` itself), or None."""
+    for path, node in text.nodes(value):
+        if node is None:
+            return ".".join(str(part) for part in path)
+    return None
 
 
 class Template(Strict):
@@ -89,7 +131,7 @@ class MessageCreate(Strict):
     template: Template | None = None
     text: Text | None = None
     metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=20)] = {}
-    send_after: AwareDatetime | None = None
+    send_after: Time | None = None
 
     @model_validator(mode="after")
     def _exactly_one_content(self) -> MessageCreate:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
+from wa_outbound import text
 from wa_outbound.api import examples, responses
 from wa_outbound.api.deps import EngineDep, MetricsDep, SettingsDep
 from wa_outbound.api.limits import WEBHOOK_BODY_BYTES
@@ -124,7 +125,9 @@ async def _read_body(request: Request) -> bytes:
 
 def _parse(raw: bytes) -> dict[str, Any]:
     try:
-        body = orjson.loads(raw)
+        # A NUL, which PostgreSQL cannot store, is read as U+FFFD: the statuses still apply, and
+        # the stored raw body keeps the original.
+        body = text.decoded_storable(raw)
     except orjson.JSONDecodeError:
         raise InvalidJson() from None
     if not isinstance(body, dict):

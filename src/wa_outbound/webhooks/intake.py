@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from wa_outbound import text
 from wa_outbound.db.schema import webhook_event
 from wa_outbound.metrics import Metrics
 from wa_outbound.status import CHANNEL_WHATSAPP
@@ -143,11 +143,11 @@ def _failure(exc: Exception, event_id: int | None = None) -> str:
         exc_info=exc,
         extra={"webhook_event_id": event_id},
     )
-    return f"{type(exc).__name__}: {exc}"[:2000]
+    return text.storable(f"{type(exc).__name__}: {exc}"[:2000])  # it may quote the body
 
 
 def _load(raw: bytes) -> dict[str, Any]:
-    body = orjson.loads(raw)
+    body = text.decoded_storable(raw)
     if not isinstance(body, dict):
         raise ValueError("stored webhook body is not a JSON object")
     return body

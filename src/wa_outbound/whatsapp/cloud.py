@@ -9,6 +9,7 @@ import aiohttp
 import orjson
 from aiohttp.client_proto import ResponseHandler
 
+from wa_outbound import text
 from wa_outbound.config import Settings
 from wa_outbound.whatsapp.provider import OutgoingMessage, SendResult, request_body
 from wa_outbound.whatsapp.retry import ProviderError
@@ -79,7 +80,7 @@ class CloudProvider:
                 error=ProviderError(
                     code="invalid_response",
                     title="No message id in Meta's answer",
-                    message=raw[:300].decode(errors="replace"),
+                    message=_excerpt(raw),
                     http_status=status,
                 )
             )
@@ -89,11 +90,17 @@ class CloudProvider:
         await self._session.close()
 
 
+# What Meta answers is stored with the message: read with the characters PostgreSQL cannot store
+# (NUL) replaced, or writing the outcome would fail and the message would be sent again.
 def _json(raw: bytes) -> Any:
     try:
-        return orjson.loads(raw)
+        return text.decoded_storable(raw)
     except orjson.JSONDecodeError:
         return None
+
+
+def _excerpt(raw: bytes) -> str:
+    return text.storable(raw[:300].decode(errors="replace"))
 
 
 def _wamid(body: Any) -> str | None:
@@ -117,7 +124,7 @@ def _error(body: Any, status: int, raw: bytes, retry_after: float | None) -> Pro
         return ProviderError(
             code=f"http_{status}",
             title=f"HTTP {status}",
-            message=raw[:300].decode(errors="replace"),
+            message=_excerpt(raw),
             http_status=status,
             retry_after_s=retry_after,
         )

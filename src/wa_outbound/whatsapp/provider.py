@@ -45,11 +45,14 @@ def request_body(message: OutgoingMessage) -> dict[str, Any]:
     }
     if message.kind == "template":
         template = message.payload
-        body["template"] = {
-            "name": template["name"],
-            "language": {"code": template["language"]},
-            "components": template.get("components") or [],
-        }
+        body["template"] = {"name": template["name"], "language": {"code": template["language"]}}
+        if "components" in template:
+            # As the caller gave them. Rows queued before that rule carry `null` for the keys
+            # left out, which Meta refuses: those keys are dropped.
+            body["template"]["components"] = [
+                {key: value for key, value in component.items() if value is not None}
+                for component in template["components"]
+            ]
     else:
         body["text"] = {
             "body": message.payload["body"],
