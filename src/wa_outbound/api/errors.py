@@ -13,7 +13,6 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
-from wa_outbound.api.models import ErrorResponse
 from wa_outbound.errors import ServiceError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -36,22 +35,6 @@ DATA_EXCEPTION = "22"
 # not granted in time (55P03) and operator intervention (57: a statement timeout or a cancel,
 # 57014; shutting down or starting up, 57P01-57P03).
 UNAVAILABLE_STATES = ("08", "28", "3D000", "53", "55P03", "57")
-
-# Documented on every route: the error body of the contract.
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse, "description": description}
-    for status, description in (
-        (400, "Malformed request (e.g. the body is not JSON)"),
-        (401, "Missing, unknown or revoked API key"),
-        (403, "Not allowed (e.g. the admin API is disabled)"),
-        (404, "No such resource, or it belongs to another organisation"),
-        (409, "Conflicts with the resource's state (idempotency, cancel, duplicates)"),
-        (413, "The request body is too large"),
-        (422, "Validation error, or a business rule refused the request"),
-        (503, "A backing service is unavailable"),
-    )
-}
-
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
