@@ -36,6 +36,7 @@ DATA_EXCEPTION = "22"
 # 57014; shutting down or starting up, 57P01-57P03).
 UNAVAILABLE_STATES = ("08", "28", "3D000", "53", "55P03", "57")
 
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
