@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import sqlalchemy as sa
 
 from wa_outbound.db.types import BigIntId, JSONType, UTCDateTime
@@ -15,6 +17,10 @@ metadata = sa.MetaData(
         "ck": "ck_%(table_name)s_%(constraint_name)s",
     }
 )
+
+# The deployment's shared sender (WA_PHONE_NUMBER_ID + WA_ACCESS_TOKEN, or the sandbox's), which
+# orgs without a sender of their own send from. Its row has no org and keeps no token.
+SHARED_SENDER_ID = uuid.UUID(int=0)
 
 organization = sa.Table(
     "organization",
@@ -64,6 +70,8 @@ service_window = sa.Table(
     "service_window",
     metadata,
     sa.Column("org_id", sa.String(64), sa.ForeignKey("organization.id"), primary_key=True),
+    # Meta keys a window by business number and user: the sender the user wrote to.
+    sa.Column("sender_id", sa.Uuid(), primary_key=True),
     sa.Column("phone", sa.String(16), primary_key=True),
     sa.Column("last_inbound_at", UTCDateTime(), nullable=False),
 )
@@ -87,7 +95,8 @@ outbound_message = sa.Table(
     sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
     sa.Column("lease_until", UTCDateTime(), nullable=True),
     sa.Column("claimed_by", sa.String(64), nullable=True),
-    sa.Column("provider_message_id", sa.String(128), nullable=True, unique=True),
+    # Unique per sender (ix_outbound_message_wamid): a wamid is Meta's id on one number.
+    sa.Column("provider_message_id", sa.String(128), nullable=True),
     sa.Column("error_code", sa.String(64), nullable=True),
     sa.Column("error_title", sa.String(500), nullable=True),
     sa.Column("error_message", sa.Text(), nullable=True),
@@ -101,6 +110,11 @@ outbound_message = sa.Table(
     sa.Column("delivered_at", UTCDateTime(), nullable=True),
     sa.Column("read_at", UTCDateTime(), nullable=True),
     sa.Column("failed_at", UTCDateTime(), nullable=True),
+    # The sender it goes from (the shared sender: SHARED_SENDER_ID; null only on rows finished
+    # before senders existed, which were the shared sender's).
+    sa.Column("sender_id", sa.Uuid(), nullable=True),
+    # Why a QUEUED/RETRYING message is waiting, when a limit or a pause holds it.
+    sa.Column("waiting_reason", sa.String(32), nullable=True),
     sa.UniqueConstraint("org_id", "idempotency_key"),
 )
 
@@ -250,3 +264,60 @@ message_wamid = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
 )
 sa.Index("ix_message_wamid_message", message_wamid.c.message_id)
+sa.Index(
+    "ix_outbound_message_wamid",
+    outbound_message.c.provider_message_id,
+    outbound_message.c.sender_id,
+    unique=True,
+)
+_waiting = sa.text("status IN ('QUEUED', 'RETRYING')")
+sa.Index(
+    "ix_outbound_message_sender_waiting",
+    outbound_message.c.sender_id,
+    postgresql_where=_waiting,
+    sqlite_where=_waiting,
+)
+
+# A WhatsApp Business Account: Meta's messaging limit and account restrictions are per WABA,
+# shared by its numbers.
+waba = sa.Table(
+    "waba",
+    metadata,
+    sa.Column("waba_id", sa.String(64), primary_key=True),
+    # TIER_250 | TIER_2K | TIER_10K | TIER_100K | TIER_UNLIMITED, or null (unknown: no cap).
+    sa.Column("messaging_limit", sa.String(32), nullable=True),
+    # When an ACCOUNT_RESTRICTION ends (its `expiration`); null while none or with no end.
+    sa.Column("restricted_until", UTCDateTime(), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# A WhatsApp business phone number an organisation sends from, with its own access token
+# (encrypted at rest: see wa_outbound.secrets). The shared sender's row has org_id null.
+sender = sa.Table(
+    "sender",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("org_id", sa.String(64), sa.ForeignKey("organization.id"), nullable=True, index=True),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("phone_number_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("waba_id", sa.String(64), nullable=True, index=True),
+    sa.Column("display_phone_number", sa.String(32), nullable=True),
+    sa.Column("is_default", sa.Boolean(), nullable=False),
+    sa.Column("messages_per_second", sa.Float(), nullable=False),
+    sa.Column("access_token", sa.Text(), nullable=True),
+    sa.Column("token_last4", sa.String(4), nullable=True),
+    # Some of manual | token_invalid | account_restricted | payment_issue; paused while any.
+    sa.Column("paused_reasons", JSONType, nullable=False),
+    sa.Column("paused_at", UTCDateTime(), nullable=True),
+    sa.Column("quality_rating", sa.String(16), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+_is_default = sa.text("is_default")
+sa.Index(
+    "ix_sender_one_default_per_org",
+    sender.c.org_id,
+    unique=True,
+    postgresql_where=_is_default,
+    sqlite_where=_is_default,
+)

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound.db.dialect import is_postgres
-from wa_outbound.db.schema import consent, message_event, outbound_message
+from wa_outbound.db.schema import SHARED_SENDER_ID, consent, message_event, outbound_message
 from wa_outbound.db.types import utcnow
 from wa_outbound.status import CLAIMABLE, Status
 
@@ -36,6 +36,7 @@ class Due:
 
     id: uuid.UUID
     org_id: str
+    sender_id: uuid.UUID = SHARED_SENDER_ID
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +53,12 @@ class Claimed:
     created_at: datetime
     worker: str = ""
     """With `attempt`, the claim's fencing token."""
+    sender_id: uuid.UUID = SHARED_SENDER_ID
 
 
 _PG_LOCK_DUE = sa.text(
     """
-    SELECT id, org_id FROM outbound_message
+    SELECT id, org_id, sender_id FROM outbound_message
     WHERE status IN ('QUEUED', 'RETRYING') AND next_attempt_at <= :now
       AND org_id <> ALL(CAST(:skip_orgs AS text[]))
     ORDER BY next_attempt_at
@@ -80,7 +82,7 @@ _PG_CLAIM_SQL = sa.text(
         FROM picked
         WHERE o.id = picked.id
         RETURNING o.id, o.org_id, o.to_phone, o.kind, o.payload, o.attempts, o.max_attempts,
-                  o.next_attempt_at, o.created_at, picked.from_status
+                  o.next_attempt_at, o.created_at, o.sender_id, picked.from_status
     ), events AS (
         INSERT INTO message_event
             (message_id, org_id, at, type, from_status, to_status, actor, details)
@@ -105,6 +107,7 @@ _CLAIMED_COLUMNS = (
     m.max_attempts,
     m.next_attempt_at,
     m.created_at,
+    m.sender_id,
 )
 _PG_CLAIM = _PG_CLAIM_SQL.bindparams(sa.bindparam("now", type_=m.next_attempt_at.type)).columns(
     *_CLAIMED_COLUMNS,
@@ -124,12 +127,12 @@ async def lock_due(
         )
     else:
         rows = await conn.execute(
-            sa.select(m.id, m.org_id)
+            sa.select(m.id, m.org_id, m.sender_id)
             .where(m.status.in_(CLAIMABLE), m.next_attempt_at <= now, m.org_id.not_in(skip_orgs))
             .order_by(m.next_attempt_at)
             .limit(limit)
         )
-    return [Due(row.id, row.org_id) for row in rows]
+    return [Due(row.id, row.org_id, row.sender_id or SHARED_SENDER_ID) for row in rows]
 
 
 async def claim(
@@ -236,6 +239,7 @@ def _claimed(row: Any, worker: str) -> Claimed:
         consented=bool(row["consented"]),
         created_at=row["created_at"],
         worker=worker,
+        sender_id=row["sender_id"] or SHARED_SENDER_ID,
     )
 
 
