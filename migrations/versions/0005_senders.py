@@ -49,12 +49,23 @@ def upgrade() -> None:
         sa.Column("quality_rating", sa.String(16), nullable=True),
         sa.Column("created_at", TS, nullable=False),
         sa.Column("updated_at", TS, nullable=False),
+        sa.Column("deleted_at", TS, nullable=True),
         sa.ForeignKeyConstraint(
             ["org_id"], ["organization.id"], name=op.f("fk_sender_org_id_organization")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sender")),
-        sa.UniqueConstraint("phone_number_id", name=op.f("uq_sender_phone_number_id")),
     )
+    # A deleted sender's row stays (its messages' late statuses still route to them); its
+    # number may be registered again.
+    op.create_index(
+        "ix_sender_live_phone_number_id",
+        "sender",
+        ["phone_number_id"],
+        unique=True,
+        postgresql_where=sa.text("deleted_at IS NULL"),
+        sqlite_where=sa.text("deleted_at IS NULL"),
+    )
+    op.create_index("ix_sender_phone_number_id", "sender", ["phone_number_id"])
     op.create_index("ix_sender_org_id", "sender", ["org_id"])
     op.create_index("ix_sender_waba_id", "sender", ["waba_id"])
     op.create_index(
@@ -62,9 +73,11 @@ def upgrade() -> None:
         "sender",
         ["org_id"],
         unique=True,
-        postgresql_where=sa.text("is_default"),
-        sqlite_where=sa.text("is_default"),
+        postgresql_where=sa.text("is_default AND deleted_at IS NULL"),
+        sqlite_where=sa.text("is_default AND deleted_at IS NULL"),
     )
+    with op.batch_alter_table("pending_status") as batch:
+        batch.add_column(sa.Column("phone_number_id", sa.String(64), nullable=True))
 
     with op.batch_alter_table("outbound_message") as batch:
         batch.add_column(sa.Column("sender_id", sa.Uuid(), nullable=True))
@@ -72,7 +85,9 @@ def upgrade() -> None:
         batch.drop_constraint("uq_outbound_message_provider_message_id", type_="unique")
     # Wamids are Meta's, per number: a status names the number it is about (see receipts).
     op.create_index(
-        "ix_outbound_message_wamid", "outbound_message", ["provider_message_id", "sender_id"],
+        "ix_outbound_message_wamid",
+        "outbound_message",
+        ["provider_message_id", "sender_id"],
         unique=True,
     )
     op.create_index(
@@ -114,7 +129,11 @@ def downgrade() -> None:
         batch.create_unique_constraint(
             "uq_outbound_message_provider_message_id", ["provider_message_id"]
         )
+    with op.batch_alter_table("pending_status") as batch:
+        batch.drop_column("phone_number_id")
     op.drop_index("ix_sender_one_default_per_org", "sender")
+    op.drop_index("ix_sender_phone_number_id", "sender")
+    op.drop_index("ix_sender_live_phone_number_id", "sender")
     op.drop_index("ix_sender_waba_id", "sender")
     op.drop_index("ix_sender_org_id", "sender")
     op.drop_table("sender")

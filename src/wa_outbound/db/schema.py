@@ -210,6 +210,8 @@ pending_status = sa.Table(
     sa.Column("status_at", UTCDateTime(), nullable=True),
     sa.Column("payload", JSONType, nullable=False),
     sa.Column("received_at", UTCDateTime(), nullable=False, index=True),
+    # The business number the status is about (null: before senders; the shared number's).
+    sa.Column("phone_number_id", sa.String(64), nullable=True),
 )
 
 # Counters of the database rate limiter, and the write-through copy of the Redis limiter's grants.
@@ -299,7 +301,7 @@ sender = sa.Table(
     sa.Column("id", sa.Uuid(), primary_key=True),
     sa.Column("org_id", sa.String(64), sa.ForeignKey("organization.id"), nullable=True, index=True),
     sa.Column("name", sa.String(200), nullable=True),
-    sa.Column("phone_number_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("phone_number_id", sa.String(64), nullable=False, index=True),
     sa.Column("waba_id", sa.String(64), nullable=True, index=True),
     sa.Column("display_phone_number", sa.String(32), nullable=True),
     sa.Column("is_default", sa.Boolean(), nullable=False),
@@ -312,8 +314,18 @@ sender = sa.Table(
     sa.Column("quality_rating", sa.String(16), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    # A deleted sender's row stays: its messages' late statuses still find them.
+    sa.Column("deleted_at", UTCDateTime(), nullable=True),
 )
-_is_default = sa.text("is_default")
+_live = sa.text("deleted_at IS NULL")
+sa.Index(
+    "ix_sender_live_phone_number_id",
+    sender.c.phone_number_id,
+    unique=True,
+    postgresql_where=_live,
+    sqlite_where=_live,
+)
+_is_default = sa.text("is_default AND deleted_at IS NULL")
 sa.Index(
     "ix_sender_one_default_per_org",
     sender.c.org_id,

@@ -23,7 +23,7 @@ _WAITING = ("QUEUED", "RETRYING")
 async def _targets(
     conn: AsyncConnection, sender_ids: Iterable[uuid.UUID] | None, waba_id: str | None
 ) -> list[Sender]:
-    query = sa.select(sender).order_by(s.id).with_for_update()
+    query = sa.select(sender).where(s.deleted_at.is_(None)).order_by(s.id).with_for_update()
     if waba_id is not None:
         query = query.where(s.waba_id == waba_id)
     else:
@@ -127,6 +127,9 @@ async def remove_reasons(
             action="sender.resumed" if not left else "sender.reason_removed",
             actor=actor,
             subject=str(before.id),
-            details={"removed": sorted(removing & set(before.paused_reasons)), "paused_reasons": left},
+            details={
+                "removed": sorted(removing & set(before.paused_reasons)),
+                "paused_reasons": left,
+            },
         )
     return changed

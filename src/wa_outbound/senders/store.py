@@ -41,6 +41,7 @@ class Sender:
     quality_rating: str | None
     created_at: datetime
     updated_at: datetime
+    deleted_at: datetime | None = None
 
     @property
     def is_shared(self) -> bool:
@@ -69,11 +70,13 @@ def from_row(row: Any) -> Sender:
         quality_rating=m["quality_rating"],
         created_at=m["created_at"],
         updated_at=m["updated_at"],
+        deleted_at=m["deleted_at"],
     )
 
 
 async def get(conn: AsyncConnection, sender_id: uuid.UUID, *, lock: bool = False) -> Sender | None:
-    query = sa.select(sender).where(s.id == sender_id)
+    """A live (not deleted) sender."""
+    query = sa.select(sender).where(s.id == sender_id, s.deleted_at.is_(None))
     if lock:
         query = query.with_for_update()
     row = (await conn.execute(query)).first()
@@ -82,21 +85,45 @@ async def get(conn: AsyncConnection, sender_id: uuid.UUID, *, lock: bool = False
 
 async def of_org(conn: AsyncConnection, org_id: str) -> list[Sender]:
     rows = await conn.execute(
-        sa.select(sender).where(s.org_id == org_id).order_by(s.created_at, s.id)
+        sa.select(sender)
+        .where(s.org_id == org_id, s.deleted_at.is_(None))
+        .order_by(s.created_at, s.id)
     )
     return [from_row(row) for row in rows]
 
 
-async def by_phone_number_id(conn: AsyncConnection, phone_number_ids: set[str]) -> dict[str, Sender]:
-    """The senders (the shared one included) of these numbers, by number."""
+async def by_phone_number_id(
+    conn: AsyncConnection, phone_number_ids: set[str]
+) -> dict[str, Sender]:
+    """The live senders (the shared one included) of these numbers, by number."""
     if not phone_number_ids:
         return {}
-    rows = await conn.execute(sa.select(sender).where(s.phone_number_id.in_(phone_number_ids)))
+    rows = await conn.execute(
+        sa.select(sender).where(s.phone_number_id.in_(phone_number_ids), s.deleted_at.is_(None))
+    )
     return {row.phone_number_id: from_row(row) for row in rows}
 
 
+async def ids_by_phone_number_id(
+    conn: AsyncConnection, phone_number_ids: set[str]
+) -> dict[str, list[uuid.UUID]]:
+    """Every sender id a number ever had, deleted senders included: what a late status of
+    theirs is matched with."""
+    found: dict[str, list[uuid.UUID]] = {}
+    if phone_number_ids:
+        rows = await conn.execute(
+            sa.select(s.phone_number_id, s.id).where(s.phone_number_id.in_(phone_number_ids))
+        )
+        for number, sender_id in rows:
+            found.setdefault(number, []).append(sender_id)
+    return found
+
+
 async def of_waba(conn: AsyncConnection, waba_id: str) -> list[Sender]:
-    rows = await conn.execute(sa.select(sender).where(s.waba_id == waba_id).order_by(s.id))
+    """The live senders of a WABA."""
+    rows = await conn.execute(
+        sa.select(sender).where(s.waba_id == waba_id, s.deleted_at.is_(None)).order_by(s.id)
+    )
     return [from_row(row) for row in rows]
 
 

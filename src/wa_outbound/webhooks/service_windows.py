@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound.db.dialect import insert
-from wa_outbound.db.schema import consent, service_window
+from wa_outbound.db.schema import SHARED_SENDER_ID, consent, service_window
 from wa_outbound.webhooks.payload import Inbound
 
 
@@ -34,7 +34,12 @@ async def open_service_windows(
         sa.select(consent.c.org_id, consent.c.phone).where(consent.c.phone.in_(latest))
     )
     rows = [
-        {"org_id": org_id, "phone": number, "last_inbound_at": latest[number]}
+        {
+            "org_id": org_id,
+            "sender_id": SHARED_SENDER_ID,
+            "phone": number,
+            "last_inbound_at": latest[number],
+        }
         for org_id, number in known
     ]
     if not rows:
@@ -44,7 +49,11 @@ async def open_service_windows(
     # Webhooks come out of order: a window only ever moves forward.
     await conn.execute(
         stmt.on_conflict_do_update(
-            index_elements=[service_window.c.org_id, service_window.c.phone],
+            index_elements=[
+                service_window.c.org_id,
+                service_window.c.sender_id,
+                service_window.c.phone,
+            ],
             set_={
                 "last_inbound_at": sa.case(
                     (newer, stmt.excluded.last_inbound_at),
