@@ -50,7 +50,10 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: PositiveSeconds = 10.0
 
     default_daily_quota: int = Field(1000, ge=0)
-    default_messages_per_second: float = Field(80.0, gt=0)
+    # Empty (None): an org has no per-second cap of its own; its senders' throughput paces it.
+    default_messages_per_second: float | None = Field(None, gt=0)
+    # At most one message per this many seconds from a sender to one recipient (0: off).
+    pair_interval_seconds: float = Field(6.0, ge=0, le=86_400)
 
     alert_enabled: bool = True
     alert_interval_seconds: PositiveSeconds = 60.0
@@ -87,6 +90,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("default_messages_per_second", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -115,6 +115,12 @@ class Metrics:
         )
         for backend in ("redis", "database"):
             self.ratelimit_backend.labels(backend=backend)
+        self.sender_throttled = Counter(
+            "outbound_sender_throttled_total",
+            "Messages a limit held back at claim time, by sender (its phone_number_id) and limit",
+            ["sender", "reason"],
+            registry=r,
+        )
         self.sent.labels(channel="WHATSAPP")
         self.duplicate_sends.labels(channel="WHATSAPP")
 

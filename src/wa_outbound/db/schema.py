@@ -49,7 +49,8 @@ rate_limit = sa.Table(
     sa.Column("org_id", sa.String(64), sa.ForeignKey("organization.id"), primary_key=True),
     sa.Column("quota_limit", sa.BigInteger(), nullable=False),
     sa.Column("window_seconds", sa.Integer(), nullable=False),
-    sa.Column("messages_per_second", sa.Float(), nullable=False),
+    # Null: no per-second cap of the org's own (its senders' throughput paces it).
+    sa.Column("messages_per_second", sa.Float(), nullable=True),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
@@ -332,4 +333,45 @@ sa.Index(
     unique=True,
     postgresql_where=_is_default,
     sqlite_where=_is_default,
+)
+
+# Meta's limits per sender, as the database limiter keeps them (Redis keeps its own copy of the
+# throughput and pair state; the reached recipients are authoritative here).
+# Grants per 100 ms bucket of the last ~1.2 s: {"<bucket index>": count}.
+sender_throughput = sa.Table(
+    "sender_throughput",
+    metadata,
+    sa.Column("sender_id", sa.Uuid(), primary_key=True),
+    sa.Column("buckets", JSONType, nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+# When a sender may next send to a recipient (pair pacing).
+pair_slot = sa.Table(
+    "pair_slot",
+    metadata,
+    sa.Column("sender_id", sa.Uuid(), primary_key=True),
+    sa.Column("phone", sa.String(80), primary_key=True),
+    sa.Column("next_at", UTCDateTime(), nullable=False, index=True),
+)
+# Recipients a WABA reached with a template outside their service window, and when last: the
+# messaging limit counts those of the last 24 hours.
+waba_reach = sa.Table(
+    "waba_reach",
+    metadata,
+    sa.Column("waba_id", sa.String(64), primary_key=True),
+    sa.Column("phone", sa.String(80), primary_key=True),
+    sa.Column("reached_at", UTCDateTime(), nullable=False),
+)
+sa.Index("ix_waba_reach_waba_id_reached_at", waba_reach.c.waba_id, waba_reach.c.reached_at)
+# What the claim scans: due rows, without those of paused senders (marked `sender_paused`), so
+# a paused backlog costs no claim round anything.
+_ready = sa.text(
+    "status IN ('QUEUED', 'RETRYING') "
+    "AND (waiting_reason IS NULL OR waiting_reason <> 'sender_paused')"
+)
+sa.Index(
+    "ix_outbound_message_claim_ready",
+    outbound_message.c.next_attempt_at,
+    postgresql_where=_ready,
+    sqlite_where=_ready,
 )

@@ -2,10 +2,14 @@
 
 A claim is two statements in one transaction. The first locks the due rows at the head of the
 queue (`FOR UPDATE SKIP LOCKED`: any number of replicas look at once without waiting on each
-other or taking the same row); the rate limiter is then asked about them while they are locked,
-and the second statement claims only the rows it granted. What was not granted is unlocked
-untouched: a held message costs no write. SQLite has one writer, so a plain read inside its
-(IMMEDIATE) transaction is just as exclusive.
+other or taking the same row), with what the limits need to know of each (its sender's
+throughput and WABA's messaging limit, whether its recipient's service window is open); it
+skips paused senders and the senders and orgs this replica holds. The rate limiter is then
+asked about them while they are locked, and the second statement claims only the rows it
+granted. What waits briefly (throughput) is unlocked untouched; what waits longer gets its
+`next_attempt_at` and `waiting_reason` written once (`hold`), so no round looks at it before
+then. SQLite has one writer, so a plain read inside its (IMMEDIATE) transaction is just as
+exclusive.
 
 A claim's token is its owner (`claimed_by`) and `attempts`: every later write of the claim is
 guarded by both (see outcomes.py). Leases are computed by the database's clock, never by a
@@ -25,18 +29,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wa_outbound.db.dialect import is_postgres
 from wa_outbound.db.schema import SHARED_SENDER_ID, consent, message_event, outbound_message
 from wa_outbound.db.types import utcnow
+from wa_outbound.dispatch.due import Due, Wait, hold, lock_due
 from wa_outbound.status import CLAIMABLE, Status
 
+__all__ = ["Claimed", "Due", "Wait", "claim", "extend_leases", "hold", "lease_clock", "lock_due"]
+
 m = outbound_message.c
-
-
-@dataclass(frozen=True, slots=True)
-class Due:
-    """A due row locked by the claim's transaction, not yet claimed."""
-
-    id: uuid.UUID
-    org_id: str
-    sender_id: uuid.UUID = SHARED_SENDER_ID
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,17 +54,6 @@ class Claimed:
     sender_id: uuid.UUID = SHARED_SENDER_ID
 
 
-_PG_LOCK_DUE = sa.text(
-    """
-    SELECT id, org_id, sender_id FROM outbound_message
-    WHERE status IN ('QUEUED', 'RETRYING') AND next_attempt_at <= :now
-      AND org_id <> ALL(CAST(:skip_orgs AS text[]))
-    ORDER BY next_attempt_at
-    LIMIT :limit
-    FOR UPDATE SKIP LOCKED
-    """
-).bindparams(sa.bindparam("now", type_=m.next_attempt_at.type))
-
 # The claim of rows this transaction locked, their `claimed` events and the consent re-check, in
 # one round trip. The lease comes from the database's clock.
 _PG_CLAIM_SQL = sa.text(
@@ -76,7 +63,7 @@ _PG_CLAIM_SQL = sa.text(
         WHERE id = ANY(CAST(:ids AS uuid[])) AND status IN ('QUEUED', 'RETRYING')
     ), claimed AS (
         UPDATE outbound_message AS o
-        SET status = 'SENDING', attempts = o.attempts + 1,
+        SET status = 'SENDING', attempts = o.attempts + 1, waiting_reason = NULL,
             lease_until = clock_timestamp() + make_interval(secs => :lease_s),
             claimed_by = :worker, updated_at = :now
         FROM picked
@@ -114,25 +101,6 @@ _PG_CLAIM = _PG_CLAIM_SQL.bindparams(sa.bindparam("now", type_=m.next_attempt_at
     sa.column("from_status", sa.String),
     sa.column("consented", sa.Boolean),
 )
-
-
-async def lock_due(
-    conn: AsyncConnection, *, limit: int, now: datetime, skip_orgs: list[str]
-) -> list[Due]:
-    """Lock up to `limit` due rows, oldest first, leaving out the orgs in `skip_orgs` (those the
-    limiter holds): the first half of a claim."""
-    if is_postgres(conn):
-        rows = await conn.execute(
-            _PG_LOCK_DUE, {"now": now, "limit": limit, "skip_orgs": skip_orgs}
-        )
-    else:
-        rows = await conn.execute(
-            sa.select(m.id, m.org_id, m.sender_id)
-            .where(m.status.in_(CLAIMABLE), m.next_attempt_at <= now, m.org_id.not_in(skip_orgs))
-            .order_by(m.next_attempt_at)
-            .limit(limit)
-        )
-    return [Due(row.id, row.org_id, row.sender_id or SHARED_SENDER_ID) for row in rows]
 
 
 async def claim(
@@ -175,6 +143,7 @@ async def _claim_sqlite(
                     lease_until=utcnow() + timedelta(seconds=lease_s),
                     claimed_by=worker,
                     updated_at=now,
+                    waiting_reason=None,
                 )
                 .returning(*_CLAIMED_COLUMNS)
             )

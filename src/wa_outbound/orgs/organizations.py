@@ -32,7 +32,7 @@ async def create_org(
     name: str,
     org_id: str | None,
     daily_quota: int,
-    messages_per_second: float,
+    messages_per_second: float | None,
     actor: str,
 ) -> dict[str, Any]:
     now = utcnow()

@@ -56,11 +56,14 @@ if not used or not state[4] or now - tonumber(state[5] or '0') > 60 then
   return {-1, math.max(0, n - avail), math.floor(tat * 1000000)}
 end
 
+-- mps 0: the org has no per-second cap of its own.
 local mps = tonumber(state[4])
 local burst = math.max(1, mps)
 local start = math.max(tat, now)
-local by_rate = math.max(0, math.floor((now - start) * mps + burst + 1e-9))
-local want = math.min(n, by_rate)
+local want = n
+if mps > 0 then
+  want = math.min(n, math.max(0, math.floor((now - start) * mps + burst + 1e-9)))
+end
 local throttled = -2
 if avail < want then
   throttled = redis.call('PTTL', KEYS[3])
@@ -71,13 +74,18 @@ end
 
 local granted = math.min(want, avail)
 if granted > 0 then
-  tat = start + granted / mps
+  if mps > 0 then
+    tat = start + granted / mps
+  end
   redis.call('HSET', KEYS[1], 'used', used + granted, 'tat', tat)
 end
 if granted == n then
   return n
 end
-local retry = math.max(0, tat + (1 - burst) / mps - now)
+local retry = 0
+if mps > 0 then
+  retry = math.max(0, tat + (1 - burst) / mps - now)
+end
 if granted == avail and throttled >= 0 then
   retry = math.max(retry, throttled / 1000)
 end

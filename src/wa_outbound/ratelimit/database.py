@@ -3,6 +3,8 @@ row lock. Used alone when Redis is not configured, and as the Redis limiter's fa
 
 from __future__ import annotations
 
+import time
+import uuid
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -14,8 +16,11 @@ from wa_outbound.db.types import utcnow
 from wa_outbound.events import record_audit
 from wa_outbound.metrics import Metrics
 from wa_outbound.orgs.organizations import DEFAULT_WINDOW_SECONDS
-from wa_outbound.ratelimit import gcra, onestatement, store
+from wa_outbound.ratelimit import gcra, onestatement, plan, senderdb, store
 from wa_outbound.ratelimit.decision import Backend, Decision
+from wa_outbound.ratelimit.senders import SenderGroup, Verdict
+
+PRUNE_EVERY_S = 600.0
 
 
 def default_limits(settings: Settings) -> store.Limits:
@@ -54,7 +59,41 @@ class DatabaseLimiter:
     def __init__(self, engine: AsyncEngine, settings: Settings, metrics: Metrics) -> None:
         self.engine = engine
         self.defaults = default_limits(settings)
+        self.pair_interval_s = settings.pair_interval_seconds
         self._decisions = DecisionCounter(metrics, "database")
+        self._pruned_at = time.monotonic()
+
+    async def admit(self, group: SenderGroup) -> dict[uuid.UUID, Verdict]:
+        """Every limit of a sender group in one transaction (see plan.py and senderdb.py)."""
+        now = utcnow()
+        now_s = now.timestamp()
+        async with self.engine.begin() as conn:
+            state = await senderdb.read_state(conn, group, now)
+
+            async def ask_quota(org_id: str, n: int) -> tuple[int, float]:
+                counter = await store.read_counter(
+                    conn, org_id, now=now, defaults=self.defaults, lock=True, relaxed=True
+                )
+                after, granted = decide(counter, n, now_s)
+                if granted:
+                    await store.save_counter(conn, org_id, after, now=now)
+                return granted, retry_after_s(after, n, granted, now_s)
+
+            decided = await plan.decide(
+                group, state, now_s=now_s, pair_interval_s=self.pair_interval_s, ask_quota=ask_quota
+            )
+            await senderdb.write_plan(conn, group, decided, now)
+        self._decisions.count(len(group.rows), len(decided.granted))
+        await self.maybe_prune()
+        return decided.verdicts
+
+    async def maybe_prune(self) -> None:
+        """Every `PRUNE_EVERY_S`: drop pair slots and reaches no decision can need again."""
+        if time.monotonic() - self._pruned_at < PRUNE_EVERY_S:
+            return
+        self._pruned_at = time.monotonic()
+        async with self.engine.begin() as conn:
+            await senderdb.prune(conn, utcnow())
 
     async def acquire(self, org_id: str, n: int) -> Decision:
         if n <= 0:

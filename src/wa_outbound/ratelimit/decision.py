@@ -1,10 +1,14 @@
-"""What the dispatcher sees of the rate limiter: one `Decision` per (org, n), and the protocol
+"""What the dispatcher sees of the rate limiter: one `Decision` per (org, n) or one `Verdict` per
+message of a sender group, and the protocol
 that both backends (Redis with database fallback, database only) implement."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+
+from wa_outbound.ratelimit.senders import SenderGroup, Verdict
 
 Backend = Literal["redis", "database"]
 
@@ -25,6 +29,10 @@ class RateLimiter(Protocol):
     when no backend can decide, `acquire` raises instead of granting."""
 
     async def acquire(self, org_id: str, n: int) -> Decision: ...
+
+    async def admit(self, group: SenderGroup) -> dict[uuid.UUID, Verdict]:
+        """Every limit of one sender's messages (see senders.py), one verdict per message."""
+        ...
 
     async def quota(self, org_id: str) -> dict[str, Any]:
         """The body of `GET /v1/rate-limits/whatsapp/quota`."""

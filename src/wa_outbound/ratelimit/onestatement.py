@@ -2,7 +2,8 @@
 transaction: one round trip instead of four (BEGIN, SELECT ... FOR UPDATE, UPDATE, COMMIT).
 
 It computes exactly what `database.decide` computes, in SQL: the window roll-over, the quota and
-the per-second cap (gcra.py). The CTE locks both of the org's rows, so concurrent decisions for
+the per-second cap (gcra.py; a null cap is NULL in LEAST, which PostgreSQL ignores). The CTE
+locks both of the org's rows, so concurrent decisions for
 the org queue on the lock and each sees the counter its predecessor left."""
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ WITH current AS (
 )
 UPDATE rate_limit_counter AS c
 SET used = d.used + d.granted,
-    tat = CASE WHEN d.granted > 0 THEN GREATEST(d.tat, :now_s) + d.granted / d.mps
-               ELSE d.tat END,
+    tat = CASE WHEN d.granted > 0 AND d.mps IS NOT NULL
+               THEN GREATEST(d.tat, :now_s) + d.granted / d.mps ELSE d.tat END,
     window_started_at = d.started_at,
     updated_at = :now_at
 FROM decided AS d
@@ -75,5 +76,7 @@ async def decide(
         ).first()
     if row is None:
         return None
-    limits = store.Limits(int(row[4]), int(row[5]), float(row[6]), store.to_ms(row[7]))
+    limits = store.Limits(
+        int(row[4]), int(row[5]), store.optional_float(row[6]), store.to_ms(row[7])
+    )
     return store.Counter(limits, row[3], int(row[1]), float(row[2]), stored=True), int(row[0])

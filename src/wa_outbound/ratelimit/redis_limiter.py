@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -26,7 +27,9 @@ from wa_outbound.ratelimit.connections import Lane, redis_client
 from wa_outbound.ratelimit.database import DatabaseLimiter, DecisionCounter
 from wa_outbound.ratelimit.decision import Backend, Decision
 from wa_outbound.ratelimit.failover import RedisHealth
-from wa_outbound.ratelimit.scripts import Scripts
+from wa_outbound.ratelimit.redis_groups import RedisGroups
+from wa_outbound.ratelimit.scripts import Scripts, sender_tag
+from wa_outbound.ratelimit.senders import SenderGroup, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,15 @@ class RedisLimiter:
         self._probe: asyncio.Task[bool] | None = None
         # Orgs whose limits changed while Redis was unreachable: resynced when it answers.
         self._stale: set[str] = set()
+        # WABAs whose reached recipients the database granted meanwhile: Redis reloads them.
+        self._stale_reach: set[tuple[str, str]] = set()
+        self._groups = RedisGroups(
+            self._scripts,
+            allotter,
+            database.engine,
+            pair_interval_s=database.pair_interval_s,
+            acquire=self.acquire,
+        )
 
     @property
     def backend(self) -> Backend:
@@ -75,6 +87,25 @@ class RedisLimiter:
         else:
             self._schedule_probe()
         return await self._database.acquire(org_id, n)
+
+    async def admit(self, group: SenderGroup) -> dict[uuid.UUID, Verdict]:
+        if not group.rows:
+            return {}
+        if self._redis.up:
+            try:
+                verdicts = await self._groups.admit(group)
+                self._decisions.count(len(group.rows), sum(v.granted for v in verdicts.values()))
+                await self._database.maybe_prune()
+                return verdicts
+            except REDIS_DOWN as exc:
+                self._redis.mark_down(exc)
+        else:
+            self._schedule_probe()
+        verdicts = await self._database.admit(group)
+        if group.cap is not None and group.waba_id and any(r.reaches for r in group.rows):
+            tag = sender_tag(group.org_id, str(group.sender_id))
+            self._stale_reach.add((tag, group.waba_id))
+        return verdicts
 
     async def _refill_and_decide(self, org_id: str, n: int, result: Any) -> Decision:
         """Redis lacks quota for this decision: allot more from the database and decide again."""
@@ -166,6 +197,13 @@ class RedisLimiter:
             self._redis.probe_failed(exc)
             return False
         self._redis.mark_up()
+        for tag, waba_id in list(self._stale_reach):
+            try:
+                await self._scripts.forget_reach(tag, waba_id)
+                self._stale_reach.discard((tag, waba_id))
+            except REDIS_DOWN as exc:
+                self._redis.mark_down(exc)
+                return False
         for org_id in list(self._stale):
             now = utcnow()
             try:

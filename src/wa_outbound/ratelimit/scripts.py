@@ -29,6 +29,27 @@ def keys(org_id: str) -> tuple[str, str, str]:
     )
 
 
+def sender_tag(org_id: str | None, sender_id: str) -> str:
+    """The hash tag of a sender group's keys: its org's, so one script may touch the org's quota
+    and the sender's keys together; the shared sender (many orgs) has one of its own, which no
+    org id can spell (org ids have no colon)."""
+    return org_id if org_id is not None else f"sender:{sender_id}"
+
+
+def sender_keys(tag: str, sender_id: str, waba_id: str | None) -> tuple[str, str, str]:
+    """throughput, reach, reach-loaded (see admit.lua)."""
+    waba = waba_id or "-"
+    return (
+        f"{PREFIX}:throughput:{{{tag}}}:{sender_id}",
+        f"{PREFIX}:reach:{{{tag}}}:{waba}",
+        f"{PREFIX}:reach_loaded:{{{tag}}}:{waba}",
+    )
+
+
+def pair_key(tag: str, sender_id: str, phone: str) -> str:
+    return f"{PREFIX}:pair:{{{tag}}}:{sender_id}:{phone}"
+
+
 ACQUIRE_HEAD_ARGS = 6  # EVALSHA, sha, 3, the three keys
 
 
@@ -66,6 +87,8 @@ class Scripts:
         self.lane = lane
         self._acquire = Script.load("acquire.lua")
         self._revoke = Script.load("revoke.lua")
+        self._admit = Script.load("admit.lua")
+        self._refund = Script.load("refund.lua")
 
     async def acquire(self, org_id: str, *argv: str | int | float) -> Any:
         """The acquire script's reply (see acquire.lua). The hot path: the command's head
@@ -79,6 +102,37 @@ class Scripts:
             await self.client.script_load(self._acquire.source)
             return await self.lane.call(command)
 
+    async def admit(self, keys: list[str], argv: list[str | int | float]) -> Any:
+        """The admit script's reply (see admit.lua), on the lane: one round trip."""
+        command = pack("EVALSHA", self._admit.sha, len(keys), *keys, *argv)
+        try:
+            return await self.lane.call(command)
+        except NoScriptError:
+            await self.client.script_load(self._admit.source)
+            return await self.lane.call(command)
+
+    async def refund(self, org_id: str, count: int) -> None:
+        """Give back quota granted to messages another limit then refused."""
+        await self._refund(self.client, 1, keys(org_id)[0], count)
+
+    async def load_reach(
+        self, tag: str, waba_id: str, reached: list[tuple[str, float]], ttl_s: int
+    ) -> None:
+        """Add the database's reached recipients to the WABA's cache and mark it loaded. Only
+        adds: a recipient another replica granted meanwhile is never dropped."""
+        _, reach, loaded = sender_keys(tag, "-", waba_id)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for start in range(0, len(reached), 1000):
+                chunk = reached[start : start + 1000]
+                pipe.zadd(reach, {phone: round(at * 1000) for phone, at in chunk})
+            pipe.pexpire(reach, 90_000_000)
+            pipe.set(loaded, "1", ex=ttl_s)
+            await pipe.execute()
+
+    async def forget_reach(self, tag: str, waba_id: str) -> None:
+        """The cache missed grants made elsewhere (the database decided): load it again."""
+        await self.client.delete(sender_keys(tag, "-", waba_id)[2])
+
     async def revoke(self, org_id: str, limits: Limits) -> tuple[int, int]:
         """Take back Redis's unused allotment and cache `limits`: (unused, window start ms)."""
         counter, limit, throttle = keys(org_id)
@@ -90,7 +144,7 @@ class Scripts:
             throttle,
             limits.quota_limit,
             limits.window_seconds,
-            repr(limits.messages_per_second),
+            repr(limits.messages_per_second or 0),
             limits.version_ms,
         )
         return int(unused), int(start_ms)

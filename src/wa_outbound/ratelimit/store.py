@@ -23,7 +23,8 @@ from wa_outbound.errors import NotFound
 class Limits:
     quota_limit: int
     window_seconds: int
-    messages_per_second: float
+    messages_per_second: float | None
+    """None: no per-second cap of the org's own."""
     version_ms: int = 0
     """`rate_limit.updated_at` in ms: Redis drops allotments made under older limits."""
 
@@ -45,6 +46,10 @@ class Counter:
     @property
     def remaining(self) -> int:
         return max(0, self.limits.quota_limit - self.used)
+
+
+def optional_float(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
 
 
 def to_ms(at: datetime) -> int:
@@ -109,7 +114,7 @@ async def read_counter(
         if row is None:
             await _create_rows(conn, org_id, defaults, now)
             row = (await conn.execute(query)).one()
-    limits = Limits(int(row[0]), int(row[1]), float(row[2]), to_ms(row[3]))
+    limits = Limits(int(row[0]), int(row[1]), optional_float(row[2]), to_ms(row[3]))
     if row[4] is None:
         return Counter(limits, now, 0, 0.0, stored=False)
     counter = Counter(limits, row[4], int(row[5]), float(row[6]), stored=True)

@@ -1,0 +1,219 @@
+"""The claim's first half: locking the due rows with what the limits need to know of each, and
+writing why the rows a limit holds for a while wait (see claims.py for the whole claim)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from wa_outbound.db.dialect import is_postgres
+from wa_outbound.db.schema import (
+    SHARED_SENDER_ID,
+    message_event,
+    outbound_message,
+    sender,
+    service_window,
+    waba,
+)
+from wa_outbound.status import CLAIMABLE
+
+m = outbound_message.c
+
+SERVICE_WINDOW = timedelta(hours=24)
+# A sender whose row is missing (the shared sender before start-up wrote it) paces as Meta's
+# default.
+DEFAULT_SENDER_MPS = 80.0
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """A due row locked by the claim's transaction, not yet claimed, with its sender's limits."""
+
+    id: uuid.UUID
+    org_id: str
+    sender_id: uuid.UUID = SHARED_SENDER_ID
+    to: str = ""
+    created_at: datetime | None = None
+    reaches: bool = False
+    """A template outside the recipient's service window: it counts toward the messaging limit
+    (only worked out when the WABA has one)."""
+    phone_number_id: str = ""
+    messages_per_second: float = DEFAULT_SENDER_MPS
+    waba_id: str | None = None
+    messaging_limit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """A due row a limit holds until `until`: written once, not looked at again before."""
+
+    id: uuid.UUID
+    org_id: str
+    until: datetime
+    reason: str
+
+
+# The partial index ix_outbound_message_claim_ready leaves out paused senders' marked rows,
+# so a paused backlog is never scanned; a paused sender's unmarked rows are filtered by the join.
+# The service window is looked up only for templates whose WABA has a messaging limit.
+_PG_LOCK_DUE = sa.text(
+    """
+    SELECT o.id, o.org_id, o.sender_id, o.to_phone, o.created_at,
+           s.phone_number_id, s.messages_per_second, s.waba_id, w.messaging_limit,
+           (o.kind = 'template' AND w.messaging_limit IS NOT NULL
+            AND w.messaging_limit <> 'TIER_UNLIMITED'
+            AND sw.last_inbound_at IS NULL) AS reaches
+    FROM outbound_message AS o
+    LEFT JOIN sender AS s ON s.id = COALESCE(o.sender_id, :shared)
+    LEFT JOIN waba AS w ON w.waba_id = s.waba_id
+    LEFT JOIN service_window AS sw
+        ON o.kind = 'template' AND w.messaging_limit IS NOT NULL
+       AND sw.org_id = o.org_id AND sw.sender_id = COALESCE(o.sender_id, :shared)
+       AND sw.phone = o.to_phone AND sw.last_inbound_at > :window_since
+    WHERE o.status IN ('QUEUED', 'RETRYING')
+      AND (o.waiting_reason IS NULL OR o.waiting_reason <> 'sender_paused')
+      AND o.next_attempt_at <= :now
+      AND COALESCE(o.sender_id, :shared) <> ALL(CAST(:skip_senders AS uuid[]))
+      AND o.org_id <> ALL(CAST(:skip_orgs AS text[]))
+      AND (s.paused_reasons IS NULL OR jsonb_array_length(s.paused_reasons) = 0)
+    ORDER BY o.next_attempt_at
+    LIMIT :limit
+    FOR UPDATE OF o SKIP LOCKED
+    """
+).bindparams(
+    sa.bindparam("now", type_=m.next_attempt_at.type),
+    sa.bindparam("window_since", type_=m.next_attempt_at.type),
+    sa.bindparam("shared", type_=sa.Uuid()),
+)
+
+
+async def lock_due(
+    conn: AsyncConnection,
+    *,
+    limit: int,
+    now: datetime,
+    skip_senders: Sequence[uuid.UUID] = (),
+    skip_orgs: Sequence[str] = (),
+) -> list[Due]:
+    """Lock up to `limit` due rows, oldest first, of senders that are not paused, leaving out
+    the senders and orgs the limiter holds in this replica's memory: the first half of a
+    claim."""
+    params = {
+        "now": now,
+        "window_since": now - SERVICE_WINDOW,
+        "limit": limit,
+        "shared": SHARED_SENDER_ID,
+        "skip_senders": list(skip_senders),
+        "skip_orgs": list(skip_orgs),
+    }
+    if is_postgres(conn):
+        rows = await conn.execute(_PG_LOCK_DUE, params)
+    else:
+        rows = await conn.execute(_sqlite_lock_due(), params)
+    return [
+        Due(
+            row.id,
+            row.org_id,
+            row.sender_id or SHARED_SENDER_ID,
+            to=row.to_phone,
+            created_at=row.created_at,
+            reaches=bool(row.reaches),
+            phone_number_id=row.phone_number_id or "",
+            messages_per_second=row.messages_per_second or DEFAULT_SENDER_MPS,
+            waba_id=row.waba_id,
+            messaging_limit=row.messaging_limit,
+        )
+        for row in rows
+    ]
+
+
+def _sqlite_lock_due() -> sa.Select[Any]:
+    """_PG_LOCK_DUE for SQLite (no row locks: one writer)."""
+    s, w, sw = sender.c, waba.c, service_window.c
+    sender_id = sa.func.coalesce(m.sender_id, sa.bindparam("shared", type_=sa.Uuid()))
+    capped = sa.and_(
+        m.kind == "template", w.messaging_limit.is_not(None), w.messaging_limit != "TIER_UNLIMITED"
+    )
+    window = sa.and_(
+        capped,
+        sw.org_id == m.org_id,
+        sw.sender_id == sender_id,
+        sw.phone == m.to_phone,
+        sw.last_inbound_at > sa.bindparam("window_since", type_=m.next_attempt_at.type),
+    )
+    return (
+        sa.select(
+            m.id,
+            m.org_id,
+            m.sender_id,
+            m.to_phone,
+            m.created_at,
+            s.phone_number_id,
+            s.messages_per_second,
+            s.waba_id,
+            w.messaging_limit,
+            sa.and_(capped, sw.last_inbound_at.is_(None)).label("reaches"),
+        )
+        .select_from(
+            outbound_message.outerjoin(sender, s.id == sender_id)
+            .outerjoin(waba, w.waba_id == s.waba_id)
+            .outerjoin(service_window, window)
+        )
+        .where(
+            m.status.in_(CLAIMABLE),
+            sa.or_(m.waiting_reason.is_(None), m.waiting_reason != "sender_paused"),
+            m.next_attempt_at <= sa.bindparam("now", type_=m.next_attempt_at.type),
+            sender_id.not_in(sa.bindparam("skip_senders", expanding=True, type_=sa.Uuid())),
+            m.org_id.not_in(sa.bindparam("skip_orgs", expanding=True)),
+            sa.or_(s.paused_reasons.is_(None), sa.func.json_array_length(s.paused_reasons) == 0),
+        )
+        .order_by(m.next_attempt_at)
+        .limit(sa.bindparam("limit"))
+    )
+
+
+async def hold(conn: AsyncConnection, waits: list[Wait], *, now: datetime, actor: str) -> None:
+    """Write why and until when these locked rows wait, with an event each (`pair_limited`,
+    `tier_limited`, `quota_limited`); their status and attempts stay as they are."""
+    if not waits:
+        return
+    await conn.execute(
+        outbound_message.update()
+        .where(m.id == sa.bindparam("b_id"), m.status.in_(CLAIMABLE))
+        .values(
+            next_attempt_at=sa.bindparam("b_until", type_=m.next_attempt_at.type),
+            waiting_reason=sa.bindparam("b_reason"),
+        )
+        .execution_options(synchronize_session=False),
+        [{"b_id": w.id, "b_until": w.until, "b_reason": w.reason} for w in waits],
+    )
+    await conn.execute(
+        message_event.insert(),
+        [
+            {
+                "message_id": w.id,
+                "org_id": w.org_id,
+                "at": now,
+                "type": WAIT_EVENTS[w.reason],
+                "from_status": None,
+                "to_status": None,
+                "actor": actor,
+                "details": {"waiting_reason": w.reason, "until": w.until.isoformat()},
+            }
+            for w in waits
+        ],
+    )
+
+
+WAIT_EVENTS = {
+    "pair_interval": "pair_limited",
+    "messaging_limit": "tier_limited",
+    "quota": "quota_limited",
+    "throughput": "throughput_limited",
+}
