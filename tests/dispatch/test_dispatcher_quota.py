@@ -44,7 +44,10 @@ async def _quota_5_queue_8(settings: Settings) -> str:
         waiting = [r for r in rows if r["status"] == "QUEUED"]
         assert all(r["attempts"] == 0 for r in waiting), "held back: no attempt used"
         for r in waiting:
-            assert await event_types(engine, r["id"]) == ["queued"], "held: never claimed"
+            assert r["waiting_reason"] == "quota"
+            assert r["next_attempt_at"] > r["created_at"], "not looked at before the reset"
+            events = await event_types(engine, r["id"])
+            assert events == ["queued", "quota_limited"], "held: never claimed"
         assert (await limiter.quota(org))["remaining"] == 0
         assert await dispatcher.run_once() == 0, "the org is held until the window resets"
 
@@ -59,6 +62,7 @@ async def _quota_5_queue_8(settings: Settings) -> str:
         await eventually(all_accepted, timeout_s=30)
         final = [await message(engine, i) for i in ids]
         assert all(r["attempts"] == 1 for r in final)
+        assert all(r["waiting_reason"] is None for r in final), "cleared by the claim"
         return org
     finally:
         await limiter.close()

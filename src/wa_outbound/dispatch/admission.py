@@ -1,54 +1,56 @@
-"""Asking the rate limiter about the rows a claim has locked: once per organisation, never per
-message, and before anything is written.
+"""Asking the rate limiter about the rows a claim has locked: once per sender, never per message,
+and before anything is written.
 
-What the limiter does not grant is never claimed: it stays as it was, unlocked, and uses no
-attempt. The organisation is then held in this replica's memory until the limiter's next slot
-(at most `MAX_HOLD_S`, so a raised quota is seen soon), and claims skip it meanwhile: a held
-backlog costs one limiter call per hold, not a claim and a release per message per round.
+What the limiter does not grant is never claimed and uses no attempt. A short wait stays in
+this replica's memory and costs no write: a sender whose throughput is spent is held until its
+window moves (about a second), an org whose own per-second cap refused is held likewise, and
+claims skip them meanwhile. A longer wait (pair pacing, the messaging limit, a quota used up)
+is written to the row once, `next_attempt_at` and `waiting_reason`, so the message shows why it
+waits and no round looks at it before then.
 """
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
-from collections.abc import Callable
-from typing import Protocol
+import uuid
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Generic, Protocol, TypeVar
 
-from wa_outbound.dispatch.claims import Due
+from wa_outbound.db.schema import SHARED_SENDER_ID
+from wa_outbound.dispatch.due import Due, Wait
+from wa_outbound.ratelimit.senders import Candidate, SenderGroup, Verdict, tier_cap
 
 MIN_HOLD_S = 0.05
 MAX_HOLD_S = 5.0
+# A quota wait shorter than this (the org's own per-second cap) is held in memory, not written.
+WRITE_WAIT_S = 1.0
 
-
-class Decision(Protocol):
-    @property
-    def granted(self) -> int: ...
-    @property
-    def retry_after_s(self) -> float: ...
-    @property
-    def backend(self) -> str: ...
+K = TypeVar("K", bound=Hashable)
 
 
 class Limiter(Protocol):
     """What the dispatcher needs of wa_outbound.ratelimit.RateLimiter."""
 
-    async def acquire(self, org_id: str, n: int) -> Decision: ...
+    async def admit(self, group: SenderGroup) -> Mapping[uuid.UUID, Verdict]: ...
 
 
-class Holds:
-    """Organisations the limiter refused, each until its next slot (monotonic seconds)."""
+class Holds(Generic[K]):
+    """Senders (or orgs) the limiter refused, each until its next slot (monotonic seconds)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._until: dict[str, float] = {}
+        self._until: dict[K, float] = {}
         self._clock = clock
 
-    def hold(self, org_id: str, seconds: float) -> None:
-        self._until[org_id] = self._clock() + min(max(seconds, MIN_HOLD_S), MAX_HOLD_S)
+    def hold(self, key: K, seconds: float) -> None:
+        until = self._clock() + min(max(seconds, MIN_HOLD_S), MAX_HOLD_S)
+        self._until[key] = max(until, self._until.get(key, 0.0))
 
-    def held(self) -> list[str]:
+    def held(self) -> list[K]:
         now = self._clock()
-        for org_id in [o for o, until in self._until.items() if until <= now]:
-            del self._until[org_id]
+        for key in [k for k, until in self._until.items() if until <= now]:
+            del self._until[key]
         return list(self._until)
 
     def next_release_s(self) -> float | None:
@@ -58,17 +60,61 @@ class Holds:
         return max(0.0, min(self._until.values()) - self._clock())
 
 
-async def admit(limiter: Limiter | None, due: list[Due], holds: Holds) -> list[Due]:
-    """The rows the limiter granted, in queue order; the first rows of each org go first."""
+@dataclass
+class Admission:
+    granted: list[Due]
+    """In queue order."""
+    waits: list[Wait] = field(default_factory=list)
+
+
+Throttled = Callable[[str, str], None]
+"""(the sender's phone_number_id, reason): counts one message a limit held back."""
+
+
+async def admit(
+    limiter: Limiter | None,
+    due: list[Due],
+    *,
+    senders: Holds[uuid.UUID],
+    orgs: Holds[str],
+    now: datetime,
+    throttled: Throttled | None = None,
+) -> Admission:
+    """One limiter call per sender of the batch; what waits is held in memory or listed in
+    `waits` for the claim to write."""
     if limiter is None or not due:
-        return due
-    by_org: dict[str, list[Due]] = defaultdict(list)
+        return Admission(due)
+    by_sender: dict[uuid.UUID, list[Due]] = {}
     for row in due:
-        by_org[row.org_id].append(row)
-    granted: set[Due] = set()
-    for org_id, rows in by_org.items():
-        decision = await limiter.acquire(org_id, len(rows))
-        granted.update(rows[: decision.granted])
-        if decision.granted < len(rows):
-            holds.hold(org_id, decision.retry_after_s)
-    return [row for row in due if row in granted]
+        by_sender.setdefault(row.sender_id, []).append(row)
+    granted: set[uuid.UUID] = set()
+    waits: list[Wait] = []
+    for sender_id, rows in by_sender.items():
+        verdicts = await limiter.admit(_group(sender_id, rows, now))
+        for row in rows:
+            verdict = verdicts[row.id]
+            if verdict.reason is None:
+                granted.add(row.id)
+                continue
+            if throttled is not None:
+                throttled(row.phone_number_id, verdict.reason)
+            if verdict.reason == "throughput":
+                senders.hold(sender_id, verdict.retry_after_s)
+            elif verdict.reason == "quota" and verdict.retry_after_s < WRITE_WAIT_S:
+                orgs.hold(row.org_id, verdict.retry_after_s)
+            else:
+                until = now + timedelta(seconds=verdict.retry_after_s)
+                waits.append(Wait(row.id, row.org_id, until, verdict.reason))
+    return Admission([row for row in due if row.id in granted], waits)
+
+
+def _group(sender_id: uuid.UUID, rows: list[Due], now: datetime) -> SenderGroup:
+    first = rows[0]
+    return SenderGroup(
+        sender_id=sender_id,
+        org_id=None if sender_id == SHARED_SENDER_ID else first.org_id,
+        messages_per_second=first.messages_per_second,
+        waba_id=first.waba_id,
+        cap=tier_cap(first.messaging_limit),
+        rows=[Candidate(r.id, r.org_id, r.to, r.created_at or now, r.reaches) for r in rows],
+    )

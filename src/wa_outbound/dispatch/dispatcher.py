@@ -1,7 +1,7 @@
 """The dispatcher: drains the outbox into the provider, many replicas safely, nothing lost.
 
 Each round locks the due rows at the head of the queue, asks the rate limiter once per
-organisation and claims what it granted under a lease (one short transaction), sends
+sender and claims what it granted under a lease (one short transaction), sends
 concurrently under a semaphore, and writes every outcome back in one short transaction, fenced
 by the claim. No transaction is held across a call to Meta. Batches overlap: the loop claims the
 next batch while earlier ones are still sending, up to twice the send concurrency in flight. A
@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import time
+import uuid
 from asyncio import FIRST_COMPLETED
 from collections.abc import Callable
 from datetime import datetime
@@ -26,7 +27,7 @@ from wa_outbound.config import Settings
 from wa_outbound.db.listener import Listener
 from wa_outbound.db.types import utcnow
 from wa_outbound.dispatch import claims, outcomes
-from wa_outbound.dispatch.admission import Holds, Limiter, admit
+from wa_outbound.dispatch.admission import Admission, Holds, Limiter, admit
 from wa_outbound.dispatch.claims import Claimed, Due
 from wa_outbound.dispatch.outcomes import Outcome
 from wa_outbound.dispatch.policy import CONSENT_REVOKED, outcome_of
@@ -68,7 +69,8 @@ class Dispatcher:
         self._stopping = asyncio.Event()
         self._batches: set[asyncio.Task[int]] = set()
         self._last_reclaim = 0.0
-        self._holds = Holds()
+        self._holds: Holds[str] = Holds()  # orgs whose own per-second cap refused
+        self._sender_holds: Holds[uuid.UUID] = Holds()  # senders whose throughput is spent
         self._recorder = Recorder(
             engine=engine,
             metrics=metrics,
@@ -108,7 +110,7 @@ class Dispatcher:
                     continue
                 if claimed == 0 or capacity <= 0:
                     # Held orgs wake the loop when their hold ends, not a poll later.
-                    release_s = self._holds.next_release_s()
+                    release_s = self._next_release_s()
                     poll_s = self.settings.dispatch_poll_seconds
                     await self._idle(poll_s if release_s is None else min(poll_s, release_s))
         finally:
@@ -205,39 +207,64 @@ class Dispatcher:
 
     async def _claim_rows(self, limit: int) -> list[Claimed]:
         now = self.clock()
-        skip_orgs = self._holds.held()
+        senders, orgs = self._sender_holds.held(), self._holds.held()
         if self.settings.is_postgres:
             # The limiter is asked while the due rows are locked, so what it grants is exactly
             # what is claimed; a limiter or database error rolls everything back and burns no
             # attempt.
             async with self.engine.begin() as conn:
-                due = await claims.lock_due(conn, limit=limit, now=now, skip_orgs=skip_orgs)
-                granted = await admit(self.limiter, due, self._holds)
-                batch = await self._claim_granted(conn, granted, now)
+                due = await claims.lock_due(
+                    conn, limit=limit, now=now, skip_senders=senders, skip_orgs=orgs
+                )
+                admission = await self._admit(due, now)
+                batch = await self._claim_granted(conn, admission, now)
         else:
             # SQLite: one process, one writer. The database limiter writes on a connection of
             # its own, so it is asked between the read and the claim's write transaction.
             async with self.engine.connect() as conn:
-                due = await claims.lock_due(conn, limit=limit, now=now, skip_orgs=skip_orgs)
-            granted = await admit(self.limiter, due, self._holds)
+                due = await claims.lock_due(
+                    conn, limit=limit, now=now, skip_senders=senders, skip_orgs=orgs
+                )
+            admission = await self._admit(due, now)
             async with self.engine.begin() as conn:
-                batch = await self._claim_granted(conn, granted, now)
+                batch = await self._claim_granted(conn, admission, now)
         self._owned.update((message.id, message) for message in batch)
         self.metrics.dispatcher_claims.labels(result="claimed" if batch else "empty").inc()
         if batch:
             self.metrics.dispatcher_batch_size.observe(len(batch))
         return batch
 
+    async def _admit(self, due: list[Due], now: datetime) -> Admission:
+        throttled = self.metrics.sender_throttled
+
+        def count(sender: str, reason: str) -> None:
+            throttled.labels(sender=sender, reason=reason).inc()
+
+        return await admit(
+            self.limiter,
+            due,
+            senders=self._sender_holds,
+            orgs=self._holds,
+            now=now,
+            throttled=count,
+        )
+
     async def _claim_granted(
-        self, conn: AsyncConnection, granted: list[Due], now: datetime
+        self, conn: AsyncConnection, admission: Admission, now: datetime
     ) -> list[Claimed]:
+        await claims.hold(conn, admission.waits, now=now, actor=self._actor)
         return await claims.claim(
             conn,
-            [row.id for row in granted],
+            [row.id for row in admission.granted],
             worker=self.worker_id,
             lease_s=self.settings.lease_seconds,
             now=now,
         )
+
+    def _next_release_s(self) -> float | None:
+        """Seconds until the first in-memory hold (of an org or a sender) ends."""
+        ends = [h.next_release_s() for h in (self._holds, self._sender_holds)]
+        return min((end for end in ends if end is not None), default=None)
 
     async def _process(self, batch: list[Claimed]) -> int:
         """Send a claimed batch and write its outcomes as the answers come, in groups: answers

@@ -185,7 +185,7 @@ async def hold(conn: AsyncConnection, waits: list[Wait], *, now: datetime, actor
         return
     await conn.execute(
         outbound_message.update()
-        .where(m.id == sa.bindparam("b_id"), m.status.in_(CLAIMABLE))
+        .where(m.id == sa.bindparam("b_id"), sa.or_(*(m.status == s for s in CLAIMABLE)))
         .values(
             next_attempt_at=sa.bindparam("b_until", type_=m.next_attempt_at.type),
             waiting_reason=sa.bindparam("b_reason"),
