@@ -23,7 +23,8 @@ def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
         settings.dispatch_concurrency,
         settings.lease_seconds,
     ) == (100, 64, 60)
-    assert (settings.default_daily_quota, settings.default_messages_per_second) == (1000, 80)
+    assert (settings.default_daily_quota, settings.default_messages_per_second) == (1000, None)
+    assert settings.pair_interval_seconds == 6
     assert settings.alert_email_recipients == []
     assert settings.log_format == "json"
 

@@ -262,7 +262,9 @@ class Org(BaseModel):
     id: str
     name: str
     daily_quota: int
-    messages_per_second: float
+    messages_per_second: float | None = Field(
+        description="The org's own per-second cap; null: none (its senders' throughput paces it)"
+    )
     created_at: datetime
 
 
@@ -316,7 +318,9 @@ class Quota(BaseModel):
         "of a window opened now"
     )
     throttled: bool = Field(description="The quota is used up until `resets_at`")
-    messages_per_second: float
+    messages_per_second: float | None = Field(
+        description="The org's own per-second cap; null: none (its senders' throughput paces it)"
+    )
     backend: Literal["redis", "database"] = Field(description="Which backend decides now")
 
 
