@@ -70,17 +70,27 @@ class DatabaseLimiter:
         async with self.engine.begin() as conn:
             state = await senderdb.read_state(conn, group, now)
 
-            async def ask_quota(org_id: str, n: int) -> tuple[int, float]:
+            counters: dict[str, store.Counter] = {}
+
+            async def quota_room(org_id: str, n: int) -> tuple[int, float]:
                 counter = await store.read_counter(
                     conn, org_id, now=now, defaults=self.defaults, lock=True, relaxed=True
                 )
+                counters[org_id] = counter
                 after, granted = decide(counter, n, now_s)
-                if granted:
-                    await store.save_counter(conn, org_id, after, now=now)
                 return granted, retry_after_s(after, n, granted, now_s)
 
+            async def consume_quota(org_id: str, k: int) -> None:
+                after, _ = decide(counters[org_id], k, now_s)
+                await store.save_counter(conn, org_id, after, now=now)
+
             decided = await plan.decide(
-                group, state, now_s=now_s, pair_interval_s=self.pair_interval_s, ask_quota=ask_quota
+                group,
+                state,
+                now_s=now_s,
+                pair_interval_s=self.pair_interval_s,
+                quota_room=quota_room,
+                consume_quota=consume_quota,
             )
             await senderdb.write_plan(conn, group, decided, now)
         self._decisions.count(len(group.rows), len(decided.granted))

@@ -1,9 +1,10 @@
 """The decision for one sender group, as a pure function of the limiter's state: the database
 limiter runs it in its transaction, and admit.lua does the same steps in Redis.
 
-Messages are taken oldest first. Pass one applies, per message, pair pacing, the messaging limit
-and the sender's throughput; pass two asks each org's quota (and per-second cap) for as many as
-passed, in one call per org; only what both grant consumes anything."""
+Messages are taken oldest first. Pass one applies, per message, pair pacing and the messaging
+limit; then each org's quota (and per-second cap) is asked, once per org, about those that
+passed, and the sender's throughput takes the oldest of what the quotas allow. Only what every
+limit granted consumes anything: quota, throughput, a pair slot, a reached recipient."""
 
 from __future__ import annotations
 
@@ -25,7 +26,10 @@ from wa_outbound.ratelimit.senders import (
 MIN_RETRY_S = 0.01
 
 QuotaAsk = Callable[[str, int], Awaitable[tuple[int, float]]]
-"""(org, n) → (granted, retry_after_s), consuming what it grants."""
+"""(org, n) → how many of n its quota and cap would grant, and else when the next could be;
+nothing consumed."""
+QuotaTake = Callable[[str, int], Awaitable[None]]
+"""(org, k): consume k of what `QuotaAsk` said it would grant."""
 
 
 @dataclass
@@ -58,11 +62,10 @@ async def decide(
     *,
     now_s: float,
     pair_interval_s: float,
-    ask_quota: QuotaAsk,
+    quota_room: QuotaAsk,
+    consume_quota: QuotaTake,
 ) -> Plan:
     rows = group.ordered()
-    buckets = throughput.current(state.buckets, now_s)
-    room = throughput.capacity(group.messages_per_second) - sum(buckets.values())
     free_at: dict[str, float] = {}
     reached_count = state.reached_count
     fresh: set[str] = set()
@@ -88,29 +91,34 @@ async def decide(
                 continue
             reached_count += 1
             fresh.add(row.to)
-        if room <= 0:
-            verdicts[row.id] = Verdict("throughput", 0.0)  # its time is known after the grants
-            continue
-        room -= 1
         passing.append(row)
 
-    granted: list[Candidate] = []
+    # Each org's quota, then the sender's throughput over what the quotas allow, in age order.
+    allowed: set[uuid.UUID] = set()
     for org_id in dict.fromkeys(row.org_id for row in passing):
         mine = [row for row in passing if row.org_id == org_id]
-        count, retry_s = await ask_quota(org_id, len(mine))
-        granted += mine[:count]
+        count, retry_s = await quota_room(org_id, len(mine))
+        allowed.update(row.id for row in mine[:count])
         for row in mine[count:]:
             verdicts[row.id] = Verdict("quota", max(retry_s, MIN_RETRY_S))
+    buckets = throughput.current(state.buckets, now_s)
+    room = throughput.capacity(group.messages_per_second) - sum(buckets.values())
+    granted: list[Candidate] = []
+    throttled: list[Candidate] = []
+    for row in passing:
+        if row.id in allowed:
+            (granted if len(granted) < room else throttled).append(row)
+    for org_id in dict.fromkeys(row.org_id for row in granted):
+        await consume_quota(org_id, sum(1 for row in granted if row.org_id == org_id))
+
     for row in granted:
         verdicts[row.id] = GRANTED
-
     if granted:
         index = throughput.bucket_of(now_s)
         buckets[index] = buckets.get(index, 0) + len(granted)
     tput_retry = max(throughput.retry_after_s(buckets, now_s), MIN_RETRY_S)
-    for row_id, verdict in verdicts.items():
-        if verdict.reason == "throughput":
-            verdicts[row_id] = Verdict("throughput", tput_retry)
+    for row in throttled:
+        verdicts[row.id] = Verdict("throughput", tput_retry)
     pair_next = {row.to: now_s + pair_interval_s for row in granted} if pair_interval_s else {}
     reached = [row.to for row in granted if row.reaches and group.cap is not None]
     return Plan(verdicts, granted, buckets, pair_next, list(dict.fromkeys(reached)))
