@@ -1,0 +1,144 @@
+"""Meta's limits per sender, end to end: the dispatcher with the real limiter (Redis, or the
+database on PostgreSQL and SQLite) sending through the fake Meta, measured where Meta would
+measure them, at the fake's arrival times."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from itertools import pairwise
+
+import pytest
+
+from sender_dispatch import Stack, forget_keys, most_in_any_window, sending_stack
+from wa_outbound.db.schema import service_window
+from wa_outbound.db.types import utcnow
+
+PAIR_S = 0.3
+
+
+@pytest.fixture(params=["redis", "postgres", "sqlite"])
+def urls(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """(database URL, Redis URL or "") of each limiter backend."""
+    name = request.param
+    url: str = request.getfixturevalue("sqlite_url" if name == "sqlite" else "postgres_url")
+    redis_url: str = request.getfixturevalue("redis_url") if name == "redis" else ""
+    return url, redis_url
+
+
+@pytest.fixture
+async def stack(urls: tuple[str, str]) -> AsyncIterator[Stack]:
+    url, redis_url = urls
+    async with sending_stack(url, redis_url, pair_interval_seconds=PAIR_S) as made:
+        yield made
+        if redis_url:
+            await forget_keys(redis_url, *made.orgs)
+
+
+async def test_a_sender_at_10_per_second_never_exceeds_10_in_any_second_at_meta(
+    stack: Stack,
+) -> None:
+    slow_phones = [f"+3361100{i:04d}" for i in range(35)]
+    fast_phones = [f"+3361200{i:04d}" for i in range(150)]
+    org = await stack.org(*slow_phones, *fast_phones)
+    slow = await stack.sender(org, messages_per_second=10)
+    fast = await stack.sender(org, messages_per_second=1000)
+    ids = await stack.queue_from(org, slow, *slow_phones)
+    ids += await stack.queue_from(org, fast, *fast_phones)
+    await stack.run_until_accepted(ids)
+
+    slow_at, fast_at = stack.arrivals(*slow_phones), stack.arrivals(*fast_phones)
+    assert len(slow_at) == 35
+    assert most_in_any_window(slow_at) <= 10
+    assert max(slow_at) - min(slow_at) >= 3.0, "35 at 10 per 1.1 s take over three seconds"
+    assert len(fast_at) == 150
+    fast_span = max(fast_at) - min(fast_at)
+    assert 150 / max(fast_span, 0.001) > 50, "the other sender is not slowed to 10/s"
+    assert max(fast_at) < min(slow_at) + 2.0, "it finishes long before the slow one"
+    throttled = stack.metrics.registry.get_sample_value(
+        "outbound_sender_throttled_total",
+        {"sender": await stack.phone_number_id(slow), "reason": "throughput"},
+    )
+    assert throttled is not None
+    assert throttled > 0
+    rows = await stack.rows(ids)
+    assert all(r["attempts"] == 1 for r in rows), "a throughput wait uses no attempt"
+
+
+async def test_messages_to_one_recipient_are_spaced_in_queue_order_and_others_are_not(
+    stack: Stack,
+) -> None:
+    recipient = "+33613000001"
+    others = [f"+3361400{i:04d}" for i in range(20)]
+    org = await stack.org(recipient, *others)
+    sender_id = await stack.sender(org)
+    paced = []
+    for _ in range(20):  # one at a time: each is created after the one before
+        paced += await stack.queue_from(org, sender_id, recipient)
+    rest = await stack.queue_from(org, sender_id, *others)
+
+    # The first round sends one message to the recipient and every other; the rest of the
+    # recipient's messages wait, written once with their slot, and use no attempt.
+    assert await stack.dispatcher.run_once() == 21
+    rows = await stack.rows(paced)
+    assert rows[0]["status"] == "ACCEPTED"
+    held = rows[1:]
+    assert {(r["status"], r["attempts"], r["waiting_reason"]) for r in held} == {
+        ("QUEUED", 0, "pair_interval")
+    }
+    slots = [r["next_attempt_at"] for r in held]
+    assert slots == sorted(slots), "oldest first"
+    gaps = [(b - a).total_seconds() for a, b in pairwise(slots)]
+    assert all(gap == pytest.approx(PAIR_S, abs=0.01) for gap in gaps)
+    assert await stack.dispatcher.run_once() == 0, "nothing is claimed before its slot"
+    assert await stack.accepted(rest) == 20
+
+    await stack.run_until_accepted(paced)
+    arrivals = stack.arrivals(recipient)
+    assert len(arrivals) == 20
+    spacing = [b - a for a, b in pairwise(arrivals)]
+    assert min(spacing) >= PAIR_S - 0.05, spacing
+    others_at = stack.arrivals(*others)
+    assert max(others_at) - min(others_at) < 1.0, "other recipients were not slowed"
+    final = await stack.rows(paced)
+    wamids = [r.wamid for r in stack.fake.received.requests_for(recipient)]
+    assert wamids == [r["provider_message_id"] for r in final], "sent in queue order"
+    assert all(r["attempts"] == 1 and r["waiting_reason"] is None for r in final)
+    assert set((await stack.events(paced, "claimed")).values()) == {1}, "each claimed once"
+    assert (await stack.events(paced, "pair_limited"))[paced[5]] >= 1
+
+
+async def test_the_messaging_limit_holds_new_recipients_beyond_the_cap(stack: Stack) -> None:
+    reached = [f"+3361500{i:04d}" for i in range(3)]
+    beyond = [f"+3361600{i:04d}" for i in range(2)]
+    in_window = "+33617000001"
+    org = await stack.org(*reached, *beyond, in_window)
+    # A tiny cap, written straight into the WABA row (the limiter reads a number as itself).
+    sender_id = await stack.sender(org, messaging_limit="3")
+    async with stack.engine.begin() as conn:
+        await conn.execute(
+            service_window.insert().values(
+                org_id=org, sender_id=sender_id, phone=in_window, last_inbound_at=utcnow()
+            )
+        )
+    first = []
+    for phone in (*reached, *beyond, in_window):  # one at a time: in this order of age
+        first += await stack.queue_from(org, sender_id, phone)
+    assert await stack.dispatcher.run_once() == 4
+    rows = await stack.rows(first)
+    assert [r["status"] for r in rows] == ["ACCEPTED"] * 3 + ["QUEUED"] * 2 + ["ACCEPTED"]
+    for row in rows[3:5]:
+        assert (row["attempts"], row["waiting_reason"]) == (0, "messaging_limit")
+        wait = row["next_attempt_at"] - utcnow()
+        assert timedelta(seconds=1) < wait <= timedelta(seconds=301)
+    assert set((await stack.events(first[3:5], "tier_limited")).values()) == {1}
+    assert await stack.dispatcher.run_once() == 0, "not claimed again before its time"
+
+    # A recipient already reached costs nothing more.
+    again = await stack.queue_from(org, sender_id, reached[0])
+    again += await stack.queue_from(org, sender_id, beyond[0])
+    assert await stack.dispatcher.run_once() == 0  # reached[0] waits for its pair slot first
+    await stack.run_until_accepted(again[:1], timeout_s=10)
+    second = await stack.rows(again)
+    assert second[0]["status"] == "ACCEPTED"
+    assert (second[1]["status"], second[1]["waiting_reason"]) == ("QUEUED", "messaging_limit")
