@@ -11,6 +11,7 @@ waits and no round looks at it before then.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable, Hashable, Mapping
@@ -80,17 +81,20 @@ async def admit(
     now: datetime,
     throttled: Throttled | None = None,
 ) -> Admission:
-    """One limiter call per sender of the batch; what waits is held in memory or listed in
-    `waits` for the claim to write."""
+    """One limiter call per sender of the batch, all at once; what waits is held in memory or
+    listed in `waits` for the claim to write."""
     if limiter is None or not due:
         return Admission(due)
     by_sender: dict[uuid.UUID, list[Due]] = {}
     for row in due:
         by_sender.setdefault(row.sender_id, []).append(row)
+    # The senders' questions are independent: asked at once, the batch waits one round trip.
+    answers = await asyncio.gather(
+        *(limiter.admit(_group(sender_id, rows, now)) for sender_id, rows in by_sender.items())
+    )
     granted: set[uuid.UUID] = set()
     waits: list[Wait] = []
-    for sender_id, rows in by_sender.items():
-        verdicts = await limiter.admit(_group(sender_id, rows, now))
+    for (sender_id, rows), verdicts in zip(by_sender.items(), answers, strict=True):
         for row in rows:
             verdict = verdicts[row.id]
             if verdict.reason is None:

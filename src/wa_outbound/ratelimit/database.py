@@ -16,7 +16,7 @@ from wa_outbound.db.types import utcnow
 from wa_outbound.events import record_audit
 from wa_outbound.metrics import Metrics
 from wa_outbound.orgs.organizations import DEFAULT_WINDOW_SECONDS
-from wa_outbound.ratelimit import gcra, onestatement, plan, senderdb, store
+from wa_outbound.ratelimit import gcra, onestatement, plan, senderdb, store, throughput
 from wa_outbound.ratelimit.decision import Backend, Decision
 from wa_outbound.ratelimit.senders import SenderGroup, Verdict
 
@@ -59,7 +59,7 @@ class DatabaseLimiter:
     def __init__(self, engine: AsyncEngine, settings: Settings, metrics: Metrics) -> None:
         self.engine = engine
         self.defaults = default_limits(settings)
-        self.pair_interval_s = settings.pair_interval_seconds
+        self.pair_interval_s = throughput.pair_spacing_s(settings.pair_interval_seconds)
         self._decisions = DecisionCounter(metrics, "database")
         self._pruned_at = time.monotonic()
 

@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import math
 
+# How much the delay from a grant to Meta's receipt may vary and still leave Meta's limits
+# kept: the throughput window is this much longer than a second, and pair slots this much apart
+# beyond the interval.
+JITTER_S = 0.1
 BUCKET_S = 0.1
 WINDOW_BUCKETS = 12
 EPSILON = 1e-9
@@ -38,3 +42,9 @@ def retry_after_s(buckets: dict[int, int], now_s: float) -> float:
     if not buckets:
         return 0.0
     return max(0.0, (min(buckets) + WINDOW_BUCKETS) * BUCKET_S - now_s)
+
+
+def pair_spacing_s(interval_s: float) -> float:
+    """Grants to one recipient are this far apart: the pair interval (0: off) plus the margin
+    for jitter."""
+    return interval_s + JITTER_S if interval_s > 0 else 0.0
