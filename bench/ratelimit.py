@@ -24,13 +24,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from _sender_batches import (
+    MESSAGES,
+    ORGS,
+    SENDERS_PER_ORG,
+    Batches,
+    count_round_trips,
+    per_org,
+    per_sender,
+    round_trips_per_batch,
+)
 from _support import create_database, drop_database
 from wa_outbound.config import Settings
 from wa_outbound.db import migrate
 from wa_outbound.db.engine import create_engine
 from wa_outbound.metrics import Metrics
 from wa_outbound.orgs import organizations
-from wa_outbound.ratelimit import RateLimiter, create_rate_limiter, redis_client
+from wa_outbound.ratelimit import RateLimiter, RedisLimiter, create_rate_limiter, redis_client
 from wa_outbound.ratelimit.scripts import keys
 
 REDIS_URL = os.environ.get(
@@ -113,7 +123,14 @@ async def run(quick: bool) -> dict[str, object]:
     db_calls = 500 if quick else 2_000
     rounds = 3 if quick else 7
     dsn, url = await create_database()
-    settings = Settings(_env_file=None, database_url=url, redis_url=REDIS_URL, provider="sandbox")
+    # A short pair interval: each batch's new recipients leave keys that expire within 1.6 s.
+    settings = Settings(
+        _env_file=None,
+        database_url=url,
+        redis_url=REDIS_URL,
+        provider="sandbox",
+        pair_interval_seconds=0.5,
+    )
     engine = create_engine(settings)
     org_ids = [f"bench_{uuid.uuid4().hex[:12]}" for _ in range(CALLERS)]
     bare = redis_client(REDIS_URL)
@@ -122,6 +139,7 @@ async def run(quick: bool) -> dict[str, object]:
         Settings(_env_file=None, database_url=url, provider="sandbox"), engine, Metrics()
     )
     rows: list[Row] = []
+    round_trips: dict[str, float] = {}
     try:
         await migrate.upgrade(engine)
         async with engine.begin() as conn:
@@ -170,6 +188,21 @@ async def run(quick: bool) -> dict[str, object]:
         rows += await compare(
             {"database n=100": db_batch}, callers=1, calls=db_calls, rounds=rounds, batch=100
         )
+        # The dispatcher's per-batch decision: per sender (now) beside per org (before).
+        assert isinstance(redis_limiter, RedisLimiter)
+        batches = Batches(org_ids[:ORGS])
+        trips = count_round_trips(redis_limiter)
+        cases = {
+            "batch per sender": per_sender(redis_limiter, batches),
+            "batch per org (before)": per_org(redis_limiter, batches),
+        }
+        for name, call in cases.items():
+            round_trips[name] = await round_trips_per_batch(call, trips)
+        batch_calls = calls // 20
+        for callers in (1, 8):
+            rows += await compare(
+                cases, callers=callers, calls=batch_calls, rounds=rounds, batch=MESSAGES
+            )
         assert redis_limiter.backend == "redis", "Redis did not decide: results are void"
     finally:
         await redis_limiter.close()
@@ -179,15 +212,22 @@ async def run(quick: bool) -> dict[str, object]:
         await bare.aclose()
         await engine.dispose()
         await drop_database(dsn)
-    return verdict(rows, quick)
+    return verdict(rows, quick, round_trips)
 
 
-def verdict(rows: list[Row], quick: bool) -> dict[str, object]:
+def verdict(rows: list[Row], quick: bool, round_trips: dict[str, float]) -> dict[str, object]:
     by = {(r.name, r.callers): r for r in rows}
     bare, one = by[("bare EVALSHA", 1)], by[("redis n=1", 1)]
     batch, db = by[("redis n=100", 1)], by[("database n=1", 1)]
     assert batch.messages_per_s is not None
+    senders = by[("batch per sender", 8)]
+    assert senders.messages_per_s is not None
     targets = {
+        "batch per sender >= 100,000 msg/s (8 callers)": (senders.messages_per_s, 100_000),
+        f"batch per sender: Redis round trips <= its {ORGS * SENDERS_PER_ORG} senders": (
+            round_trips["batch per sender"],
+            ORGS * SENDERS_PER_ORG,
+        ),
         "redis single >= 90% of bare EVALSHA": (one.per_s / bare.per_s, 0.9),
         "redis single p50 <= 0.2 ms": (one.p50_ms, 0.2),
         "redis batch-of-100 >= 100,000 msg/s": (batch.messages_per_s, 100_000),
@@ -203,6 +243,7 @@ def verdict(rows: list[Row], quick: bool) -> dict[str, object]:
         "python": platform.python_version(),
         "loop": type(asyncio.get_running_loop()).__module__,
         "rows": [asdict(r) for r in rows],
+        "round_trips_per_batch": round_trips,
         "targets": {
             name: {"value": round(value, 4), "goal": goal, "met": met[name]}
             for name, (value, goal) in targets.items()
@@ -236,6 +277,9 @@ def show(results: dict[str, object]) -> None:
             f"{row['name']:24}{row['callers']:>8}{row['calls']:>8}{row['per_s']:>11,.0f}"
             f"{row['p50_ms']:>9.3f}{row['p99_ms']:>9.3f}{msgs}"
         )
+    print()
+    for name, trips in results["round_trips_per_batch"].items():  # type: ignore[attr-defined]
+        print(f"  {name}: {trips:.2f} Redis round trips per batch of {MESSAGES}")
     print()
     for name, target in results["targets"].items():  # type: ignore[attr-defined]
         mark = "met " if target["met"] else "MISS"

@@ -75,7 +75,7 @@ async def test_a_retry_after_of_years_is_capped_at_the_longest_retry(database_ur
 
 @dataclass
 class _BrokenLimiter:
-    async def admit(self, group: Any) -> Any:
+    async def admit_many(self, groups: Any) -> Any:
         raise ConnectionError("no backend can decide")
 
 

@@ -11,10 +11,9 @@ waits and no round looks at it before then.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Generic, Protocol, TypeVar
@@ -34,7 +33,9 @@ K = TypeVar("K", bound=Hashable)
 class Limiter(Protocol):
     """What the dispatcher needs of wa_outbound.ratelimit.RateLimiter."""
 
-    async def admit(self, group: SenderGroup) -> Mapping[uuid.UUID, Verdict]: ...
+    async def admit_many(
+        self, groups: list[SenderGroup]
+    ) -> Sequence[Mapping[uuid.UUID, Verdict]]: ...
 
 
 class Holds(Generic[K]):
@@ -81,16 +82,16 @@ async def admit(
     now: datetime,
     throttled: Throttled | None = None,
 ) -> Admission:
-    """One limiter call per sender of the batch, all at once; what waits is held in memory or
+    """One limiter question per sender of the batch, asked together; what waits is held in memory or
     listed in `waits` for the claim to write."""
     if limiter is None or not due:
         return Admission(due)
     by_sender: dict[uuid.UUID, list[Due]] = {}
     for row in due:
         by_sender.setdefault(row.sender_id, []).append(row)
-    # The senders' questions are independent: asked at once, the batch waits one round trip.
-    answers = await asyncio.gather(
-        *(limiter.admit(_group(sender_id, rows, now)) for sender_id, rows in by_sender.items())
+    # The senders' questions are independent: asked together, in one round trip to Redis.
+    answers = await limiter.admit_many(
+        [_group(sender_id, rows, now) for sender_id, rows in by_sender.items()]
     )
     granted: set[uuid.UUID] = set()
     waits: list[Wait] = []

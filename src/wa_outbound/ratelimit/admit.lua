@@ -1,25 +1,30 @@
--- Decides every limit of one sender group in one round trip: pair pacing, the WABA's messaging
--- limit, the sender's throughput (plan.py and throughput.py are the same steps in Python), then
--- the org's quota and per-second cap as acquire.lua does. Only what every limit grants consumes.
+-- Decides every limit of one sender group in one call: pair pacing, the WABA's messaging limit,
+-- the org's quota and per-second cap as acquire.lua decides them, then the sender's throughput
+-- (plan.py and throughput.py are the same steps in Python). Only what every limit grants
+-- consumes anything.
 --
 -- KEYS[1..3] the org's counter, limit and throttle (acquire.lua; unused when ARGV[5] is 0)
 -- KEYS[4]    hash {bucket index: grants}: the sender's grants per 100 ms
 -- KEYS[5]    sorted set {recipient: when reached (ms)}: the WABA's reached recipients (a cache of
 --            the database's waba_reach), KEYS[6] present while that cache is loaded
--- KEYS[7..]  one per recipient: when the sender may next send to it (Unix s), expiring then
--- ARGV  now, sender mps, pair interval s, cap (-1: none), quota (1/0), n, then per message
---       (its pair key's index from 1, reaches 1/0, recipient), then acquire.lua's optional
---       allotment tail (block ... tat_floor).
--- Returns {-1, shortfall, tat_us} when the database must allot quota first, {-2} when the
--- reached recipients must be loaded, else {1, code, retry_ms, ...} per message in ARGV's order:
--- code 0 granted, 1 throughput, 2 pair_interval, 3 messaging_limit, 4 quota.
+-- KEYS[7..8] hashes {recipient: when the sender may next send to it (Unix s)} of this epoch
+--            and the one before (an epoch is at least the pair interval: an older slot is past)
+-- ARGV  now, sender mps, pair interval s, cap (-1: none), quota (1/0), n, epoch ms, then per
+--       message (reaches 1/0, recipient), then acquire.lua's optional allotment tail (block ...
+--       tat_floor).
+-- Returns n when all n are granted; {-1, shortfall, tat_us} when the database must allot quota
+-- first; {-2} when the reached recipients must be loaded; else {1, code, retry_ms, ...} per
+-- message in ARGV's order: code 0 granted, 1 throughput, 2 pair_interval, 3 messaging_limit,
+-- 4 quota.
 local now = tonumber(ARGV[1])
 local mps = tonumber(ARGV[2])
 local interval = tonumber(ARGV[3])
 local cap = tonumber(ARGV[4])
 local quota_on = ARGV[5] == '1'
 local n = tonumber(ARGV[6])
-local tail = 7 + 3 * n
+local epoch_ms = tonumber(ARGV[7])
+local first_row = 8
+local tail = first_row + 2 * n
 
 if quota_on and ARGV[tail] then
   -- acquire.lua's allotment, at this script's offsets.
@@ -51,7 +56,7 @@ end
 local reach_on = false
 if cap >= 0 then
   for i = 0, n - 1 do
-    if ARGV[8 + 3 * i] == '1' then
+    if ARGV[first_row + 2 * i] == '1' then
       reach_on = true
       break
     end
@@ -91,18 +96,47 @@ for i = 1, #flat, 2 do
 end
 local room = math.max(1, math.floor(mps + 1e-9)) - used_t
 
--- Pass one: pair pacing, messaging limit, throughput, oldest message first.
-local codes, retries, passing = {}, {}, {}
-local free_at, fresh = {}, {}
-for i = 1, n do
-  local base = 7 + 3 * (i - 1)
-  local k, reaches, phone = tonumber(ARGV[base]), ARGV[base + 1] == '1', ARGV[base + 2]
-  local slot = free_at[k]
-  if slot == nil then
-    slot = tonumber(redis.call('GET', KEYS[6 + k]) or '0')
+-- Commands over a long list go in chunks (Lua's unpack has a limit).
+local function chunked(command, key, list, step)
+  local out = {}
+  for from = 1, #list, step do
+    local got = redis.call(command, key, unpack(list, from, math.min(from + step - 1, #list)))
+    if type(got) == 'table' then
+      for i = 1, #got do
+        out[#out + 1] = got[i]
+      end
+    end
   end
+  return out
+end
+
+-- The pair slots of the batch's recipients, the newer epoch's first.
+local slots = {}
+if interval > 0 then
+  local phones = {}
+  for i = 0, n - 1 do
+    phones[#phones + 1] = ARGV[first_row + 2 * i + 1]
+  end
+  local older = chunked('HMGET', KEYS[8], phones, 1000)
+  local newer = chunked('HMGET', KEYS[7], phones, 1000)
+  for i = 1, n do
+    local at = newer[i] or older[i]
+    if at then
+      slots[phones[i]] = tonumber(at)
+    end
+  end
+end
+
+-- Pass one: pair pacing and the messaging limit, oldest message first.
+local codes, retries, passing = {}, {}, {}
+local fresh = {}
+for i = 1, n do
+  local base = first_row + 2 * (i - 1)
+  local reaches, phone = ARGV[base] == '1', ARGV[base + 1]
   if interval > 0 then
-    free_at[k] = math.max(slot, now) + interval
+    local slot = slots[phone] or 0
+    -- Whatever happens to this message, the next one to this recipient comes after it.
+    slots[phone] = math.max(slot, now) + interval
     if slot > now + 1e-9 then
       codes[i], retries[i] = 2, slot - now
     end
@@ -117,18 +151,14 @@ for i = 1, n do
     end
   end
   if not codes[i] then
-    if room <= 0 then
-      codes[i] = 1
-    else
-      room = room - 1
-      passing[#passing + 1] = i
-    end
+    passing[#passing + 1] = i
   end
 end
 
--- Pass two: the org's quota and per-second cap, for as many as passed.
-local granted, quota_retry = #passing, 0
-if quota_on and granted > 0 then
+-- Pass two: the org's quota and per-second cap for as many as passed, then the sender's
+-- throughput takes the oldest of what the quota allows.
+local got, quota_retry = #passing, 0
+if quota_on and got > 0 then
   local state = redis.call('HMGET', KEYS[1], 'used', 'allot', 'tat', 'mps', 'checked')
   local used = tonumber(state[1])
   local avail = 0
@@ -137,12 +167,12 @@ if quota_on and granted > 0 then
   end
   local tat = tonumber(state[3] or '0')
   if not used or not state[4] or now - tonumber(state[5] or '0') > 60 then
-    return {-1, math.max(0, granted - avail), math.floor(tat * 1000000)}
+    return {-1, math.max(0, got - avail), math.floor(tat * 1000000)}
   end
   local omps = tonumber(state[4])
   local burst = math.max(1, omps)
   local start = math.max(tat, now)
-  local want = granted
+  local want = got
   if omps > 0 then
     want = math.min(want, math.max(0, math.floor((now - start) * omps + burst + 1e-9)))
   end
@@ -153,41 +183,50 @@ if quota_on and granted > 0 then
       return {-1, want - avail, math.floor(tat * 1000000)}
     end
   end
-  local got = math.min(want, avail)
-  if got > 0 then
+  local allowed = math.min(want, avail)
+  local taken = math.min(allowed, math.max(0, room))
+  if taken > 0 then
     if omps > 0 then
-      tat = start + got / omps
+      tat = start + taken / omps
     end
-    redis.call('HSET', KEYS[1], 'used', used + got, 'tat', tat)
+    redis.call('HSET', KEYS[1], 'used', used + taken, 'tat', tat)
   end
-  if got < granted then
+  if allowed < got then
     if omps > 0 then
       quota_retry = math.max(0, tat + (1 - burst) / omps - now)
     end
-    if got == avail and throttled >= 0 then
+    if allowed == avail and throttled >= 0 then
       quota_retry = math.max(quota_retry, throttled / 1000)
     end
   end
-  granted = got
+  got = allowed
 end
+local granted = math.min(got, math.max(0, room))
 
 -- Consume for what every limit granted.
 local now_ms = math.floor(now * 1000)
+local pair_set = {}
 for j = 1, #passing do
   local i = passing[j]
-  local base = 7 + 3 * (i - 1)
+  local base = first_row + 2 * (i - 1)
   if j <= granted then
     codes[i], retries[i] = 0, 0
     if interval > 0 then
-      redis.call('SET', KEYS[6 + tonumber(ARGV[base])], string.format('%.6f', now + interval),
-        'PX', math.ceil(interval * 1000) + 1000)
+      pair_set[#pair_set + 1] = ARGV[base + 1]
+      pair_set[#pair_set + 1] = now + interval  -- stored as %.17g: no precision lost
     end
-    if reach_on and ARGV[base + 1] == '1' then
-      redis.call('ZADD', KEYS[5], now_ms, ARGV[base + 2])
+    if reach_on and ARGV[base] == '1' then
+      redis.call('ZADD', KEYS[5], now_ms, ARGV[base + 1])
     end
+  elseif j <= got then
+    codes[i] = 1
   else
     codes[i], retries[i] = 4, quota_retry
   end
+end
+if #pair_set > 0 then
+  chunked('HSET', KEYS[7], pair_set, 1000)
+  redis.call('PEXPIRE', KEYS[7], 2 * epoch_ms + 1000)
 end
 if granted > 0 then
   redis.call('HINCRBY', KEYS[4], bucket, granted)
@@ -204,6 +243,9 @@ if oldest then
   tput_retry = math.max(0, (oldest + 12) * 0.1 - now)
 end
 
+if granted == n then
+  return n  -- all granted, the common case: an integer is the cheapest reply to parse
+end
 local reply = {1}
 for i = 1, n do
   if codes[i] == 1 then

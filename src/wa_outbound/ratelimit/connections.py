@@ -88,6 +88,42 @@ class Lane:
                 pass
         return await self._exchange(self._connect(), command)
 
+    async def call_many(self, commands: list[bytes]) -> list[Any]:
+        """The replies to several packed commands sent together on one connection: one round
+        trip. An error reply is returned in its place (as its `ResponseError`), not raised."""
+        if self._idle:
+            conn, since = self._idle.pop()
+            if time.monotonic() - since > self._idle_s:
+                await conn.disconnect(nowait=True)
+            try:
+                return await self._exchange_many(conn, commands)
+            except RedisConnectionError:
+                pass
+        return await self._exchange_many(self._connect(), commands)
+
+    async def _exchange_many(self, conn: AbstractConnection, commands: list[bytes]) -> list[Any]:
+        if not conn.is_connected:
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    await conn.connect()  # type: ignore[no-untyped-call]  # unannotated upstream
+            except BaseException:
+                await conn.disconnect(nowait=True)
+                raise
+        replies: list[Any] = []
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await conn.send_packed_command(b"".join(commands), check_health=False)
+                for _ in commands:
+                    try:
+                        replies.append(await conn.read_response())
+                    except ResponseError as exc:
+                        replies.append(exc)
+        except BaseException:
+            await conn.disconnect(nowait=True)
+            raise
+        await self._put_back(conn)
+        return replies
+
     async def _exchange(self, conn: AbstractConnection, command: bytes) -> Any:
         if not conn.is_connected:
             # A deadline of its own (a burst of connects is slow); any failure here, an error

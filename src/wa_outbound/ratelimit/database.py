@@ -3,6 +3,7 @@ row lock. Used alone when Redis is not configured, and as the Redis limiter's fa
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import replace
@@ -96,6 +97,10 @@ class DatabaseLimiter:
         self._decisions.count(len(group.rows), len(decided.granted))
         await self.maybe_prune()
         return decided.verdicts
+
+    async def admit_many(self, groups: list[SenderGroup]) -> list[dict[uuid.UUID, Verdict]]:
+        """One transaction per group, all at once (their locks are the senders', apart)."""
+        return list(await asyncio.gather(*(self.admit(group) for group in groups)))
 
     async def maybe_prune(self) -> None:
         """Every `PRUNE_EVERY_S`: drop pair slots and reaches no decision can need again."""

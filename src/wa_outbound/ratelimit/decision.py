@@ -34,6 +34,10 @@ class RateLimiter(Protocol):
         """Every limit of one sender's messages (see senders.py), one verdict per message."""
         ...
 
+    async def admit_many(self, groups: list[SenderGroup]) -> list[dict[uuid.UUID, Verdict]]:
+        """`admit` for each of a batch's groups, in their order, asked together."""
+        ...
+
     async def quota(self, org_id: str) -> dict[str, Any]:
         """The body of `GET /v1/rate-limits/whatsapp/quota`."""
         ...

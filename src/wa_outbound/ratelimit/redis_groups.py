@@ -1,17 +1,20 @@
-"""The Redis limiter's decision for a sender group: one admit.lua call deciding every limit.
+"""The Redis limiter's decision for a batch's sender groups: one admit.lua call per group,
+the calls of every org's sender pipelined together, so a batch costs one round trip.
 
 An org's sender shares the org's hash tag, so its group's call also decides the org's quota.
 The shared sender's messages belong to many orgs whose quota keys live in other slots: each org
 is asked first (acquire.lua, one call per org), then one call decides the sender's limits, and
-quota granted to what those limits refused is given back. The recipients a WABA reaches are
-written to the database (`waba_reach`, authoritative) right after the call, before anything is
-sent; Redis keeps a cache of them, loaded from the database when absent."""
+quota granted to what those limits refused is given back. A call that needs the database first
+(quota to allot, reached recipients to load) is finished on its own. The recipients a WABA
+reaches are written to the database (`waba_reach`, authoritative) right after the calls, before
+anything is sent; Redis keeps a cache of them, loaded from the database when absent."""
 
 from __future__ import annotations
 
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,9 +22,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wa_outbound.ratelimit import senderdb
 from wa_outbound.ratelimit.allotment import Allotter
+from wa_outbound.ratelimit.connections import bulk
 from wa_outbound.ratelimit.decision import Decision
-from wa_outbound.ratelimit.scripts import Scripts, keys, pair_key, sender_keys, sender_tag
-from wa_outbound.ratelimit.senders import REASON_CODES, Candidate, SenderGroup, Verdict
+from wa_outbound.ratelimit.scripts import (
+    Scripts,
+    epoch_length_ms,
+    keys,
+    pair_keys,
+    sender_keys,
+    sender_tag,
+)
+from wa_outbound.ratelimit.senders import (
+    GRANTED,
+    REASON_CODES,
+    Candidate,
+    SenderGroup,
+    Verdict,
+)
 
 MAX_CALLS = 5
 # The cache of reached recipients is loaded again at least this often, so grants a replica made
@@ -29,6 +46,26 @@ MAX_CALLS = 5
 REACH_LOADED_TTL_S = 3600
 
 Acquire = Callable[[str, int], Awaitable[Decision]]
+Verdicts = dict[uuid.UUID, Verdict]
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One admit.lua call: its keys, its argv but for `now` (which goes first), and its
+    messages' arguments already packed."""
+
+    group: SenderGroup
+    rows: list[Candidate]
+    tag: str
+    quota_org: str | None
+    keys: list[str]
+    argv: list[str | int | float]
+    packed_rows: bytes
+
+    def command(self, scripts: Scripts, *tail: str | int | float) -> bytes:
+        rows = self.packed_rows + b"".join(map(bulk, tail))
+        argv = [repr(time.time()), *self.argv]
+        return scripts.admit_command(self.keys, argv, rows, 2 * len(self.rows) + len(tail))
 
 
 class RedisGroups:
@@ -47,82 +84,110 @@ class RedisGroups:
         self._pair_interval_s = pair_interval_s
         self._acquire = acquire
 
-    async def admit(self, group: SenderGroup) -> dict[uuid.UUID, Verdict]:
+    async def admit_many(self, groups: list[SenderGroup]) -> list[Verdicts]:
+        """Every group's verdicts, in the order of `groups`."""
+        results: list[Verdicts] = [{} for _ in groups]
+        owned = [i for i, g in enumerate(groups) if g.org_id is not None and g.rows]
+        calls = [self._call(groups[i], groups[i].ordered(), groups[i].org_id) for i in owned]
+        if calls:
+            commands = [call.command(self._scripts) for call in calls]
+            replies = await self._scripts.admit_many(commands)
+            for i, call, reply in zip(owned, calls, replies, strict=True):
+                results[i] = await self._finish(call, reply)
+        for i, group in enumerate(groups):
+            if group.org_id is None and group.rows:
+                results[i] = await self._admit_shared(group)
+        await self._record_reached(groups, results)
+        return results
+
+    async def _admit_shared(self, group: SenderGroup) -> Verdicts:
+        verdicts: Verdicts = {}
+        asked: list[Candidate] = []
         rows = group.ordered()
-        verdicts: dict[uuid.UUID, Verdict] = {}
-        if group.org_id is not None:
-            verdicts.update(await self._decide(group, rows, quota_org=group.org_id))
-        else:
-            asked: list[Candidate] = []
-            for org_id in dict.fromkeys(row.org_id for row in rows):
-                mine = [row for row in rows if row.org_id == org_id]
-                decision = await self._acquire(org_id, len(mine))
-                asked += mine[: decision.granted]
-                for row in mine[decision.granted :]:
-                    verdicts[row.id] = Verdict("quota", max(decision.retry_after_s, 0.01))
-            decided = await self._decide(group, asked, quota_org=None)
-            verdicts.update(decided)
-            for org_id in dict.fromkeys(row.org_id for row in asked):
-                refused = sum(1 for r in asked if r.org_id == org_id and not decided[r.id].granted)
-                if refused:
-                    await self._scripts.refund(org_id, refused)
-        reached = [r.to for r in rows if r.reaches and verdicts[r.id].granted]
-        if reached and group.cap is not None and group.waba_id:
-            async with self._engine.begin() as conn:
-                await senderdb.record_reached(
-                    conn, group.waba_id, dict.fromkeys(reached), datetime.now(UTC)
-                )
+        for org_id in dict.fromkeys(row.org_id for row in rows):
+            mine = [row for row in rows if row.org_id == org_id]
+            decision = await self._acquire(org_id, len(mine))
+            asked += mine[: decision.granted]
+            for row in mine[decision.granted :]:
+                verdicts[row.id] = Verdict("quota", max(decision.retry_after_s, 0.01))
+        if not asked:
+            return verdicts
+        call = self._call(group, asked, None)
+        decided = await self._finish(call, await self._scripts.admit(call.command(self._scripts)))
+        verdicts.update(decided)
+        for org_id in dict.fromkeys(row.org_id for row in asked):
+            refused = sum(1 for r in asked if r.org_id == org_id and not decided[r.id].granted)
+            if refused:
+                await self._scripts.refund(org_id, refused)
         return verdicts
 
-    async def _decide(
-        self, group: SenderGroup, rows: list[Candidate], *, quota_org: str | None
-    ) -> dict[uuid.UUID, Verdict]:
-        if not rows:
-            return {}
+    def _call(self, group: SenderGroup, rows: list[Candidate], quota_org: str | None) -> Call:
         sender = str(group.sender_id)
         tag = sender_tag(group.org_id, sender)
-        phones = list(dict.fromkeys(row.to for row in rows))
-        index = {phone: i for i, phone in enumerate(phones, start=1)}
+        interval_s = self._pair_interval_s
         script_keys = [
             *keys(quota_org or tag),
             *sender_keys(tag, sender, group.waba_id),
-            *(pair_key(tag, sender, phone) for phone in phones),
+            *pair_keys(tag, sender, interval_s, time.time()),
         ]
-        per_row: list[str | int | float] = []
-        for row in rows:
-            per_row += [index[row.to], 1 if row.reaches else 0, row.to]
-        head: list[str | int | float] = [
+        argv: list[str | int | float] = [
             repr(group.messages_per_second),
-            repr(self._pair_interval_s),
+            repr(interval_s),
             -1 if group.cap is None else group.cap,
             1 if quota_org is not None else 0,
             len(rows),
+            epoch_length_ms(interval_s),
         ]
-        tail: list[str | int | float] = []
-        reply: Any = None
+        packed = b"".join(
+            (_REACHES if row.reaches else _NOT_REACHES) + bulk(row.to) for row in rows
+        )
+        return Call(group, rows, tag, quota_org, script_keys, argv, packed)
+
+    async def _finish(self, call: Call, reply: Any) -> Verdicts:
+        """The verdicts of a reply, after the database's part when the script asked for it."""
         for _ in range(MAX_CALLS):
-            reply = await self._scripts.admit(
-                script_keys, [repr(time.time()), *head, *per_row, *tail]
-            )
-            tail = []
-            if reply[0] == 1:
-                break
-            if reply[0] == -2 and group.waba_id:
-                await self._load_reach(tag, group.waba_id)
-            elif reply[0] == -1 and quota_org is not None:
-                allotment = await self._allotter.allot(quota_org, reply[1], reply[2] / 1e6)
+            if reply.__class__ is int or reply[0] == 1:
+                return _verdicts(call.rows, reply)
+            tail: list[str | int | float] = []
+            if reply[0] == -2 and call.group.waba_id:
+                await self._load_reach(call.tag, call.group.waba_id)
+            elif reply[0] == -1 and call.quota_org is not None:
+                allotment = await self._allotter.allot(call.quota_org, reply[1], reply[2] / 1e6)
                 tail = list(allotment.argv())
-        if reply is None or reply[0] != 1:
-            # The allotments kept missing the window's edge: nothing this time.
-            return {row.id: Verdict("quota", 0.05) for row in rows}
-        verdicts = {}
-        for i, row in enumerate(rows):
-            code, retry_ms = reply[1 + 2 * i], reply[2 + 2 * i]
-            reason = REASON_CODES[code - 1] if code else None
-            verdicts[row.id] = Verdict(reason, retry_ms / 1000)
-        return verdicts
+            reply = await self._scripts.admit(call.command(self._scripts, *tail))
+        if reply.__class__ is int or reply[0] == 1:
+            return _verdicts(call.rows, reply)
+        # The allotments kept missing the window's edge: nothing this time.
+        return {row.id: Verdict("quota", 0.05) for row in call.rows}
 
     async def _load_reach(self, tag: str, waba_id: str) -> None:
         async with self._engine.connect() as conn:
             reached = await senderdb.reached_since(conn, waba_id, datetime.now(UTC))
         await self._scripts.load_reach(tag, waba_id, reached, REACH_LOADED_TTL_S)
+
+    async def _record_reached(self, groups: list[SenderGroup], results: list[Verdicts]) -> None:
+        reached: dict[str, list[str]] = {}
+        for group, verdicts in zip(groups, results, strict=True):
+            if group.cap is None or not group.waba_id:
+                continue
+            phones = [r.to for r in group.rows if r.reaches and verdicts[r.id].granted]
+            if phones:
+                reached.setdefault(group.waba_id, []).extend(phones)
+        if reached:
+            now = datetime.now(UTC)
+            async with self._engine.begin() as conn:
+                for waba_id, phones in reached.items():
+                    await senderdb.record_reached(conn, waba_id, dict.fromkeys(phones), now)
+
+
+_REACHES, _NOT_REACHES = bulk("1"), bulk("0")
+
+
+def _verdicts(rows: list[Candidate], reply: Any) -> Verdicts:
+    if reply.__class__ is int:
+        return dict.fromkeys((row.id for row in rows), GRANTED)
+    verdicts = {}
+    for i, row in enumerate(rows):
+        code, retry_ms = reply[1 + 2 * i], reply[2 + 2 * i]
+        verdicts[row.id] = Verdict(REASON_CODES[code - 1] if code else None, retry_ms / 1000)
+    return verdicts

@@ -89,23 +89,26 @@ class RedisLimiter:
         return await self._database.acquire(org_id, n)
 
     async def admit(self, group: SenderGroup) -> dict[uuid.UUID, Verdict]:
-        if not group.rows:
-            return {}
+        return (await self.admit_many([group]))[0]
+
+    async def admit_many(self, groups: list[SenderGroup]) -> list[dict[uuid.UUID, Verdict]]:
         if self._redis.up:
             try:
-                verdicts = await self._groups.admit(group)
-                self._decisions.count(len(group.rows), sum(v.granted for v in verdicts.values()))
+                results = await self._groups.admit_many(groups)
+                for group, verdicts in zip(groups, results, strict=True):
+                    granted = sum(v.granted for v in verdicts.values())
+                    self._decisions.count(len(group.rows), granted)
                 await self._database.maybe_prune()
-                return verdicts
+                return results
             except REDIS_DOWN as exc:
                 self._redis.mark_down(exc)
         else:
             self._schedule_probe()
-        verdicts = await self._database.admit(group)
-        if group.cap is not None and group.waba_id and any(r.reaches for r in group.rows):
-            tag = sender_tag(group.org_id, str(group.sender_id))
-            self._stale_reach.add((tag, group.waba_id))
-        return verdicts
+        for group in groups:
+            if group.cap is not None and group.waba_id and any(r.reaches for r in group.rows):
+                tag = sender_tag(group.org_id, str(group.sender_id))
+                self._stale_reach.add((tag, group.waba_id))
+        return await self._database.admit_many(groups)
 
     async def _refill_and_decide(self, org_id: str, n: int, result: Any) -> Decision:
         """Redis lacks quota for this decision: allot more from the database and decide again."""

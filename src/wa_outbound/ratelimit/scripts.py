@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -46,8 +47,18 @@ def sender_keys(tag: str, sender_id: str, waba_id: str | None) -> tuple[str, str
     )
 
 
-def pair_key(tag: str, sender_id: str, phone: str) -> str:
-    return f"{PREFIX}:pair:{{{tag}}}:{sender_id}:{phone}"
+def pair_keys(tag: str, sender_id: str, interval_s: float, now_s: float) -> tuple[str, str]:
+    """The sender's pair-slot hashes of this epoch and the one before. An epoch lasts at least
+    the pair interval, so a slot written two epochs ago is past: hashes expire instead of
+    every recipient's field being deleted."""
+    epoch_ms = epoch_length_ms(interval_s)
+    epoch = int(now_s * 1000) // epoch_ms
+    base = f"{PREFIX}:pair:{{{tag}}}:{sender_id}:"
+    return f"{base}{epoch}", f"{base}{epoch - 1}"
+
+
+def epoch_length_ms(interval_s: float) -> int:
+    return max(1000, math.ceil(interval_s * 1000))
 
 
 ACQUIRE_HEAD_ARGS = 6  # EVALSHA, sha, 3, the three keys
@@ -102,14 +113,36 @@ class Scripts:
             await self.client.script_load(self._acquire.source)
             return await self.lane.call(command)
 
-    async def admit(self, keys: list[str], argv: list[str | int | float]) -> Any:
-        """The admit script's reply (see admit.lua), on the lane: one round trip."""
-        command = pack("EVALSHA", self._admit.sha, len(keys), *keys, *argv)
+    async def admit(self, command: bytes) -> Any:
+        """The reply to one packed admit call (see `admit_command`), on the lane."""
         try:
             return await self.lane.call(command)
         except NoScriptError:
             await self.client.script_load(self._admit.source)
             return await self.lane.call(command)
+
+    def admit_command(self, keys: list[str], argv: list[Any], rows: bytes, rows_n: int) -> bytes:
+        """An admit call packed: its keys, its argv, then `rows` (`rows_n` arguments already
+        packed, see `bulk`)."""
+        head = pack("EVALSHA", self._admit.sha, len(keys), *keys, *argv)
+        count = head.index(b"\r\n")
+        return b"*%d" % (int(head[1:count]) + rows_n) + head[count:] + rows
+
+    async def admit_many(self, commands: list[bytes]) -> list[Any]:
+        """Several packed admit calls pipelined on one connection: one round trip. A Redis that
+        lost the script gets it loaded, and only the calls it refused are sent again (the
+        others ran)."""
+        replies = await self.lane.call_many(commands)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            await self.client.script_load(self._admit.source)
+            again = await self.lane.call_many([commands[i] for i in missing])
+            for i, reply in zip(missing, again, strict=True):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
 
     async def refund(self, org_id: str, count: int) -> None:
         """Give back quota granted to messages another limit then refused."""
