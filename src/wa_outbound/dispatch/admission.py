@@ -90,9 +90,12 @@ async def admit(
     for row in due:
         by_sender.setdefault(row.sender_id, []).append(row)
     # The senders' questions are independent: asked together, in one round trip to Redis.
+    asked_at = time.monotonic()
     answers = await limiter.admit_many(
         [_group(sender_id, rows, now) for sender_id, rows in by_sender.items()]
     )
+    # Retries count from the limiter's answer: a wait written from `now` would end early.
+    later = now + timedelta(seconds=time.monotonic() - asked_at)
     granted: set[uuid.UUID] = set()
     waits: list[Wait] = []
     for (sender_id, rows), verdicts in zip(by_sender.items(), answers, strict=True):
@@ -108,7 +111,7 @@ async def admit(
             elif verdict.reason == "quota" and verdict.retry_after_s < WRITE_WAIT_S:
                 orgs.hold(row.org_id, verdict.retry_after_s)
             else:
-                until = now + timedelta(seconds=verdict.retry_after_s)
+                until = later + timedelta(seconds=verdict.retry_after_s)
                 waits.append(Wait(row.id, row.org_id, until, verdict.reason))
     return Admission([row for row in due if row.id in granted], waits)
 
