@@ -23,6 +23,7 @@ READY = sa.text(
     "status IN ('QUEUED', 'RETRYING') "
     "AND (waiting_reason IS NULL OR waiting_reason <> 'sender_paused')"
 )
+PAIR_WAITING = sa.text("waiting_reason = 'pair_interval' AND status IN ('QUEUED', 'RETRYING')")
 
 
 def upgrade() -> None:
@@ -59,9 +60,17 @@ def upgrade() -> None:
         postgresql_where=READY,
         sqlite_where=READY,
     )
+    op.create_index(
+        "ix_outbound_message_pair_waiting",
+        "outbound_message",
+        ["sender_id", "to_phone", "created_at"],
+        postgresql_where=PAIR_WAITING,
+        sqlite_where=PAIR_WAITING,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outbound_message_pair_waiting", "outbound_message")
     op.drop_index("ix_outbound_message_claim_ready", "outbound_message")
     op.drop_index("ix_waba_reach_waba_id_reached_at", "waba_reach")
     op.drop_table("waba_reach")

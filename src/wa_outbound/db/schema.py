@@ -375,3 +375,14 @@ sa.Index(
     postgresql_where=_ready,
     sqlite_where=_ready,
 )
+# Messages waiting for their pair slot, by sender and recipient: the claim checks that none older
+# waits before it takes a message to that recipient.
+_pair_waiting = sa.text("waiting_reason = 'pair_interval' AND status IN ('QUEUED', 'RETRYING')")
+sa.Index(
+    "ix_outbound_message_pair_waiting",
+    outbound_message.c.sender_id,
+    outbound_message.c.to_phone,
+    outbound_message.c.created_at,
+    postgresql_where=_pair_waiting,
+    sqlite_where=_pair_waiting,
+)

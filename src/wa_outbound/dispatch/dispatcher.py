@@ -253,13 +253,18 @@ class Dispatcher:
         self, conn: AsyncConnection, admission: Admission, now: datetime
     ) -> list[Claimed]:
         await claims.hold(conn, admission.waits, now=now, actor=self._actor)
-        return await claims.claim(
+        claimed = await claims.claim(
             conn,
             [row.id for row in admission.granted],
             worker=self.worker_id,
             lease_s=self.settings.lease_seconds,
             now=now,
         )
+        # Sends start in this order and take the send slots first come, first served: the
+        # slowest senders' go first, so waiting for a slot adds the least to their spacing at
+        # Meta (their throughput margin is 0.1 s). Queue order is kept within a sender.
+        pace = {row.id: row.messages_per_second for row in admission.granted}
+        return sorted(claimed, key=lambda message: pace.get(message.id, 0.0))
 
     def _next_release_s(self) -> float | None:
         """Seconds until the first in-memory hold (of an org or a sender) ends."""

@@ -61,7 +61,9 @@ class Wait:
 
 # The partial index ix_outbound_message_claim_ready leaves out paused senders' marked rows,
 # so a paused backlog is never scanned; a paused sender's unmarked rows are filtered by the join.
-# The service window is looked up only for templates whose WABA has a messaging limit.
+# The service window is looked up only for templates whose WABA has a messaging limit. A message
+# never overtakes an older one to the same recipient that waits for its pair slot (the older one
+# may come back late); ix_outbound_message_pair_waiting makes that check a probe of a few rows.
 _PG_LOCK_DUE = sa.text(
     """
     SELECT o.id, o.org_id, o.sender_id, o.to_phone, o.created_at,
@@ -82,6 +84,12 @@ _PG_LOCK_DUE = sa.text(
       AND COALESCE(o.sender_id, :shared) <> ALL(CAST(:skip_senders AS uuid[]))
       AND o.org_id <> ALL(CAST(:skip_orgs AS text[]))
       AND (s.paused_reasons IS NULL OR jsonb_array_length(s.paused_reasons) = 0)
+      AND NOT EXISTS (
+          SELECT 1 FROM outbound_message AS older
+          WHERE older.sender_id = o.sender_id AND older.to_phone = o.to_phone
+            AND older.waiting_reason = 'pair_interval'
+            AND older.status IN ('QUEUED', 'RETRYING')
+            AND older.created_at < o.created_at)
     ORDER BY o.next_attempt_at
     LIMIT :limit
     FOR UPDATE OF o SKIP LOCKED
@@ -136,6 +144,7 @@ async def lock_due(
 def _sqlite_lock_due() -> sa.Select[Any]:
     """_PG_LOCK_DUE for SQLite (no row locks: one writer)."""
     s, w, sw = sender.c, waba.c, service_window.c
+    older = outbound_message.alias("older")
     sender_id = sa.func.coalesce(m.sender_id, sa.bindparam("shared", type_=sa.Uuid()))
     capped = sa.and_(
         m.kind == "template", w.messaging_limit.is_not(None), w.messaging_limit != "TIER_UNLIMITED"
@@ -172,6 +181,13 @@ def _sqlite_lock_due() -> sa.Select[Any]:
             sender_id.not_in(sa.bindparam("skip_senders", expanding=True, type_=sa.Uuid())),
             m.org_id.not_in(sa.bindparam("skip_orgs", expanding=True)),
             sa.or_(s.paused_reasons.is_(None), sa.func.json_array_length(s.paused_reasons) == 0),
+            ~sa.exists().where(
+                older.c.sender_id == m.sender_id,
+                older.c.to_phone == m.to_phone,
+                older.c.waiting_reason == "pair_interval",
+                older.c.status.in_(CLAIMABLE),
+                older.c.created_at < m.created_at,
+            ),
         )
         .order_by(m.next_attempt_at)
         .limit(sa.bindparam("limit"))
