@@ -52,8 +52,9 @@ async def create_sender(
     engine: EngineDep,
     settings: SettingsDep,
 ) -> dict[str, Any]:
+    shared = settings.has_shared_sender and body.phone_number_id == settings.shared_phone_number_id
     async with engine.connect() as conn:
-        if await service.registered(conn, body.phone_number_id):
+        if shared or await service.registered(conn, body.phone_number_id):
             raise SenderExists(phone_number_id=body.phone_number_id)
     info = await verify_number(
         settings,
