@@ -347,9 +347,13 @@ class Dispatcher:
                     )
                 )
             elapsed = time.perf_counter() - started
-        self.metrics.send_latency.labels(
-            channel=CHANNEL_WHATSAPP, outcome="accepted" if result.wamid else "error"
-        ).observe(elapsed)
+        result_label = "accepted" if result.wamid else "error"
+        self.metrics.send_latency.labels(channel=CHANNEL_WHATSAPP, outcome=result_label).observe(
+            elapsed
+        )
+        self.metrics.sender_sends.labels(
+            sender=credentials.phone_number_id, result=result_label
+        ).inc()
         return outcome_of(
             message,
             result,
