@@ -16,7 +16,6 @@ import logging
 import os
 import socket
 import time
-import uuid
 from asyncio import FIRST_COMPLETED
 from collections.abc import Callable
 from datetime import datetime
@@ -26,16 +25,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from wa_outbound.config import Settings
 from wa_outbound.db.listener import Listener
 from wa_outbound.db.types import utcnow
-from wa_outbound.dispatch import claims, outcomes
-from wa_outbound.dispatch.admission import Admission, Holds, Limiter, admit
-from wa_outbound.dispatch.claims import Claimed, Due
+from wa_outbound.dispatch import claims, outcomes, unsent
+from wa_outbound.dispatch.admission import Admission, Gate, Limiter
+from wa_outbound.dispatch.claims import Claimed
 from wa_outbound.dispatch.outcomes import Outcome
-from wa_outbound.dispatch.policy import CONSENT_REVOKED, outcome_of
+from wa_outbound.dispatch.policy import outcome_of
 from wa_outbound.dispatch.recorder import Recorder
 from wa_outbound.logs import message_fields
 from wa_outbound.metrics import Metrics
-from wa_outbound.phone import mask
-from wa_outbound.status import CHANNEL_WHATSAPP, Status
+from wa_outbound.senders.directory import Credentials, Directory
+from wa_outbound.status import CHANNEL_WHATSAPP
 from wa_outbound.whatsapp.provider import OutgoingMessage, Provider, SendResult
 from wa_outbound.whatsapp.retry import ProviderError
 
@@ -55,6 +54,7 @@ class Dispatcher:
         metrics: Metrics,
         limiter: Limiter | None = None,
         clock: Callable[[], datetime] = utcnow,
+        senders: Directory | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -62,6 +62,7 @@ class Dispatcher:
         self.metrics = metrics
         self.limiter = limiter
         self.clock = clock
+        self.senders = senders or Directory(engine, settings)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self) % 10_000}"
         self._actor = f"dispatcher:{self.worker_id}"
         self._send_slots = asyncio.Semaphore(settings.dispatch_concurrency)
@@ -69,8 +70,8 @@ class Dispatcher:
         self._stopping = asyncio.Event()
         self._batches: set[asyncio.Task[int]] = set()
         self._last_reclaim = 0.0
-        self._holds: Holds[str] = Holds()  # orgs whose own per-second cap refused
-        self._sender_holds: Holds[uuid.UUID] = Holds()  # senders whose throughput is spent
+        throttled = metrics.sender_throttled
+        self._gate = Gate(lambda sender, why: throttled.labels(sender=sender, reason=why).inc())
         self._recorder = Recorder(
             engine=engine,
             metrics=metrics,
@@ -88,6 +89,7 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self) -> None:
+        await self.senders.ensure_shared()
         listener = Listener(self.engine, self.wake) if self.settings.is_postgres else None
         listen_task = (
             asyncio.create_task(listener.run(), name="outbox-listener") if listener else None
@@ -110,7 +112,7 @@ class Dispatcher:
                     continue
                 if claimed == 0 or capacity <= 0:
                     # Held orgs wake the loop when their hold ends, not a poll later.
-                    release_s = self._next_release_s()
+                    release_s = self._gate.next_release_s()
                     poll_s = self.settings.dispatch_poll_seconds
                     await self._idle(poll_s if release_s is None else min(poll_s, release_s))
         finally:
@@ -207,7 +209,7 @@ class Dispatcher:
 
     async def _claim_rows(self, limit: int) -> list[Claimed]:
         now = self.clock()
-        senders, orgs = self._sender_holds.held(), self._holds.held()
+        senders, orgs = self._gate.senders.held(), self._gate.orgs.held()
         if self.settings.is_postgres:
             # The limiter is asked while the due rows are locked, so what it grants is exactly
             # what is claimed; a limiter or database error rolls everything back and burns no
@@ -216,7 +218,7 @@ class Dispatcher:
                 due = await claims.lock_due(
                     conn, limit=limit, now=now, skip_senders=senders, skip_orgs=orgs
                 )
-                admission = await self._admit(due, now)
+                admission = await self._gate.admit(self.limiter, due, now)
                 batch = await self._claim_granted(conn, admission, now)
         else:
             # SQLite: one process, one writer. The database limiter writes on a connection of
@@ -225,7 +227,7 @@ class Dispatcher:
                 due = await claims.lock_due(
                     conn, limit=limit, now=now, skip_senders=senders, skip_orgs=orgs
                 )
-            admission = await self._admit(due, now)
+            admission = await self._gate.admit(self.limiter, due, now)
             async with self.engine.begin() as conn:
                 batch = await self._claim_granted(conn, admission, now)
         self._owned.update((message.id, message) for message in batch)
@@ -233,21 +235,6 @@ class Dispatcher:
         if batch:
             self.metrics.dispatcher_batch_size.observe(len(batch))
         return batch
-
-    async def _admit(self, due: list[Due], now: datetime) -> Admission:
-        throttled = self.metrics.sender_throttled
-
-        def count(sender: str, reason: str) -> None:
-            throttled.labels(sender=sender, reason=reason).inc()
-
-        return await admit(
-            self.limiter,
-            due,
-            senders=self._sender_holds,
-            orgs=self._holds,
-            now=now,
-            throttled=count,
-        )
 
     async def _claim_granted(
         self, conn: AsyncConnection, admission: Admission, now: datetime
@@ -260,29 +247,37 @@ class Dispatcher:
             lease_s=self.settings.lease_seconds,
             now=now,
         )
-        # Sends start in this order and take the send slots first come, first served: the
-        # slowest senders' go first, so waiting for a slot adds the least to their spacing at
-        # Meta (their throughput margin is 0.1 s). Queue order is kept within a sender.
-        pace = {row.id: row.messages_per_second for row in admission.granted}
-        return sorted(claimed, key=lambda message: pace.get(message.id, 0.0))
-
-    def _next_release_s(self) -> float | None:
-        """Seconds until the first in-memory hold (of an org or a sender) ends."""
-        ends = [h.next_release_s() for h in (self._holds, self._sender_holds)]
-        return min((end for end in ends if end is not None), default=None)
+        return admission.send_order(claimed)
 
     async def _process(self, batch: list[Claimed]) -> int:
         """Send a claimed batch and write its outcomes as the answers come, in groups: answers
         that arrive within `SETTLE_LINGER_S` of each other share one write, so a send that waits
         out its timeout holds back no other message's outcome (nor its slot)."""
         try:
-            revoked = [self._consent_revoked(m) for m in batch if not m.consented]
+            revoked = [unsent.consent_revoked(m) for m in batch if not m.consented]
             if revoked:
                 await self._settle(revoked)
             to_send = [m for m in batch if m.consented]
+            try:
+                credentials = await self.senders.credentials({m.sender_id for m in to_send})
+            except Exception as exc:
+                # Nothing was sent: every claim goes back as it was, its attempt given back.
+                log.warning("reading senders failed", extra={"error": repr(exc)})
+                await self._settle(
+                    [
+                        unsent.released(m, False, self.clock(), "senders_unavailable")
+                        for m in to_send
+                    ]
+                )
+                return len(batch)
+            unknown = [m for m in to_send if m.sender_id not in credentials]
+            if unknown:
+                await self._settle([unsent.no_sender(m) for m in unknown])
             started: set[object] = set()
             sends: dict[asyncio.Future[Outcome], Claimed] = {
-                asyncio.ensure_future(self._send(m, started)): m for m in to_send
+                asyncio.ensure_future(self._send(m, credentials[m.sender_id], started)): m
+                for m in to_send
+                if m.sender_id in credentials
             }
             unsettled: set[asyncio.Future[Outcome]] = set(sends)
             try:
@@ -298,7 +293,7 @@ class Dispatcher:
                 # Shutdown past the grace period: settle what finished, release the rest.
                 finished = [s.result() for s in unsettled if s.done() and not s.cancelled()]
                 cut = [
-                    self._release(sends[s], sends[s].id in started)
+                    unsent.released(sends[s], sends[s].id in started, self.clock())
                     for s in unsettled
                     if not s.done() or s.cancelled()
                 ]
@@ -320,32 +315,9 @@ class Dispatcher:
                 self._owned.pop(outcome.message.id, None)
             self._wake.set()
 
-    def _consent_revoked(self, message: Claimed) -> Outcome:
-        log.info(
-            "consent revoked since queuing; not sent",
-            extra=message_fields(
-                message_id=message.id,
-                org_id=message.org_id,
-                attempt=message.attempt,
-                error_code=CONSENT_REVOKED.code,
-                to=mask(message.to),
-            ),
-        )
-        return Outcome(message, Status.FAILED, "consent_revoked", error=CONSENT_REVOKED)
-
-    def _release(self, message: Claimed, started: bool) -> Outcome:
-        """A send cut off by shutdown. One that never started gives its attempt back; one cut
-        off mid-request keeps it (Meta may have received it) and is retried."""
-        return Outcome(
-            message,
-            Status.RETRYING if started else Status(message.from_status),
-            "released",
-            next_attempt_at=self.clock(),
-            give_back_attempt=not started,
-            details={"reason": "shutdown"},
-        )
-
-    async def _send(self, message: Claimed, started_ids: set[object]) -> Outcome:
+    async def _send(
+        self, message: Claimed, credentials: Credentials, started_ids: set[object]
+    ) -> Outcome:
         outgoing = OutgoingMessage(
             id=message.id,
             org_id=message.org_id,
@@ -353,6 +325,8 @@ class Dispatcher:
             kind=message.kind,
             payload=message.payload,
             attempt=message.attempt,
+            phone_number_id=credentials.phone_number_id,
+            token=credentials.token,
         )
         async with self._send_slots:
             started_ids.add(message.id)
@@ -380,9 +354,13 @@ class Dispatcher:
                     )
                 )
             elapsed = time.perf_counter() - started
-        self.metrics.send_latency.labels(
-            channel=CHANNEL_WHATSAPP, outcome="accepted" if result.wamid else "error"
-        ).observe(elapsed)
+        result_label = "accepted" if result.wamid else "error"
+        self.metrics.send_latency.labels(channel=CHANNEL_WHATSAPP, outcome=result_label).observe(
+            elapsed
+        )
+        self.metrics.sender_sends.labels(
+            sender=credentials.phone_number_id, result=result_label
+        ).inc()
         return outcome_of(
             message,
             result,
