@@ -85,6 +85,16 @@ class Stack:
             counts = {row[0]: int(row[1]) for row in found}
         return {i: counts.get(i, 0) for i in ids}
 
+    async def claimed_at(self, ids: Sequence[uuid.UUID]) -> list[float]:
+        """When these messages were claimed (granted), in Unix seconds."""
+        async with self.engine.connect() as conn:
+            found = await conn.scalars(
+                sa.select(message_event.c.at).where(
+                    message_event.c.message_id.in_(ids), message_event.c.type == "claimed"
+                )
+            )
+            return [at.timestamp() for at in found]
+
     async def accepted(self, ids: Sequence[uuid.UUID]) -> int:
         async with self.engine.connect() as conn:
             return int(
