@@ -78,6 +78,9 @@ async def fake_meta_and_service(
             WA_ALERT_INTERVAL_SECONDS="1",
             WA_METRICS_REFRESH_SECONDS="1",
             WA_LOG_FORMAT="json",
+            # 3,000 messages to 10 recipients: pacing each pair would make the campaign last
+            # half an hour; it is not what this test is about.
+            WA_PAIR_INTERVAL_SECONDS="0",
         )
         log = tmp_path / "service.log"
         process = await asyncio.to_thread(_serve, port, env, log)
