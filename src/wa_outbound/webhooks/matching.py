@@ -92,9 +92,7 @@ async def lock_messages(
         for row in rows:
             message = by_id[row.id] = LockedMessage(row._asdict(), row.status)
             found.setdefault(row.provider_message_id, []).append(message)
-    unknown = sorted(
-        {u.provider_message_id for u in updates if _match(found, scopes, u) is None}
-    )
+    unknown = sorted({u.provider_message_id for u in updates if _match(found, scopes, u) is None})
     if unknown:
         # A duplicate send's wamid (its outcome lost its claim): the same message, locked once.
         rows = await conn.execute(_linked_statement(), {"wamids": unknown})
