@@ -21,7 +21,7 @@ from wa_outbound.app import create_app
 from wa_outbound.config import Settings
 from wa_outbound.db.schema import pending_status, service_window, webhook_event
 from wa_outbound.db.types import utcnow
-from wa_outbound.webhooks.pending import apply_pending
+from wa_outbound.receipts.pending import apply_pending
 
 SECRET = "test-app-secret"
 VERIFY_TOKEN = "test-verify-token"

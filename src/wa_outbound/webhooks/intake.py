@@ -21,10 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from wa_outbound import text
 from wa_outbound.db.schema import webhook_event
 from wa_outbound.metrics import Metrics
+from wa_outbound.receipts.statuses import APPLIED, KNOWN_STATUSES, apply_statuses
 from wa_outbound.status import CHANNEL_WHATSAPP
 from wa_outbound.webhooks import payload, routing
 from wa_outbound.webhooks.management import UNROUTED, apply_management
-from wa_outbound.webhooks.receipts import APPLIED, KNOWN_STATUSES, apply_statuses
 from wa_outbound.webhooks.service_windows import open_service_windows
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from wa_outbound import phone
-from wa_outbound.webhooks.receipts import StatusUpdate
+from wa_outbound.receipts.statuses import StatusUpdate
 
 _MAX_WAMID = 128  # the width of provider_message_id: a longer id cannot be one of ours
 _MAX_ID = 64  # the width of phone_number_id and waba_id: a longer id cannot be one of ours

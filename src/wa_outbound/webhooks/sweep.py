@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wa_outbound.db.types import utcnow
 from wa_outbound.metrics import Metrics
+from wa_outbound.receipts.pending import apply_known_pending, drop_expired_pending
+from wa_outbound.receipts.statuses import KNOWN_STATUSES
 from wa_outbound.webhooks import intake
 from wa_outbound.webhooks.management import lift_ended_restrictions
-from wa_outbound.webhooks.pending import apply_known_pending, drop_expired_pending
-from wa_outbound.webhooks.receipts import KNOWN_STATUSES
 from wa_outbound.workers import repeat
 
 log = logging.getLogger(__name__)

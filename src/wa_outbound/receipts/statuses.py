@@ -22,6 +22,13 @@ from wa_outbound.db.dialect import is_postgres
 from wa_outbound.db.schema import outbound_message, pending_status
 from wa_outbound.events import message_event_row, record_message_events
 from wa_outbound.logs import message_fields
+from wa_outbound.receipts.matching import (
+    ERROR_COLUMNS,
+    WRITTEN,
+    LockedMessage,
+    StatusUpdate,
+    lock_messages,
+)
 from wa_outbound.status import (
     META_STATUSES,
     RANK,
@@ -29,13 +36,6 @@ from wa_outbound.status import (
     RECEIPT_IGNORED,
     RECEIPT_PENDING,
     Status,
-)
-from wa_outbound.webhooks.matching import (
-    ERROR_COLUMNS,
-    WRITTEN,
-    LockedMessage,
-    StatusUpdate,
-    lock_messages,
 )
 
 __all__ = ["APPLIED", "IGNORED", "KNOWN_STATUSES", "PENDING", "StatusUpdate", "apply_statuses"]

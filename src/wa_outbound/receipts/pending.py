@@ -16,7 +16,7 @@ from wa_outbound.db.schema import (
     pending_status,
     sender,
 )
-from wa_outbound.webhooks.receipts import StatusUpdate, apply_statuses
+from wa_outbound.receipts.statuses import StatusUpdate, apply_statuses
 
 _CHUNK = 1000
 m = outbound_message.c

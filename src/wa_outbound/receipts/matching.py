@@ -17,8 +17,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound.db.dialect import is_postgres
-from wa_outbound.db.schema import SHARED_SENDER_ID, message_wamid, outbound_message
-from wa_outbound.senders import store as senders
+from wa_outbound.db.schema import SHARED_SENDER_ID, message_wamid, outbound_message, sender
 
 ERROR_COLUMNS = ("error_code", "error_title", "error_message", "error_details", "error_retryable")
 TIMESTAMPS = ("sent_at", "delivered_at", "read_at", "failed_at")
@@ -114,7 +113,7 @@ async def _scopes(
     if not numbers:
         return {}
     if known is None or not numbers <= known.keys():
-        known = await senders.ids_by_phone_number_id(conn, numbers)
+        known = await sender_ids_by_number(conn, numbers)
     scopes: dict[str, Scope] = {}
     for number in numbers:
         ids: set[uuid.UUID | None] = set(known.get(number, ()))
@@ -122,6 +121,23 @@ async def _scopes(
             ids.add(None)
         scopes[number] = frozenset(ids)
     return scopes
+
+
+async def sender_ids_by_number(
+    conn: AsyncConnection, phone_number_ids: set[str]
+) -> dict[str, list[uuid.UUID]]:
+    """Every sender id each number ever had, deleted senders included (as
+    senders.store.ids_by_phone_number_id, which this package may not import)."""
+    found: dict[str, list[uuid.UUID]] = {}
+    if phone_number_ids:
+        rows = await conn.execute(
+            sa.select(sender.c.phone_number_id, sender.c.id).where(
+                sender.c.phone_number_id.in_(phone_number_ids)
+            )
+        )
+        for number, sender_id in rows:
+            found.setdefault(number, []).append(sender_id)
+    return found
 
 
 def _match(
