@@ -85,7 +85,10 @@ def create_app(settings: Settings) -> FastAPI:
                     "api-key-listener",
                     Listener(engine, api_keys.clear, channel=API_KEYS_CHANNEL),
                 )
-            if not (await schema.run_once()).usable:
+            if (await schema.run_once()).usable:
+                # Webhooks to the shared number route to its row: have it before any arrive.
+                await dispatcher.senders.ensure_shared()
+            else:
                 supervisor.start("schema-watch", schema)
             if sandbox_statuses is not None:
                 supervisor.start("sandbox-statuses", sandbox_statuses)

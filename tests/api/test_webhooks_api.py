@@ -31,7 +31,14 @@ Org = tuple[str, dict[str, str]]
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return make_settings(database_url, app_secret=SECRET, webhook_verify_token=VERIFY_TOKEN)
+    # The shared sender on the envelope's number: its statuses route to the shared sender.
+    return make_settings(
+        database_url,
+        app_secret=SECRET,
+        webhook_verify_token=VERIFY_TOKEN,
+        phone_number_id=meta.PHONE_NUMBER_ID,
+        access_token="shared-token",
+    )
 
 
 async def post(
