@@ -389,6 +389,7 @@ class Dispatcher:
             now=self.clock(),
             base_s=self.settings.retry_base_seconds,
             max_s=self.settings.retry_max_seconds,
+            stored_token=credentials.stored_token,
         )
 
     async def _drain(self) -> None:
