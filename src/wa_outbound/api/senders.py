@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 
 from wa_outbound.api import sender_responses as answers
 from wa_outbound.api.deps import CallerDep, EngineDep, SettingsDep
+from wa_outbound.api.examples import SENDER_ID
 from wa_outbound.api.sender_models import Sender, SenderCreate, SenderList, SenderUpdate
 from wa_outbound.db.types import utcnow
 from wa_outbound.errors import AdminOnly, SenderExists
@@ -16,6 +17,10 @@ from wa_outbound.senders import service, store
 from wa_outbound.senders.verify import verify_number
 
 router = APIRouter(prefix="/v1/senders", tags=["senders"])
+SenderId = Annotated[
+    uuid.UUID,
+    Path(description="The sender's id, as creating it returned it.", examples=[SENDER_ID]),
+]
 
 
 def _encrypt(request: Request) -> service.Encrypt:
@@ -52,8 +57,9 @@ async def create_sender(
     engine: EngineDep,
     settings: SettingsDep,
 ) -> dict[str, Any]:
+    shared = settings.has_shared_sender and body.phone_number_id == settings.shared_phone_number_id
     async with engine.connect() as conn:
-        if await service.registered(conn, body.phone_number_id):
+        if shared or await service.registered(conn, body.phone_number_id):
             raise SenderExists(phone_number_id=body.phone_number_id)
     info = await verify_number(
         settings,
@@ -104,7 +110,7 @@ async def list_senders(caller: CallerDep, engine: EngineDep) -> dict[str, Any]:
     summary="Read a sender",
     description="One of the organisation's senders; another organisation's id answers 404.",
 )
-async def get_sender(sender_id: uuid.UUID, caller: CallerDep, engine: EngineDep) -> dict[str, Any]:
+async def get_sender(sender_id: SenderId, caller: CallerDep, engine: EngineDep) -> dict[str, Any]:
     async with engine.connect() as conn:
         item = await service.owned(conn, caller.org_id, sender_id)
     return await _view(engine, item)
@@ -123,7 +129,7 @@ async def get_sender(sender_id: uuid.UUID, caller: CallerDep, engine: EngineDep)
     "token's only.",
 )
 async def update_sender(
-    sender_id: uuid.UUID,
+    sender_id: SenderId,
     body: Annotated[SenderUpdate, Body()],
     request: Request,
     caller: CallerDep,
@@ -172,7 +178,7 @@ async def update_sender(
     "being sent at that moment finishes, and statuses of its messages still apply.",
 )
 async def delete_sender(
-    sender_id: uuid.UUID,
+    sender_id: SenderId,
     caller: CallerDep,
     engine: EngineDep,
     cancel_waiting: Annotated[bool, Query()] = False,
