@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -36,6 +37,7 @@ m = outbound_message.c
 class World:
     engine: AsyncEngine
     dispatcher: Dispatcher
+    clock: Clock
     fake: FakeMeta
     senders: dict[str, uuid.UUID]  # by number
     orgs: dict[str, str]  # by number
@@ -56,8 +58,9 @@ async def world(database_url: str) -> AsyncIterator[World]:
         )
         engine = create_engine(settings)
         provider = CloudProvider(settings)
+        clock = Clock()
         dispatcher = Dispatcher(
-            settings=settings, engine=engine, provider=provider, metrics=Metrics(), clock=Clock()
+            settings=settings, engine=engine, provider=provider, metrics=Metrics(), clock=clock
         )
         senders: dict[str, uuid.UUID] = {}
         orgs: dict[str, str] = {}
@@ -69,7 +72,7 @@ async def world(database_url: str) -> AsyncIterator[World]:
                 )
             orgs[number] = org_id
         try:
-            yield World(engine, dispatcher, fake, senders, orgs)
+            yield World(engine, dispatcher, clock, fake, senders, orgs)
         finally:
             await provider.close()
             await engine.dispose()
@@ -162,9 +165,12 @@ async def test_an_account_error_pauses_every_sender_of_the_waba(
 ) -> None:
     [first] = await queue_on(world, A, ["+33610000001"])
     world.fake.script("33610000001", meta_error(code, http_status=403))
-    on_a2 = await queue_on(world, A2, phones("3", 3))
-    on_b = await queue_on(world, B, phones("4", 3))
-    await world.dispatcher.run_once()  # the first message alone is due first
+    # Due a minute later, when the first answer has paused their senders (or not).
+    later = utcnow() + timedelta(minutes=1)
+    on_a2 = await queue_on(world, A2, phones("3", 3), send_after=later)
+    on_b = await queue_on(world, B, phones("4", 3), send_after=later)
+    assert await world.dispatcher.run_once() == 1
+    world.clock.advance(120)
 
     for number in (A, A2):
         assert await reasons(world.engine, world.senders[number]) == [reason]
