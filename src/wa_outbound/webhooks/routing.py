@@ -13,10 +13,22 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wa_outbound.db.schema import sender, waba
-from wa_outbound.senders import store as senders
-from wa_outbound.senders.store import Sender
+from wa_outbound.db.schema import SHARED_SENDER_ID, sender, waba
 from wa_outbound.webhooks.payload import WebhookContent
+
+s = sender.c
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """The live sender of a number, as routing needs it."""
+
+    id: uuid.UUID
+    org_id: str | None
+
+    @property
+    def is_shared(self) -> bool:
+        return self.id == SHARED_SENDER_ID
 
 
 @dataclass(frozen=True)
@@ -25,7 +37,7 @@ class Routes:
 
     sender_ids: dict[str, list[uuid.UUID]]
     """Every sender id each known number ever had."""
-    live: dict[str, Sender]
+    live: dict[str, Owner]
     """The live sender of each number, when it has one."""
 
     def knows(self, phone_number_id: str | None) -> bool:
@@ -33,13 +45,22 @@ class Routes:
 
 
 async def resolve(conn: AsyncConnection, content: WebhookContent) -> Routes:
+    """One indexed query for every number the body names (most bodies name one)."""
     numbers = {n for n in content.numbers if n is not None}
     if not numbers:
         return Routes({}, {})
-    return Routes(
-        await senders.ids_by_phone_number_id(conn, numbers),
-        await senders.by_phone_number_id(conn, numbers),
+    rows = await conn.execute(
+        sa.select(s.id, s.phone_number_id, s.org_id, s.deleted_at).where(
+            s.phone_number_id.in_(numbers)
+        )
     )
+    ids: dict[str, list[uuid.UUID]] = {}
+    live: dict[str, Owner] = {}
+    for row in rows:
+        ids.setdefault(row.phone_number_id, []).append(row.id)
+        if row.deleted_at is None:
+            live[row.phone_number_id] = Owner(row.id, row.org_id)
+    return Routes(ids, live)
 
 
 async def known_wabas(conn: AsyncConnection, waba_ids: set[str]) -> set[str]:
