@@ -43,7 +43,10 @@ async def read_queue(conn: AsyncConnection, *, now: datetime) -> QueueSnapshot:
     )
     oldest_due = await conn.scalar(
         sa.select(sa.func.min(m.next_attempt_at)).where(
-            m.status.in_(CLAIMABLE), m.next_attempt_at <= now
+            m.status.in_(CLAIMABLE),
+            m.next_attempt_at <= now,
+            # A paused sender's messages wait for it, not for the dispatcher.
+            sa.or_(m.waiting_reason.is_(None), m.waiting_reason != "sender_paused"),
         )
     )
     return QueueSnapshot(
