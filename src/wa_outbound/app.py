@@ -26,6 +26,7 @@ from wa_outbound.api import metrics as metrics_api
 from wa_outbound.api.deps import State
 from wa_outbound.api.limits import BodySizeLimit, storable_text
 from wa_outbound.config import Settings
+from wa_outbound.crypto import Keyring, check_stored_secrets, warn_if_clear
 from wa_outbound.db.engine import create_engine
 from wa_outbound.db.listener import API_KEYS_CHANNEL, Listener
 from wa_outbound.db.revision import SchemaWatch
@@ -51,6 +52,8 @@ The rules across calls (idempotency, statuses, the dead-letter queue, Meta's web
 
 
 def create_app(settings: Settings) -> FastAPI:
+    keyring = Keyring.from_settings(settings)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
         engine = create_engine(settings)
@@ -84,7 +87,11 @@ def create_app(settings: Settings) -> FastAPI:
                     "api-key-listener",
                     Listener(engine, api_keys.clear, channel=API_KEYS_CHANNEL),
                 )
-            if not (await schema.run_once()).usable:
+            warn_if_clear(keyring)
+            if (await schema.run_once()).usable:
+                # A stored secret no key decrypts stops start-up here, naming its row.
+                await check_stored_secrets(engine, keyring)
+            else:
                 supervisor.start("schema-watch", schema)
             if sandbox_statuses is not None:
                 supervisor.start("sandbox-statuses", sandbox_statuses)
@@ -129,6 +136,7 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.state.keyring = keyring
     errors.install(app)
     app.add_middleware(BodySizeLimit)
     # Every /v1 route refuses text the databases cannot store. Not Meta's webhook: what Meta
