@@ -78,6 +78,7 @@ async def queue(
     *phones: str,
     max_attempts: int = 5,
     send_after: datetime | None = None,
+    sender: str | None = None,
 ) -> list[uuid.UUID]:
     items = [
         enqueue.NewMessage(
@@ -88,12 +89,18 @@ async def queue(
             send_after=send_after,
             idempotency_key=None,
             request_hash="h",
+            sender=sender,
         )
         for phone in phones
     ]
     async with engine.begin() as conn:
         results = await enqueue.enqueue(
-            conn, org_id=org_id, items=items, max_attempts=max_attempts, actor="test"
+            conn,
+            org_id=org_id,
+            items=items,
+            max_attempts=max_attempts,
+            actor="test",
+            shared_sender=True,
         )
     ids = []
     for result in results:

@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from fake_meta_numbers import FakeNumber, Numbers
 from fake_meta_records import Received, RecordedRequest
 from fake_meta_steps import (
     Chaos,
@@ -110,15 +111,49 @@ class FakeMeta:
         self._scripts = Scripts()
         self.chaos = None if chaos_seed is None else Chaos(chaos_seed)
         self._released = asyncio.Event()
+        self.numbers = Numbers()
         self.app = Starlette(
             routes=[
                 Route("/{version}/{phone_number_id}/messages", self._messages, methods=["POST"]),
+                Route(
+                    "/{version}/{waba_id}/phone_numbers", self.numbers.waba_numbers, methods=["GET"]
+                ),
+                Route("/{version}/{object_id}", self.numbers.read_object, methods=["GET"]),
                 Route("/_fake/script", self._control_script, methods=["POST"]),
                 Route("/_fake/reset", self._control_reset, methods=["POST"]),
                 Route("/_fake/requests", self._control_requests, methods=["GET"]),
             ],
             lifespan=self._lifespan,
         )
+
+    # Numbers ---------------------------------------------------------------------------------
+
+    def add_number(
+        self,
+        phone_number_id: str,
+        *,
+        token: str,
+        waba_id: str,
+        display_phone_number: str | None = None,
+        messaging_limit: Any = "TIER_2K",
+        quality_rating: str = "GREEN",
+    ) -> FakeNumber:
+        """A business number with its own token: once any is added, a send is let through only
+        to a known number with that number's token."""
+        number = FakeNumber(
+            phone_number_id,
+            token,
+            waba_id,
+            display_phone_number or f"+1 555-{phone_number_id[-7:]}",
+            quality_rating,
+            messaging_limit,
+        )
+        self.numbers.add(number)
+        return number
+
+    def revoke_token(self, token: str) -> None:
+        """Every later call with `token` answers 401, code 190."""
+        self.numbers.revoked.add(token)
 
     # Scripting -------------------------------------------------------------------------------
 
@@ -180,12 +215,16 @@ class FakeMeta:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._released.wait(), seconds)
 
-    def _record(self, at: float, key: str, body: Any, auth: str | None, status: int) -> None:
-        self.received.add(RecordedRequest(at, key, body, auth, status, None))
+    def _record(
+        self, at: float, key: str, body: Any, auth: str | None, status: int, number: str = ""
+    ) -> None:
+        self.received.add(RecordedRequest(at, key, body, auth, status, None, number))
 
-    def _accept(self, at: float, to: str, key: str, body: Any, auth: str | None) -> Response:
+    def _accept(
+        self, at: float, to: str, key: str, body: Any, auth: str | None, number: str = ""
+    ) -> Response:
         wamid = f"{self._wamid_prefix}{next(self._wamid_seq)}"
-        self.received.add(RecordedRequest(at, key, body, auth, 200, wamid))
+        self.received.add(RecordedRequest(at, key, body, auth, 200, wamid, number))
         if self.auto_statuses and self.webhooks is not None:
             self.webhooks.queue(wamid, key)
         return Response(orjson.dumps(send_response(wamid, to)), media_type="application/json")
@@ -200,29 +239,33 @@ class FakeMeta:
             body = None
         to = body.get("to") if isinstance(body, dict) else None
         key = to.lstrip("+") if isinstance(to, str) else ""
-        if auth != self._authorization:
-            self._record(at, key, body, auth, 401)
-            return Response(self._unauthorized, 401, media_type="application/json")
         sender = request.path_params["phone_number_id"]
+        if self.numbers.by_id:
+            allowed = self.numbers.authorizes(sender, auth)
+        else:
+            allowed = auth == self._authorization
+        if not allowed:
+            self._record(at, key, body, auth, 401, sender)
+            return Response(self._unauthorized, 401, media_type="application/json")
         if not (_valid_send(body) and self.phone_number_id in (None, sender)):
-            self._record(at, key, body, auth, 400)
+            self._record(at, key, body, auth, 400, sender)
             return Response(self._invalid, 400, media_type="application/json")
         assert isinstance(to, str)  # _valid_send checked it
         step = self._scripts.next_for(key)
         if step is None and self.chaos is not None:
             step = self.chaos.next_step()
         if step is None or step.kind == "accept":
-            return self._accept(at, to, key, body, auth)
+            return self._accept(at, to, key, body, auth, sender)
         if step.kind == "delay":
             # Meta took the message; only its answer is late (and may lose a client's timeout).
-            response = self._accept(at, to, key, body, auth)
+            response = self._accept(at, to, key, body, auth, sender)
             await self._wait(step.seconds)
             return response
         if step.kind == "hang":
-            self._record(at, key, body, auth, 0)
+            self._record(at, key, body, auth, 0, sender)
             await self._wait(self.hang_s)
             return Response(b"", 504)
-        self._record(at, key, body, auth, step.status)
+        self._record(at, key, body, auth, step.status, sender)
         return step.response()
 
     async def _control_script(self, request: Request) -> Response:

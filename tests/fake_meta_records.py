@@ -16,6 +16,7 @@ class RecordedRequest(NamedTuple):
     authorization: str | None
     status: int
     wamid: str | None
+    phone_number_id: str = ""  # the number in the path
 
 
 class Received:

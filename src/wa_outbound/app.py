@@ -19,6 +19,7 @@ from wa_outbound.api import (
     messages,
     openapi,
     ratelimits,
+    senders,
     webhooks,
 )
 from wa_outbound.api import channel_health as channel_health_api
@@ -142,7 +143,7 @@ def create_app(settings: Settings) -> FastAPI:
     # Every /v1 route refuses text the databases cannot store. Not Meta's webhook: what Meta
     # sends is stored whatever its text holds (docs/webhooks.md).
     text_check = [Depends(storable_text)]
-    routers = (admin, messages, consents, dlq, ratelimits, webhooks, alerts, health)
+    routers = (admin, messages, senders, consents, dlq, ratelimits, webhooks, alerts, health)
     for module in (*routers, channel_health_api, metrics_api):
         checked = module.router.prefix.startswith("/v1/")
         app.include_router(module.router, dependencies=text_check if checked else None)

@@ -35,8 +35,10 @@ class Settings(BaseSettings):
     provider: Literal["sandbox", "cloud"] = "sandbox"
     graph_api_base_url: str = "https://graph.facebook.com"
     graph_api_version: str = "v21.0"
+    # The shared sender (both or neither): orgs without a sender of their own send from it.
     phone_number_id: str = ""
     access_token: SecretStr = SecretStr("")
+    shared_waba_id: str = ""
     app_secret: SecretStr = SecretStr("")
     webhook_verify_token: SecretStr = SecretStr("")
     admin_token: SecretStr = SecretStr("")
@@ -141,18 +143,13 @@ class Settings(BaseSettings):
                 "WA_PROVIDER is not set and WA_DATABASE_URL is PostgreSQL: set WA_PROVIDER=cloud "
                 "to send through Meta, or WA_PROVIDER=sandbox to simulate sending on purpose"
             )
-        if self.provider == "cloud":
-            missing = [
-                name
-                for name, value in (
-                    ("WA_APP_SECRET", self.app_secret.get_secret_value()),
-                    ("WA_PHONE_NUMBER_ID", self.phone_number_id),
-                    ("WA_ACCESS_TOKEN", self.access_token.get_secret_value()),
-                )
-                if not value
-            ]
-            if missing:
-                raise ValueError(f"WA_PROVIDER=cloud needs {', '.join(missing)} to be set")
+        if self.provider == "cloud" and not self.app_secret.get_secret_value():
+            raise ValueError("WA_PROVIDER=cloud needs WA_APP_SECRET to be set")
+        if bool(self.phone_number_id) != bool(self.access_token.get_secret_value()):
+            raise ValueError(
+                "WA_PHONE_NUMBER_ID and WA_ACCESS_TOKEN make the shared sender together: "
+                "set both, or neither"
+            )
         if self.lease_seconds < 2 * self.send_timeout_seconds:
             # A send may take the whole timeout; the lease must outlast it by a margin, or a
             # live send's row could be reclaimed and sent again by another replica.
@@ -168,6 +165,15 @@ class Settings(BaseSettings):
         if self.retry_max_seconds < self.retry_base_seconds:
             raise ValueError("WA_RETRY_MAX_SECONDS must be at least WA_RETRY_BASE_SECONDS")
         return self
+
+    @property
+    def has_shared_sender(self) -> bool:
+        """Whether orgs without a sender of their own can send: the sandbox always can."""
+        return self.provider == "sandbox" or bool(self.phone_number_id)
+
+    @property
+    def shared_phone_number_id(self) -> str:
+        return self.phone_number_id or "sandbox"
 
     @property
     def is_postgres(self) -> bool:

@@ -5,16 +5,24 @@ ServiceError                    500 internal_error
  │    └── InvalidJson           400 invalid_json
  ├── Unauthorized               401 unauthorized
  ├── Forbidden                  403 forbidden
+ │    └── AdminOnly             403 admin_only
  ├── NotFound                   404 not_found
  ├── Conflict                   409 conflict
  │    ├── IdempotencyConflict   409 idempotency_conflict
  │    ├── NotCancellable        409 not_cancellable
- │    └── AlreadyExists         409 already_exists
+ │    ├── AlreadyExists         409 already_exists
+ │    ├── SenderExists          409 sender_exists
+ │    ├── SenderInUse           409 sender_in_use
+ │    └── SenderIsDefault       409 sender_is_default
  ├── PayloadTooLarge            413 payload_too_large
  ├── Unprocessable              422 (code set per case)
  │    ├── InvalidRequest        422 validation_error
  │    ├── ConsentRequired       422 consent_required
- │    └── OutsideServiceWindow  422 outside_service_window
+ │    ├── OutsideServiceWindow  422 outside_service_window
+ │    ├── NoSender              422 no_sender
+ │    ├── UnknownSender         422 unknown_sender
+ │    ├── DefaultRequired       422 default_required
+ │    └── SenderVerificationFailed 422 sender_verification_failed
  └── Unavailable                503 service_unavailable
 """
 
@@ -63,6 +71,12 @@ class Forbidden(ServiceError):
     code = "forbidden"
 
 
+class AdminOnly(Forbidden):
+    """Only the admin token may change this."""
+
+    code = "admin_only"
+
+
 class NotFound(ServiceError):
     """No such resource."""
 
@@ -93,6 +107,24 @@ class AlreadyExists(Conflict):
     """A resource with this id already exists."""
 
     code = "already_exists"
+
+
+class SenderExists(Conflict):
+    """This phone_number_id is registered already."""
+
+    code = "sender_exists"
+
+
+class SenderInUse(Conflict):
+    """Messages are waiting on this sender: cancel them with `?cancel_waiting=true`, or wait."""
+
+    code = "sender_in_use"
+
+
+class SenderIsDefault(Conflict):
+    """This is the organisation's default sender: make another sender the default first."""
+
+    code = "sender_is_default"
 
 
 class PayloadTooLarge(ServiceError):
@@ -126,6 +158,31 @@ class OutsideServiceWindow(Unprocessable):
     template instead."""
 
     code = "outside_service_window"
+
+
+class NoSender(Unprocessable):
+    """The organisation has no sender, and the deployment has no shared sender."""
+
+    code = "no_sender"
+
+
+class UnknownSender(Unprocessable):
+    """`from` names no sender of this organisation."""
+
+    code = "unknown_sender"
+
+
+class DefaultRequired(Unprocessable):
+    """An organisation with senders has exactly one default: make another sender the default
+    instead."""
+
+    code = "default_required"
+
+
+class SenderVerificationFailed(Unprocessable):
+    """Meta did not confirm this phone number with this access token."""
+
+    code = "sender_verification_failed"
 
 
 class Unavailable(ServiceError):

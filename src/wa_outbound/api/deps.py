@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, TypedDict
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wa_outbound.config import Settings
 from wa_outbound.db.revision import SchemaWatch
-from wa_outbound.errors import Forbidden, Unauthorized
+from wa_outbound.errors import Forbidden, InvalidRequest, NotFound, Unauthorized
 from wa_outbound.metrics import Metrics
 from wa_outbound.orgs.auth import Principal, admin_token_matches, authenticate_hash, hash_key
 from wa_outbound.orgs.key_cache import ApiKeyCache
+from wa_outbound.orgs.organizations import org_exists
 from wa_outbound.ratelimit import RateLimiter
 from wa_outbound.workers import Supervisor
 
@@ -90,6 +92,41 @@ async def _principal(request: Request, credentials: Credentials) -> Principal:
     return principal
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An org's API key, or the admin token acting for the org named in `X-Org-Id`."""
+
+    org_id: str
+    actor: str
+    is_admin: bool
+
+
+OrgIdHeader = Annotated[
+    str | None,
+    Header(
+        alias="X-Org-Id",
+        max_length=64,
+        description="With the admin token: the organisation to act for.",
+    ),
+]
+
+
+async def _caller(
+    request: Request, credentials: Credentials, x_org_id: OrgIdHeader = None
+) -> Caller:
+    token = _bearer(credentials)
+    configured = (await _settings(request)).admin_token.get_secret_value()
+    if configured and admin_token_matches(configured, token):
+        if not x_org_id:
+            raise InvalidRequest("X-Org-Id is required with the admin token", field="X-Org-Id")
+        async with (await _engine(request)).connect() as conn:
+            if not await org_exists(conn, x_org_id):
+                raise NotFound(f"organisation {x_org_id!r} not found")
+        return Caller(x_org_id, "admin", is_admin=True)
+    principal = await _principal(request, credentials)
+    return Caller(principal.org_id, principal.actor, is_admin=False)
+
+
 async def _admin(request: Request, credentials: Credentials) -> str:
     configured = (await _settings(request)).admin_token.get_secret_value()
     if not configured:
@@ -104,5 +141,6 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 AdminDep = Annotated[str, Depends(_admin)]
+CallerDep = Annotated[Caller, Depends(_caller)]
 LimiterDep = Annotated[RateLimiter, Depends(_limiter)]
 ApiKeysDep = Annotated[ApiKeyCache, Depends(_api_keys)]

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi.openapi.models import Example
 
 ORG_ID = "acme"
+SENDER_ID = "5f0c2a8e-7d1b-4c3e-9a6f-2b8d4e1c7a90"
 PHONE = "+33612345678"
 WAMID = "wamid.SANDBOX.ea5ef54ed0b4480895b541646b566f7b"
 TEMPLATE = {
@@ -57,6 +58,8 @@ def message(**changes: Any) -> dict[str, Any]:
         "delivered_at": None,
         "read_at": None,
         "failed_at": None,
+        "sender_id": SENDER_ID,
+        "waiting_reason": None,
     } | changes
 
 
@@ -368,4 +371,30 @@ WEBHOOK_STATUS = {
             ],
         }
     ],
+}
+
+
+SENDER = {
+    "id": SENDER_ID,
+    "org_id": ORG_ID,
+    "name": "Support line",
+    "phone_number_id": "106540352242922",
+    "waba_id": "102290129340398",
+    "display_phone_number": "+1 555-025-3483",
+    "default": True,
+    "messages_per_second": 80.0,
+    "status": "active",
+    "paused_reasons": [],
+    "paused_at": None,
+    "messaging_limit": "TIER_2K",
+    "quality_rating": "GREEN",
+    "token_last4": "x9Qz",
+    "created_at": "2026-12-02T08:10:00Z",
+    "updated_at": "2026-12-02T08:10:00Z",
+}
+PAUSED_SENDER = SENDER | {
+    "status": "paused",
+    "paused_reasons": ["token_invalid"],
+    "paused_at": "2026-12-02T09:00:00Z",
+    "updated_at": "2026-12-02T09:00:00Z",
 }

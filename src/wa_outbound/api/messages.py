@@ -50,7 +50,9 @@ IdempotencyKey = Annotated[
 def _new_message(body: MessageCreate, idempotency_key: str | None) -> enqueue.NewMessage:
     # The hash covers the body with its defaults filled in: leaving out a default or sending it
     # is the same request.
-    content = body.model_dump(mode="json", exclude={"idempotency_key"})
+    # `from` counts only when given, so keys used before senders existed replay as before.
+    left_out = {"idempotency_key"} if body.from_ is not None else {"idempotency_key", "from_"}
+    content = body.model_dump(mode="json", exclude=left_out)
     request_hash = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
     if body.template is not None:
         # Stored, and sent to Meta, as given: no key the caller left out is added.
@@ -65,6 +67,7 @@ def _new_message(body: MessageCreate, idempotency_key: str | None) -> enqueue.Ne
         send_after=body.send_after,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
+        sender=body.from_,
     )
 
 
@@ -101,6 +104,7 @@ async def create_message(
             item=new,
             max_attempts=settings.max_attempts,
             actor=principal.actor,
+            shared_sender=settings.has_shared_sender,
         )
     if outcome is None:  # SQLite, or not the common case: the general path decides
         async with engine.begin() as conn:
@@ -110,6 +114,7 @@ async def create_message(
                 items=[new],
                 max_attempts=settings.max_attempts,
                 actor=principal.actor,
+                shared_sender=settings.has_shared_sender,
             )
             if outcome.error is not None:
                 raise outcome.error
@@ -176,6 +181,7 @@ async def create_batch(
             items=[new for _, new in valid],
             max_attempts=settings.max_attempts,
             actor=principal.actor,
+            shared_sender=settings.has_shared_sender,
         )
     if any(outcome.created for outcome in outcomes):
         wake_dispatcher(request)

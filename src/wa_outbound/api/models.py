@@ -111,6 +111,7 @@ class MessageCreate(Strict):
 
     model_config = ConfigDict(
         extra="forbid",
+        populate_by_name=False,
         json_schema_extra={
             "examples": [
                 {
@@ -132,6 +133,17 @@ class MessageCreate(Strict):
     text: Text | None = None
     metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=20)] = {}
     send_after: Time | None = None
+    from_: Annotated[
+        str | None,
+        Field(
+            alias="from",
+            min_length=1,
+            max_length=64,
+            description="The sender to send from: its id, or its display_phone_number. Without "
+            "it, the organisation's default sender (or, for an organisation with no sender of "
+            "its own, the deployment's shared sender).",
+        ),
+    ] = None
 
     @model_validator(mode="after")
     def _exactly_one_content(self) -> MessageCreate:
@@ -197,6 +209,21 @@ class Message(BaseModel):
     delivered_at: datetime | None
     read_at: datetime | None
     failed_at: datetime | None
+    sender_id: str | None = Field(
+        description="The sender it goes from; null for the deployment's shared sender."
+    )
+    waiting_reason: (
+        Literal[
+            "quota",
+            "throughput",
+            "pair_interval",
+            "messaging_limit",
+            "sender_paused",
+            "template_paused",
+            "send_unknown",
+        ]
+        | None
+    ) = Field(description="Why a QUEUED or RETRYING message is waiting, if a limit holds it.")
 
 
 class ErrorBody(BaseModel):

@@ -22,9 +22,11 @@ from wa_outbound.errors import (
     InvalidRequest,
     NotCancellable,
     NotFound,
+    NoSender,
     OutsideServiceWindow,
     Unauthorized,
     Unavailable,
+    UnknownSender,
 )
 
 # --- answers many routes share ------------------------------------------------------------
@@ -130,6 +132,12 @@ QUEUE_MESSAGE: dict[int | str, Any] = {
             OutsideServiceWindow,
             "a `text` message, and the recipient has not written in the last 24 hours",
         ),
+        Answer(
+            UnknownSender,
+            "`from` names no sender of the organisation",
+            details={"sender": "+15550253483"},
+        ),
+        Answer(NoSender, "the organisation has no sender, and the deployment no shared sender"),
     ),
 }
 QUEUE_BATCH: dict[int | str, Any] = {

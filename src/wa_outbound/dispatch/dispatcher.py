@@ -34,6 +34,7 @@ from wa_outbound.dispatch.recorder import Recorder
 from wa_outbound.logs import message_fields
 from wa_outbound.metrics import Metrics
 from wa_outbound.phone import mask
+from wa_outbound.senders.directory import Credentials, Directory
 from wa_outbound.status import CHANNEL_WHATSAPP, Status
 from wa_outbound.whatsapp.provider import OutgoingMessage, Provider, SendResult
 from wa_outbound.whatsapp.retry import ProviderError
@@ -42,6 +43,11 @@ log = logging.getLogger(__name__)
 
 # How long a batch waits, after an answer, for more answers to write with it.
 SETTLE_LINGER_S = 0.02
+NO_SENDER = ProviderError(
+    code="no_sender",
+    title="No sender",
+    message="The message's sender no longer exists (the deployment has no shared sender).",
+)
 
 
 class Dispatcher:
@@ -54,6 +60,7 @@ class Dispatcher:
         metrics: Metrics,
         limiter: Limiter | None = None,
         clock: Callable[[], datetime] = utcnow,
+        senders: Directory | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -61,6 +68,7 @@ class Dispatcher:
         self.metrics = metrics
         self.limiter = limiter
         self.clock = clock
+        self.senders = senders or Directory(engine, settings)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self) % 10_000}"
         self._actor = f"dispatcher:{self.worker_id}"
         self._send_slots = asyncio.Semaphore(settings.dispatch_concurrency)
@@ -86,6 +94,7 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self) -> None:
+        await self.senders.ensure_shared()
         listener = Listener(self.engine, self.wake) if self.settings.is_postgres else None
         listen_task = (
             asyncio.create_task(listener.run(), name="outbox-listener") if listener else None
@@ -248,9 +257,23 @@ class Dispatcher:
             if revoked:
                 await self._settle(revoked)
             to_send = [m for m in batch if m.consented]
+            try:
+                credentials = await self.senders.credentials({m.sender_id for m in to_send})
+            except Exception as exc:
+                # Nothing was sent: every claim goes back as it was, its attempt given back.
+                log.warning("reading senders failed", extra={"error": repr(exc)})
+                await self._settle(
+                    [self._release(m, False, "senders_unavailable") for m in to_send]
+                )
+                return len(batch)
+            unknown = [m for m in to_send if m.sender_id not in credentials]
+            if unknown:
+                await self._settle([self._no_sender(m) for m in unknown])
             started: set[object] = set()
             sends: dict[asyncio.Future[Outcome], Claimed] = {
-                asyncio.ensure_future(self._send(m, started)): m for m in to_send
+                asyncio.ensure_future(self._send(m, credentials[m.sender_id], started)): m
+                for m in to_send
+                if m.sender_id in credentials
             }
             unsettled: set[asyncio.Future[Outcome]] = set(sends)
             try:
@@ -301,7 +324,7 @@ class Dispatcher:
         )
         return Outcome(message, Status.FAILED, "consent_revoked", error=CONSENT_REVOKED)
 
-    def _release(self, message: Claimed, started: bool) -> Outcome:
+    def _release(self, message: Claimed, started: bool, reason: str = "shutdown") -> Outcome:
         """A send cut off by shutdown. One that never started gives its attempt back; one cut
         off mid-request keeps it (Meta may have received it) and is retried."""
         return Outcome(
@@ -310,10 +333,17 @@ class Dispatcher:
             "released",
             next_attempt_at=self.clock(),
             give_back_attempt=not started,
-            details={"reason": "shutdown"},
+            details={"reason": reason},
         )
 
-    async def _send(self, message: Claimed, started_ids: set[object]) -> Outcome:
+    def _no_sender(self, message: Claimed) -> Outcome:
+        """The message's sender is gone: the shared sender of a deployment that no longer has
+        one (WA_PHONE_NUMBER_ID unset since it was queued)."""
+        return Outcome(message, Status.FAILED, "failed", error=NO_SENDER, dead_lettered=True)
+
+    async def _send(
+        self, message: Claimed, credentials: Credentials, started_ids: set[object]
+    ) -> Outcome:
         outgoing = OutgoingMessage(
             id=message.id,
             org_id=message.org_id,
@@ -321,6 +351,8 @@ class Dispatcher:
             kind=message.kind,
             payload=message.payload,
             attempt=message.attempt,
+            phone_number_id=credentials.phone_number_id,
+            token=credentials.token,
         )
         async with self._send_slots:
             started_ids.add(message.id)

@@ -124,3 +124,8 @@ async def revoke_api_key(
         conn, org_id=org_id, at=now, action="api_key.revoked", actor=actor, subject=str(key_id)
     )
     await notify(conn, API_KEYS_CHANNEL)  # other replicas drop their cached keys at commit
+
+
+async def org_exists(conn: AsyncConnection, org_id: str) -> bool:
+    found = await conn.scalar(sa.select(organization.c.id).where(organization.c.id == org_id))
+    return found is not None

@@ -20,6 +20,7 @@ from wa_outbound.errors import (
     ServiceError,
 )
 from wa_outbound.outbox.bulk import insert_new
+from wa_outbound.senders import choice
 from wa_outbound.status import CHANNEL_WHATSAPP, Status
 
 SERVICE_WINDOW = timedelta(hours=24)
@@ -34,6 +35,8 @@ class NewMessage:
     send_after: datetime | None
     idempotency_key: str | None
     request_hash: str
+    sender: str | None = None
+    """`from` as the caller gave it (a sender id or display number), or None."""
 
 
 @dataclass(slots=True)
@@ -53,6 +56,7 @@ async def enqueue(
     items: list[NewMessage],
     max_attempts: int,
     actor: str,
+    shared_sender: bool,
 ) -> list[Outcome]:
     """Queue every acceptable item; the caller owns the transaction and commits all at once.
 
@@ -63,22 +67,37 @@ async def enqueue(
     outcomes = [Outcome() for _ in items]
     existing = await _existing_by_key(conn, org_id, {i.idempotency_key for i in items})
     consented = await granted_phones(conn, org_id=org_id, phones={i.to for i in items})
-    open_windows = await _open_windows(conn, org_id, {i.to for i in items if i.kind == "text"}, now)
+    senders = await choice.load(conn, org_id, shared_available=shared_sender)
+    chosen: list[uuid.UUID | ServiceError] = []
+    for item in items:
+        try:
+            chosen.append(senders.pick(item.sender))
+        except ServiceError as exc:
+            chosen.append(exc)
+    texts = {
+        (sender_id, item.to)
+        for item, sender_id in zip(items, chosen, strict=True)
+        if item.kind == "text" and isinstance(sender_id, uuid.UUID)
+    }
+    open_windows = await _open_windows(conn, org_id, texts, now)
 
     rows: list[dict[str, Any]] = []
     first_by_key: dict[str, int] = {}
     for index, item in enumerate(items):
         key = item.idempotency_key
+        sender_id = chosen[index]
         if key is not None and key in existing:
             outcomes[index] = _replay(existing[key], item)
         elif key is not None and key in first_by_key:
             continue  # same key twice in one call: resolved against the first below
+        elif isinstance(sender_id, ServiceError):
+            outcomes[index].error = sender_id
         elif item.to not in consented:
             outcomes[index].error = ConsentRequired(phone_suffix=item.to[-4:])
-        elif item.kind == "text" and item.to not in open_windows:
+        elif item.kind == "text" and (sender_id, item.to) not in open_windows:
             outcomes[index].error = OutsideServiceWindow()
         else:
-            row = new_row(org_id, item, now, max_attempts)
+            row = new_row(org_id, item, now, max_attempts, sender_id)
             rows.append(row)
             outcomes[index]._pending = row
             if key is not None:
@@ -108,8 +127,15 @@ async def enqueue(
     return outcomes
 
 
-def new_row(org_id: str, item: NewMessage, now: datetime, max_attempts: int) -> dict[str, Any]:
-    """The outbox row of a new message, every column set."""
+def new_row(
+    org_id: str,
+    item: NewMessage,
+    now: datetime,
+    max_attempts: int,
+    sender_id: uuid.UUID | None,
+) -> dict[str, Any]:
+    """The outbox row of a new message, every column set (`sender_id` None: decided by the
+    single-statement enqueue, which fills it in)."""
     send_at = max(item.send_after, now) if item.send_after else now
     return {
         "id": uuid.uuid4(),
@@ -141,6 +167,8 @@ def new_row(org_id: str, item: NewMessage, now: datetime, max_attempts: int) -> 
         "delivered_at": None,
         "read_at": None,
         "failed_at": None,
+        "sender_id": sender_id,
+        "waiting_reason": None,
     }
 
 
@@ -165,15 +193,18 @@ async def _existing_by_key(
 
 
 async def _open_windows(
-    conn: AsyncConnection, org_id: str, phones: set[str], now: datetime
-) -> set[str]:
-    if not phones:
+    conn: AsyncConnection, org_id: str, pairs: set[tuple[uuid.UUID, str]], now: datetime
+) -> set[tuple[uuid.UUID, str]]:
+    """Which (sender, recipient) pairs have an open service window: Meta keys a window by the
+    business number the user wrote to."""
+    if not pairs:
         return set()
+    w = service_window.c
     rows = await conn.execute(
-        sa.select(service_window.c.phone).where(
-            service_window.c.org_id == org_id,
-            service_window.c.phone.in_(phones),
-            service_window.c.last_inbound_at > now - SERVICE_WINDOW,
+        sa.select(w.sender_id, w.phone).where(
+            w.org_id == org_id,
+            w.phone.in_({phone for _, phone in pairs}),
+            w.last_inbound_at > now - SERVICE_WINDOW,
         )
     )
-    return {row.phone for row in rows}
+    return {(row.sender_id, row.phone) for row in rows} & pairs

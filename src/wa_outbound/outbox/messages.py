@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound.db.pagination import newest_first
-from wa_outbound.db.schema import message_event, outbound_message
+from wa_outbound.db.schema import SHARED_SENDER_ID, message_event, outbound_message
 from wa_outbound.db.types import utcnow
 from wa_outbound.errors import NotCancellable, NotFound
 from wa_outbound.events import message_event_row, record_message_events
@@ -52,7 +52,13 @@ def view(row: dict[str, Any]) -> dict[str, Any]:
         "delivered_at": row["delivered_at"],
         "read_at": row["read_at"],
         "failed_at": row["failed_at"],
+        "sender_id": _sender_id(row.get("sender_id")),
+        "waiting_reason": row.get("waiting_reason"),
     }
+
+
+def _sender_id(sender_id: uuid.UUID | None) -> str | None:
+    return None if sender_id is None or sender_id == SHARED_SENDER_ID else str(sender_id)
 
 
 async def get_message(

@@ -143,11 +143,19 @@ async def messaging_limits(conn: AsyncConnection, waba_ids: set[str]) -> dict[st
 
 
 async def set_messaging_limit(
-    conn: AsyncConnection, waba_id: str, tier: str | None, *, now: datetime
+    conn: AsyncConnection,
+    waba_id: str,
+    tier: str | None,
+    *,
+    now: datetime,
+    keep_if_none: bool = False,
 ) -> None:
     """Store a WABA's messaging limit (creating its row); its senders' `updated_at` moves, so
-    caches of them reload."""
+    caches of them reload. With `keep_if_none`, an unknown tier leaves a known one as it is."""
     stmt = insert(conn, waba).values(waba_id=waba_id, messaging_limit=tier, updated_at=now)
+    if keep_if_none and tier is None:
+        await conn.execute(stmt.on_conflict_do_nothing())
+        return
     await conn.execute(
         stmt.on_conflict_do_update(
             index_elements=[waba.c.waba_id],

@@ -39,12 +39,12 @@ class CloudProvider:
     name = "cloud"
 
     def __init__(self, settings: Settings) -> None:
-        base = settings.graph_api_base_url.rstrip("/")
-        self._url = f"{base}/{settings.graph_api_version}/{settings.phone_number_id}/messages"
-        self._headers = {
-            "Authorization": f"Bearer {settings.access_token.get_secret_value()}",
-            "Content-Type": "application/json",
-        }
+        self._base = f"{settings.graph_api_base_url.rstrip('/')}/{settings.graph_api_version}"
+        self._shared_number = settings.phone_number_id
+        self._shared_token = settings.access_token.get_secret_value()
+        # Built once per sender (number) and per token, not per send.
+        self._urls: dict[str, str] = {}
+        self._headers: dict[str, dict[str, str]] = {}
         # One session for every send; its pool is as large as the dispatcher's concurrency.
         self._session = aiohttp.ClientSession(
             connector=_GradualConnector(
@@ -55,10 +55,27 @@ class CloudProvider:
             ),
         )
 
+    def _target(self, message: OutgoingMessage) -> tuple[str, dict[str, str]]:
+        number = message.phone_number_id or self._shared_number
+        token = message.token or self._shared_token
+        url = self._urls.get(number)
+        if url is None:
+            url = self._urls[number] = f"{self._base}/{number}/messages"
+        headers = self._headers.get(token)
+        if headers is None:
+            if len(self._headers) > 10_000:
+                self._headers.clear()
+            headers = self._headers[token] = {
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/json",
+            }
+        return url, headers
+
     async def send(self, message: OutgoingMessage) -> SendResult:
         data = orjson.dumps(request_body(message))
+        url, headers = self._target(message)
         try:
-            async with self._session.post(self._url, data=data, headers=self._headers) as response:
+            async with self._session.post(url, data=data, headers=headers) as response:
                 raw = await response.read()
                 status = response.status
                 retry_after = _retry_after(response.headers.get("Retry-After"))

@@ -17,6 +17,9 @@ class OutgoingMessage:
     kind: str
     payload: dict[str, Any]
     attempt: int
+    phone_number_id: str = ""
+    """The sender's number and token ("": the provider's configured shared sender)."""
+    token: str = ""
 
 
 @dataclass(frozen=True, slots=True)
