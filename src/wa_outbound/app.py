@@ -37,6 +37,7 @@ from wa_outbound.monitoring.queue_gauges import QueueGauges
 from wa_outbound.orgs.key_cache import ApiKeyCache
 from wa_outbound.outbox.notifier import OutboxNotifier
 from wa_outbound.ratelimit import create_rate_limiter
+from wa_outbound.senders.directory import Directory
 from wa_outbound.webhooks.sweep import ReceiptSweep
 from wa_outbound.whatsapp.providers import create_provider
 from wa_outbound.workers import Supervisor
@@ -63,7 +64,12 @@ def create_app(settings: Settings) -> FastAPI:
         limiter = create_rate_limiter(settings, engine, metrics)
         provider, sandbox_statuses = create_provider(settings, engine)
         dispatcher = Dispatcher(
-            settings=settings, engine=engine, provider=provider, metrics=metrics, limiter=limiter
+            settings=settings,
+            engine=engine,
+            provider=provider,
+            metrics=metrics,
+            limiter=limiter,
+            senders=Directory(engine, settings, decrypt=keyring.decrypt),
         )
         notifier = OutboxNotifier(engine) if settings.is_postgres else None
         api_keys = ApiKeyCache(ttl_s=settings.api_key_cache_seconds)
