@@ -121,3 +121,19 @@ async def test_serve_with_cloud_and_no_key_refuses_naming_the_variable(tmp_path:
     assert "WA_SECRET_KEYS" in err
     assert "access-token" not in err
     assert "Traceback" not in err
+
+
+async def test_a_malformed_key_is_refused_by_position_without_echoing_it(tmp_path: Path) -> None:
+    malformed = "my-password-is-not-a-key"
+    code, out, err = await run(
+        tmp_path,
+        "secrets",
+        "reencrypt",
+        WA_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}",
+        WA_SECRET_KEYS=f"{NEW},{malformed}",
+    )
+    assert code == 2
+    assert "WA_SECRET_KEYS" in err
+    assert "key 2 of 2" in err
+    assert malformed not in out + err
+    assert NEW not in out + err
