@@ -51,8 +51,10 @@ async def test_a_sender_is_verified_with_meta_and_never_shows_its_token(app: Clo
     assert created["display_phone_number"] == "+1 555-000-1001"
     assert created["messaging_limit"] == "TIER_2K"
     assert created["quality_rating"] == "GREEN"
-    assert created["default"] is True and created["status"] == "active"
-    assert created["paused_reasons"] == [] and created["token_last4"] == "0001"
+    assert created["default"] is True
+    assert created["status"] == "active"
+    assert created["paused_reasons"] == []
+    assert created["token_last4"] == "0001"
     assert NUMBERS["1001"] not in str(created)
     listed = (await app.client.get("/v1/senders", headers=auth)).json()["items"]
     assert [s["id"] for s in listed] == [created["id"]]
@@ -124,7 +126,8 @@ async def test_every_sender_route_is_isolated_between_orgs(app: CloudApp) -> Non
     assert (await app.client.get("/v1/senders", headers=other)).json()["items"] == []
     # Nothing changed for its owner.
     mine = (await app.client.get(path, headers=auth)).json()
-    assert mine["name"] is None and mine["status"] == "active"
+    assert mine["name"] is None
+    assert mine["status"] == "active"
 
 
 async def test_the_admin_acts_for_the_org_in_x_org_id(app: CloudApp) -> None:
@@ -150,7 +153,8 @@ async def test_exactly_one_default_per_org(app: CloudApp) -> None:
     _, auth = await create_org_with_key(app.client)
     first = await create(app.client, auth, number="1001")
     second = await create(app.client, auth, number="1002")
-    assert first["default"] and not second["default"]
+    assert first["default"]
+    assert not second["default"]
     refused = await app.client.patch(
         f"/v1/senders/{first['id']}", json={"default": False}, headers=auth
     )
@@ -175,10 +179,12 @@ async def test_pausing_by_hand_and_resuming(app: CloudApp) -> None:
     created = await create(app.client, auth)
     path = f"/v1/senders/{created['id']}"
     paused = (await app.client.patch(path, json={"paused": True}, headers=auth)).json()
-    assert paused["status"] == "paused" and paused["paused_reasons"] == ["manual"]
+    assert paused["status"] == "paused"
+    assert paused["paused_reasons"] == ["manual"]
     assert paused["paused_at"] is not None
     resumed = (await app.client.patch(path, json={"paused": False}, headers=auth)).json()
-    assert resumed["status"] == "active" and resumed["paused_at"] is None
+    assert resumed["status"] == "active"
+    assert resumed["paused_at"] is None
 
 
 async def test_a_new_token_is_verified_before_it_replaces_the_old(app: CloudApp) -> None:
@@ -202,7 +208,8 @@ async def test_messages_choose_their_sender(app: CloudApp) -> None:
     shared = await app.client.post(
         "/v1/messages", json={"to": "+33612345678", "template": TEMPLATE}, headers=auth
     )
-    assert shared.status_code == 202 and shared.json()["sender_id"] is None
+    assert shared.status_code == 202
+    assert shared.json()["sender_id"] is None
     first = await create(app.client, auth, number="1001")
     second = await create(app.client, auth, number="1002")
     cases = [

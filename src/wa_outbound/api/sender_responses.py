@@ -44,9 +44,15 @@ BAD_ID = invalid(
 )
 _CALL = (API_KEY, ADMIN_ORG, UNAVAILABLE)
 
-CREATE: dict[int | str, Any] = {
-    201: success("The sender, as Meta described it", created=example(None, ex.SENDER)),
-} | errors(
+
+def _with(ok: dict[int | str, Any], *answers: Answer) -> dict[int | str, Any]:
+    return {**ok, **errors(*answers)}
+
+
+CREATE: dict[int | str, Any] = _with(
+    {
+        201: success("The sender, as Meta described it", created=example(None, ex.SENDER)),
+    },
     NOT_JSON,
     Answer(
         SenderExists,
@@ -63,19 +69,24 @@ CREATE: dict[int | str, Any] = {
     ),
     *_CALL,
 )
-LIST: dict[int | str, Any] = {
-    200: success("The organisation's senders", listed=example(None, {"items": [ex.SENDER]}))
-} | errors(*_CALL)
-GET: dict[int | str, Any] = {
-    200: success(
-        "The sender",
-        active=example(None, ex.SENDER),
-        paused=example("Paused: Meta refused its token", ex.PAUSED_SENDER),
-    )
-} | errors(NOT_FOUND, BAD_ID, *_CALL)
-UPDATE: dict[int | str, Any] = {
-    200: success("The sender, changed", changed=example(None, ex.SENDER))
-} | errors(
+LIST: dict[int | str, Any] = _with(
+    {200: success("The organisation's senders", listed=example(None, {"items": [ex.SENDER]}))},
+    *_CALL,
+)
+GET: dict[int | str, Any] = _with(
+    {
+        200: success(
+            "The sender",
+            active=example(None, ex.SENDER),
+            paused=example("Paused: Meta refused its token", ex.PAUSED_SENDER),
+        )
+    },
+    NOT_FOUND,
+    BAD_ID,
+    *_CALL,
+)
+UPDATE: dict[int | str, Any] = _with(
+    {200: success("The sender, changed", changed=example(None, ex.SENDER))},
     NOT_JSON,
     NOT_FOUND,
     BAD_ID,
@@ -84,7 +95,8 @@ UPDATE: dict[int | str, Any] = {
     Answer(AdminOnly, "`messaging_limit` with an organisation's API key"),
     *_CALL,
 )
-DELETE: dict[int | str, Any] = {204: {"description": "Deleted"}} | errors(
+DELETE: dict[int | str, Any] = _with(
+    {204: {"description": "Deleted"}},
     NOT_FOUND,
     BAD_ID,
     Answer(
