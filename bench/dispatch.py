@@ -1,7 +1,11 @@
 """Dispatch benchmark: sustained messages/s through the real service to the fake Meta over
 loopback, and enqueue→ACCEPTED latency on an idle system. PostgreSQL; run from the repository:
 
-    .venv/bin/python bench/dispatch.py [--quick] [--profile]
+    .venv/bin/python bench/dispatch.py [--quick] [--profile] [--senders N]
+
+With `--senders N`, the same run is made twice, from the shared sender alone and then spread over
+N senders of the organisation, and the ratio of the two is printed: what sending per sender
+costs the dispatcher (every sender's limits set far above the load, so only the cost shows).
 """
 
 from __future__ import annotations
@@ -44,7 +48,43 @@ TOKEN = fake_meta_ceiling.TOKEN
 DISPATCH_CONCURRENCY = 64  # WA_DISPATCH_CONCURRENCY's default: the dispatcher's sends in flight
 
 
-async def _insert_queued(dsn: str, org_id: str, phones: list[str], count: int) -> None:
+SHARED_SENDER_ID = uuid.UUID(int=0)
+UNLIMITED = 1_000_000.0
+
+
+async def _insert_senders(dsn: str, org_id: str, count: int) -> list[uuid.UUID]:
+    """The shared sender's row and `count` senders of the org, none of them limiting."""
+    now = datetime.now(UTC)
+    rows = [(SHARED_SENDER_ID, None, "106540352242922", None, False)]
+    rows += [(uuid.uuid4(), org_id, f"2{i:014d}", f"waba-{i}", i == 0) for i in range(count)]
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.executemany(
+            "INSERT INTO sender (id, org_id, name, phone_number_id, waba_id, is_default, "
+            "messages_per_second, access_token, token_last4, paused_reasons, created_at, "
+            "updated_at) VALUES ($1, $2, 'bench', $3, $4, $5, $6, $7, 'oken', '[]', $8, $8)",
+            [
+                (
+                    id_,
+                    org,
+                    number,
+                    waba,
+                    default,
+                    UNLIMITED,
+                    None if org is None else f"plain:{TOKEN}",
+                    now,
+                )
+                for id_, org, number, waba, default in rows
+            ],
+        )
+    finally:
+        await conn.close()
+    return [row[0] for row in rows[1:]] or [SHARED_SENDER_ID]
+
+
+async def _insert_queued(
+    dsn: str, org_id: str, phones: list[str], count: int, senders: list[uuid.UUID]
+) -> None:
     now = datetime.now(UTC)
     payload = json.dumps(TEMPLATE)
     records = [
@@ -64,6 +104,7 @@ async def _insert_queued(dsn: str, org_id: str, phones: list[str], count: int) -
             False,
             now,
             now,
+            senders[i % len(senders)],
         )
         for i in range(count)
     ]
@@ -87,6 +128,7 @@ async def _insert_queued(dsn: str, org_id: str, phones: list[str], count: int) -
                 "dead_lettered",
                 "created_at",
                 "updated_at",
+                "sender_id",
             ],
             records=records,
         )
@@ -178,7 +220,7 @@ def _profile(pid: int) -> Any:
     )
 
 
-async def run(quick: bool = False, profile: bool = False) -> dict[str, Any]:
+async def run(quick: bool = False, profile: bool = False, senders: int = 0) -> dict[str, Any]:
     """Dispatch throughput over `messages` pre-queued rows, enqueue→ACCEPTED latency, and the
     ceiling: a bare aiohttp loop to the same fake Meta at the dispatcher's concurrency."""
     messages, samples, ceiling_s = (2_000, 40, 2.0) if quick else (20_000, 200, 10.0)
@@ -215,7 +257,8 @@ async def run(quick: bool = False, profile: bool = False) -> dict[str, Any]:
             duration_s=ceiling_s,
         )
         _org_id, key = await prepare_org(dsn, env, phones)
-        await _insert_queued(dsn, _org_id, phones, messages)
+        sender_ids = await _insert_senders(dsn, _org_id, senders)
+        await _insert_queued(dsn, _org_id, phones, messages, sender_ids)
         service = start(
             [str(BIN / "wa-outbound"), "serve", "--no-migrate", "--port", str(port)],
             env,
@@ -237,6 +280,7 @@ async def run(quick: bool = False, profile: bool = False) -> dict[str, Any]:
         await drop_database(dsn)
     per_s = figures["accepted"] / figures["seconds"]
     return {
+        "senders": max(senders, 1),
         "dispatch_messages": messages,
         "dispatch_accepted": figures["accepted"],
         "dispatch_msgs_per_s": per_s,
@@ -255,8 +299,22 @@ def main() -> None:
     parser.add_argument(
         "--profile", action="store_true", help="py-spy the service during the dispatch phase"
     )
+    parser.add_argument(
+        "--senders",
+        type=int,
+        default=0,
+        help="also run spread over this many senders, and compare with the shared sender alone",
+    )
     args = parser.parse_args()
     results = uvloop.run(run(args.quick, args.profile))
+    if args.senders:
+        spread = uvloop.run(run(args.quick, args.profile, senders=args.senders))
+        results = {
+            **{f"one_sender_{name}": value for name, value in results.items()},
+            **{f"{args.senders}_senders_{name}": value for name, value in spread.items()},
+            "ratio_senders_to_one_sender": spread["dispatch_msgs_per_s"]
+            / results["dispatch_msgs_per_s"],
+        }
     print(table([(name, value, "") for name, value in results.items()]))
     print(f"written to {write_results('dispatch', results)}")
 

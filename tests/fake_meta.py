@@ -115,13 +115,14 @@ class FakeMeta:
         self.app = Starlette(
             routes=[
                 Route("/{version}/{phone_number_id}/messages", self._messages, methods=["POST"]),
+                Route("/_fake/script", self._control_script, methods=["POST"]),
+                Route("/_fake/reset", self._control_reset, methods=["POST"]),
+                Route("/_fake/requests", self._control_requests, methods=["GET"]),
+                # After the control routes, which these patterns would match too.
                 Route(
                     "/{version}/{waba_id}/phone_numbers", self.numbers.waba_numbers, methods=["GET"]
                 ),
                 Route("/{version}/{object_id}", self.numbers.read_object, methods=["GET"]),
-                Route("/_fake/script", self._control_script, methods=["POST"]),
-                Route("/_fake/reset", self._control_reset, methods=["POST"]),
-                Route("/_fake/requests", self._control_requests, methods=["GET"]),
             ],
             lifespan=self._lifespan,
         )

@@ -121,7 +121,8 @@ async def test_a_real_flow_shows_in_the_metrics_with_bounded_label_sets(database
     # Nothing waits any more: no organisation's series is left behind.
     assert label_sets(samples, "outbound_message_queue_depth") == set()
     assert value(samples, "outbound_message_oldest_queued_age_seconds") == 0
-    # Bounded labels: channel, code, status, outcome, backend, result, severity, org id only.
+    # Bounded labels: channel, code, status, outcome, backend, result, severity, org id, and
+    # sender (a phone_number_id: Meta's id of a number, as bounded as the senders are).
     allowed = {
         "channel",
         "error_code",
@@ -133,6 +134,7 @@ async def test_a_real_flow_shows_in_the_metrics_with_bounded_label_sets(database
         "notifier",
         "kind",
         "org_id",
+        "sender",
         "le",
     }
     assert {key for s in samples for key in s.labels} <= allowed

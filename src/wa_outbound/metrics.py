@@ -75,6 +75,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.sender_sends = Counter(
+            "outbound_sender_sends_total",
+            "Send requests to Meta per sender (its phone_number_id), by result",
+            ["sender", "result"],
+            registry=r,
+        )
         self.webhook_statuses = Counter(
             "outbound_webhook_statuses_total",
             "Statuses received by webhook, by outcome",

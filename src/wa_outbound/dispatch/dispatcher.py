@@ -25,17 +25,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from wa_outbound.config import Settings
 from wa_outbound.db.listener import Listener
 from wa_outbound.db.types import utcnow
-from wa_outbound.dispatch import claims, outcomes
+from wa_outbound.dispatch import claims, outcomes, unsent
 from wa_outbound.dispatch.admission import Holds, Limiter, admit
 from wa_outbound.dispatch.claims import Claimed, Due
 from wa_outbound.dispatch.outcomes import Outcome
-from wa_outbound.dispatch.policy import CONSENT_REVOKED, outcome_of
+from wa_outbound.dispatch.policy import outcome_of
 from wa_outbound.dispatch.recorder import Recorder
 from wa_outbound.logs import message_fields
 from wa_outbound.metrics import Metrics
-from wa_outbound.phone import mask
 from wa_outbound.senders.directory import Credentials, Directory
-from wa_outbound.status import CHANNEL_WHATSAPP, Status
+from wa_outbound.status import CHANNEL_WHATSAPP
 from wa_outbound.whatsapp.provider import OutgoingMessage, Provider, SendResult
 from wa_outbound.whatsapp.retry import ProviderError
 
@@ -43,11 +42,6 @@ log = logging.getLogger(__name__)
 
 # How long a batch waits, after an answer, for more answers to write with it.
 SETTLE_LINGER_S = 0.02
-NO_SENDER = ProviderError(
-    code="no_sender",
-    title="No sender",
-    message="The message's sender no longer exists (the deployment has no shared sender).",
-)
 
 
 class Dispatcher:
@@ -253,7 +247,7 @@ class Dispatcher:
         that arrive within `SETTLE_LINGER_S` of each other share one write, so a send that waits
         out its timeout holds back no other message's outcome (nor its slot)."""
         try:
-            revoked = [self._consent_revoked(m) for m in batch if not m.consented]
+            revoked = [unsent.consent_revoked(m) for m in batch if not m.consented]
             if revoked:
                 await self._settle(revoked)
             to_send = [m for m in batch if m.consented]
@@ -263,12 +257,15 @@ class Dispatcher:
                 # Nothing was sent: every claim goes back as it was, its attempt given back.
                 log.warning("reading senders failed", extra={"error": repr(exc)})
                 await self._settle(
-                    [self._release(m, False, "senders_unavailable") for m in to_send]
+                    [
+                        unsent.released(m, False, self.clock(), "senders_unavailable")
+                        for m in to_send
+                    ]
                 )
                 return len(batch)
             unknown = [m for m in to_send if m.sender_id not in credentials]
             if unknown:
-                await self._settle([self._no_sender(m) for m in unknown])
+                await self._settle([unsent.no_sender(m) for m in unknown])
             started: set[object] = set()
             sends: dict[asyncio.Future[Outcome], Claimed] = {
                 asyncio.ensure_future(self._send(m, credentials[m.sender_id], started)): m
@@ -289,7 +286,7 @@ class Dispatcher:
                 # Shutdown past the grace period: settle what finished, release the rest.
                 finished = [s.result() for s in unsettled if s.done() and not s.cancelled()]
                 cut = [
-                    self._release(sends[s], sends[s].id in started)
+                    unsent.released(sends[s], sends[s].id in started, self.clock())
                     for s in unsettled
                     if not s.done() or s.cancelled()
                 ]
@@ -310,36 +307,6 @@ class Dispatcher:
             for outcome in results:
                 self._owned.pop(outcome.message.id, None)
             self._wake.set()
-
-    def _consent_revoked(self, message: Claimed) -> Outcome:
-        log.info(
-            "consent revoked since queuing; not sent",
-            extra=message_fields(
-                message_id=message.id,
-                org_id=message.org_id,
-                attempt=message.attempt,
-                error_code=CONSENT_REVOKED.code,
-                to=mask(message.to),
-            ),
-        )
-        return Outcome(message, Status.FAILED, "consent_revoked", error=CONSENT_REVOKED)
-
-    def _release(self, message: Claimed, started: bool, reason: str = "shutdown") -> Outcome:
-        """A send cut off by shutdown. One that never started gives its attempt back; one cut
-        off mid-request keeps it (Meta may have received it) and is retried."""
-        return Outcome(
-            message,
-            Status.RETRYING if started else Status(message.from_status),
-            "released",
-            next_attempt_at=self.clock(),
-            give_back_attempt=not started,
-            details={"reason": reason},
-        )
-
-    def _no_sender(self, message: Claimed) -> Outcome:
-        """The message's sender is gone: the shared sender of a deployment that no longer has
-        one (WA_PHONE_NUMBER_ID unset since it was queued)."""
-        return Outcome(message, Status.FAILED, "failed", error=NO_SENDER, dead_lettered=True)
 
     async def _send(
         self, message: Claimed, credentials: Credentials, started_ids: set[object]
@@ -380,9 +347,13 @@ class Dispatcher:
                     )
                 )
             elapsed = time.perf_counter() - started
-        self.metrics.send_latency.labels(
-            channel=CHANNEL_WHATSAPP, outcome="accepted" if result.wamid else "error"
-        ).observe(elapsed)
+        result_label = "accepted" if result.wamid else "error"
+        self.metrics.send_latency.labels(channel=CHANNEL_WHATSAPP, outcome=result_label).observe(
+            elapsed
+        )
+        self.metrics.sender_sends.labels(
+            sender=credentials.phone_number_id, result=result_label
+        ).inc()
         return outcome_of(
             message,
             result,
