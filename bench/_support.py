@@ -69,6 +69,8 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
             "WA_LOG_LEVEL": "WARNING",
             "WA_ALERT_ENABLED": "false",
             "WA_LOG_FORMAT": "text",
+            # cloud refuses to start without one; a fixed key, as the benchmarks' data is scratch.
+            "WA_SECRET_KEYS": "YmVuY2gta2V5LW9mLXdhLW91dGJvdW5kLWJlbmNoMzI=",
         }
     )
     env.update(extra)

@@ -88,6 +88,9 @@ def start_service(url: str, port: int, profile: str | None) -> subprocess.Popen[
         "WA_DATABASE_URL": url,
         "WA_PROVIDER": "sandbox",
         "WA_APP_SECRET": SECRET,
+        # The shared sender on the envelopes' number: their statuses route to its messages.
+        "WA_PHONE_NUMBER_ID": meta.PHONE_NUMBER_ID,
+        "WA_ACCESS_TOKEN": "bench-token",
         "WA_ALERT_ENABLED": "false",
         "WA_LOG_LEVEL": "WARNING",
     }

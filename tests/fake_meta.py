@@ -227,7 +227,7 @@ class FakeMeta:
         wamid = f"{self._wamid_prefix}{next(self._wamid_seq)}"
         self.received.add(RecordedRequest(at, key, body, auth, 200, wamid, number))
         if self.auto_statuses and self.webhooks is not None:
-            self.webhooks.queue(wamid, key)
+            self.webhooks.queue(wamid, key, number or None)
         return Response(orjson.dumps(send_response(wamid, to)), media_type="application/json")
 
     async def _messages(self, request: Request) -> Response:

@@ -48,7 +48,7 @@ class StatusWebhooks:
         self._retry_delay_max_s = retry_delay_max_s
         self._concurrency = concurrency
         self._limit = asyncio.Semaphore(concurrency)
-        self._pending: list[tuple[str, str]] = []
+        self._pending: list[tuple[str, str, str]] = []  # (wamid, recipient, number)
         self._wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -80,9 +80,10 @@ class StatusWebhooks:
             await self._session.close()
             self._session = None
 
-    def queue(self, wamid: str, recipient: str) -> None:
-        """Schedules `sent`, `delivered` and `read` for an accepted send."""
-        self._pending.append((wamid, recipient))
+    def queue(self, wamid: str, recipient: str, phone_number_id: str | None = None) -> None:
+        """Schedules `sent`, `delivered` and `read` for an accepted send from `phone_number_id`
+        (by default the fake's number): each envelope names the number its statuses are for."""
+        self._pending.append((wamid, recipient, phone_number_id or self._phone_number_id))
         self._wake.set()
 
     def counts(self) -> dict[str, int]:
@@ -97,11 +98,13 @@ class StatusWebhooks:
         self._pending.clear()
         self.posted = self.failed_attempts = self.given_up = 0
 
-    async def post(self, statuses: list[dict[str, Any]]) -> int:
-        """Posts one signed envelope now, once; returns the HTTP status."""
+    async def post(self, statuses: list[dict[str, Any]], phone_number_id: str | None = None) -> int:
+        """Posts one signed envelope about `phone_number_id` (by default the fake's number) now,
+        once; returns the HTTP status."""
         if self._session is None:
             raise RuntimeError("status webhooks are not started (is the fake being served?)")
-        metadata = {"display_phone_number": "15550000000", "phone_number_id": self._phone_number_id}
+        number = phone_number_id or self._phone_number_id
+        metadata = {"display_phone_number": "15550000000", "phone_number_id": number}
         raw = orjson.dumps(envelope(statuses=statuses, value_extra={"metadata": metadata}))
         headers = {
             "Content-Type": "application/json",
@@ -121,21 +124,24 @@ class StatusWebhooks:
     def _flush(self) -> None:
         self._wake.clear()
         pending, self._pending = self._pending, []
-        statuses = [
-            status(wamid, value, recipient_id=recipient)
-            for wamid, recipient in pending
-            for value in LIFECYCLE
-        ]
-        for start in range(0, len(statuses), self._batch_size):
-            batch = statuses[start : start + self._batch_size]
-            task = asyncio.create_task(self._deliver(batch), name="fake-meta-status-delivery")
-            self._deliveries.add(task)
-            task.add_done_callback(self._deliveries.discard)
+        by_number: dict[str, list[dict[str, Any]]] = {}
+        for wamid, recipient, number in pending:
+            by_number.setdefault(number, []).extend(
+                status(wamid, value, recipient_id=recipient) for value in LIFECYCLE
+            )
+        for number, statuses in by_number.items():
+            for start in range(0, len(statuses), self._batch_size):
+                batch = statuses[start : start + self._batch_size]
+                task = asyncio.create_task(
+                    self._deliver(batch, number), name="fake-meta-status-delivery"
+                )
+                self._deliveries.add(task)
+                task.add_done_callback(self._deliveries.discard)
 
-    async def _deliver(self, statuses: list[dict[str, Any]]) -> None:
+    async def _deliver(self, statuses: list[dict[str, Any]], number: str) -> None:
         for attempt in range(self._attempts):
             try:
-                if await self.post(statuses) == 200:
+                if await self.post(statuses, number) == 200:
                     self.posted += 1
                     return
             except (aiohttp.ClientError, TimeoutError):

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+import meta_payloads as meta
 from conftest import _admin_execute, _sa_url
 from helpers import ADMIN_TOKEN, free_port
 
@@ -63,6 +64,9 @@ def running_service(pg_template: str, workdir: Path) -> Iterator[Service]:
             "WA_APP_SECRET": APP_SECRET,
             "WA_WEBHOOK_VERIFY_TOKEN": VERIFY_TOKEN,
             "WA_PROVIDER": "sandbox",
+            # The shared sender on the envelopes' number: their statuses route to its messages.
+            "WA_PHONE_NUMBER_ID": meta.PHONE_NUMBER_ID,
+            "WA_ACCESS_TOKEN": "fuzz-token",
             "WA_DISPATCH_ENABLED": "false",
             "WA_ALERT_ENABLED": "false",
             "WA_LOG_FORMAT": "text",

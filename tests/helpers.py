@@ -20,6 +20,9 @@ from wa_outbound.config import Settings
 
 ADMIN_TOKEN = "test-admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+# WA_SECRET_KEYS of the tests' cloud settings (cloud refuses to start without a key); a fixed
+# key, so a database written by one test app is read by the next.
+TEST_SECRET_KEY = "dGVzdC1rZXktb2Ytd2Etb3V0Ym91bmQtdGVzdHMtMzI="
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
@@ -32,6 +35,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "dispatch_enabled": False,
     }
     values.update(overrides)
+    if values["provider"] == "cloud":
+        values.setdefault("secret_keys", TEST_SECRET_KEY)
     return Settings(_env_file=None, **values)
 
 

@@ -80,11 +80,13 @@ def envelope(
     statuses: list[dict[str, Any]] | None = None,
     value_extra: dict[str, Any] | None = None,
     field: str = "messages",
+    phone_number_id: str = PHONE_NUMBER_ID,
 ) -> dict[str, Any]:
-    """A whole webhook body: one entry, one change, with the given statuses or value parts."""
+    """A whole webhook body: one entry, one change, with the given statuses or value parts,
+    about the business number `phone_number_id`."""
     value: dict[str, Any] = {
         "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "15550000000", "phone_number_id": PHONE_NUMBER_ID},
+        "metadata": {"display_phone_number": "15550000000", "phone_number_id": phone_number_id},
     }
     if statuses is not None:
         value["statuses"] = statuses
@@ -93,6 +95,79 @@ def envelope(
         "object": "whatsapp_business_account",
         "entry": [{"id": WABA_ID, "changes": [{"value": value, "field": field}]}],
     }
+
+
+def inbound_reply(from_phone: str, body: str, *, replied_wamid: str) -> dict[str, Any]:
+    """A `value` with one inbound text that replies to the business's message `replied_wamid`."""
+    value = inbound_text(from_phone, body, wamid=f"wamid.IN.{replied_wamid[-12:]}")
+    value["messages"][0]["context"] = {"from": "15550000000", "id": replied_wamid}
+    return value
+
+
+def changes(*items: tuple[str, dict[str, Any]], entry_id: str = WABA_ID) -> dict[str, Any]:
+    """A whole webhook body with one entry (`entry_id`: the WABA) holding these (field, value)
+    changes, each routed on its own."""
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": entry_id,
+                "time": int(time.time()),
+                "changes": [{"field": field, "value": value} for field, value in items],
+            }
+        ],
+    }
+
+
+def messages_value(
+    phone_number_id: str,
+    *,
+    statuses: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The `value` of a `messages` change about the business number `phone_number_id`."""
+    value: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550000000", "phone_number_id": phone_number_id},
+    }
+    if statuses is not None:
+        value["statuses"] = statuses
+    return value | (extra or {})
+
+
+def account_restriction(*expirations: int | None) -> dict[str, Any]:
+    """`account_update` ACCOUNT_RESTRICTION: business-initiated messaging restricted (each item
+    with its `expiration`, Unix seconds, when given)."""
+    info = []
+    for expiration in expirations:
+        item: dict[str, Any] = {"restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING"}
+        if expiration is not None:
+            item["expiration"] = expiration
+        info.append(item)
+    return {"event": "ACCOUNT_RESTRICTION", "restriction_info": info}
+
+
+def ban(state: str) -> dict[str, Any]:
+    """`account_update` DISABLED_UPDATE with `ban_info.waba_ban_state` (DISABLE, REINSTATE...)."""
+    return {
+        "event": "DISABLED_UPDATE",
+        "ban_info": {"waba_ban_state": state, "waba_ban_date": "2026-12-02"},
+    }
+
+
+def quality_update(
+    display_phone_number: str, *, event: str = "ONBOARDING", current_limit: str | None = None
+) -> dict[str, Any]:
+    """`phone_number_quality_update` for one number of the WABA."""
+    value: dict[str, Any] = {"display_phone_number": display_phone_number, "event": event}
+    if current_limit is not None:
+        value["current_limit"] = current_limit
+    return value
+
+
+def capability_update(max_daily: Any) -> dict[str, Any]:
+    """`business_capability_update` with `max_daily_conversations_per_business`."""
+    return {"max_daily_conversations_per_business": max_daily, "max_phone_numbers_per_business": 2}
 
 
 def send_response(wamid: str, to: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import asyncpg
 import httpx
 import pytest
 
+from helpers import TEST_SECRET_KEY
 from wa_outbound.db import migrate as migrations
 
 CLI = [sys.executable, "-m", "wa_outbound.cli"]
@@ -147,6 +148,7 @@ async def test_serve_on_postgresql_prints_no_demo_key(
         tmp_path,
         WA_DATABASE_URL=postgres_url,
         WA_PROVIDER=provider,
+        WA_SECRET_KEYS=TEST_SECRET_KEY,
         WA_LOG_FORMAT="text",
         WA_PHONE_NUMBER_ID="1234",
         WA_ACCESS_TOKEN="token",

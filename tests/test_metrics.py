@@ -121,8 +121,9 @@ async def test_a_real_flow_shows_in_the_metrics_with_bounded_label_sets(database
     # Nothing waits any more: no organisation's series is left behind.
     assert label_sets(samples, "outbound_message_queue_depth") == set()
     assert value(samples, "outbound_message_oldest_queued_age_seconds") == 0
-    # Bounded labels: channel, code, status, outcome, backend, result, severity, org id, and
-    # sender (a phone_number_id: Meta's id of a number, as bounded as the senders are).
+    # Bounded labels: channel, code, status, outcome, backend, result, severity, org id, a
+    # webhook field, and sender (a phone_number_id: Meta's id of a number, as bounded as the
+    # senders are).
     allowed = {
         "channel",
         "error_code",
@@ -134,6 +135,7 @@ async def test_a_real_flow_shows_in_the_metrics_with_bounded_label_sets(database
         "notifier",
         "kind",
         "org_id",
+        "field",
         "sender",
         "le",
     }

@@ -27,6 +27,7 @@ from wa_outbound.api import metrics as metrics_api
 from wa_outbound.api.deps import State
 from wa_outbound.api.limits import BodySizeLimit, storable_text
 from wa_outbound.config import Settings
+from wa_outbound.crypto import Keyring, check_stored_secrets, warn_if_clear
 from wa_outbound.db.engine import create_engine
 from wa_outbound.db.listener import API_KEYS_CHANNEL, Listener
 from wa_outbound.db.revision import SchemaWatch
@@ -36,6 +37,7 @@ from wa_outbound.monitoring.queue_gauges import QueueGauges
 from wa_outbound.orgs.key_cache import ApiKeyCache
 from wa_outbound.outbox.notifier import OutboxNotifier
 from wa_outbound.ratelimit import create_rate_limiter
+from wa_outbound.senders.directory import Directory
 from wa_outbound.webhooks.sweep import ReceiptSweep
 from wa_outbound.whatsapp.providers import create_provider
 from wa_outbound.workers import Supervisor
@@ -52,6 +54,8 @@ The rules across calls (idempotency, statuses, the dead-letter queue, Meta's web
 
 
 def create_app(settings: Settings) -> FastAPI:
+    keyring = Keyring.from_settings(settings)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
         engine = create_engine(settings)
@@ -60,7 +64,12 @@ def create_app(settings: Settings) -> FastAPI:
         limiter = create_rate_limiter(settings, engine, metrics)
         provider, sandbox_statuses = create_provider(settings, engine)
         dispatcher = Dispatcher(
-            settings=settings, engine=engine, provider=provider, metrics=metrics, limiter=limiter
+            settings=settings,
+            engine=engine,
+            provider=provider,
+            metrics=metrics,
+            limiter=limiter,
+            senders=Directory(engine, settings, decrypt=keyring.decrypt),
         )
         notifier = OutboxNotifier(engine) if settings.is_postgres else None
         api_keys = ApiKeyCache(ttl_s=settings.api_key_cache_seconds)
@@ -85,7 +94,13 @@ def create_app(settings: Settings) -> FastAPI:
                     "api-key-listener",
                     Listener(engine, api_keys.clear, channel=API_KEYS_CHANNEL),
                 )
-            if not (await schema.run_once()).usable:
+            warn_if_clear(keyring)
+            if (await schema.run_once()).usable:
+                # A stored secret no key decrypts stops start-up here, naming its row.
+                await check_stored_secrets(engine, keyring)
+                # Webhooks to the shared number route to its row: have it before any arrive.
+                await dispatcher.senders.ensure_shared()
+            else:
                 supervisor.start("schema-watch", schema)
             if sandbox_statuses is not None:
                 supervisor.start("sandbox-statuses", sandbox_statuses)
@@ -130,6 +145,7 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.state.keyring = keyring
     errors.install(app)
     app.add_middleware(BodySizeLimit)
     # Every /v1 route refuses text the databases cannot store. Not Meta's webhook: what Meta

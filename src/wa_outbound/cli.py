@@ -1,4 +1,5 @@
-"""`wa-outbound`: serve, migrate, create organisations, and print the OpenAPI document."""
+"""`wa-outbound`: serve, migrate, create organisations, re-encrypt stored secrets, and print the
+OpenAPI document."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pydantic import ValidationError
 
 from wa_outbound import logs
 from wa_outbound.config import Settings, describe_error
+from wa_outbound.crypto import Keyring, NoEncryptionKey, StoredSecretUnreadable, reencrypt
 from wa_outbound.db import migrate
 from wa_outbound.db.engine import create_engine
 from wa_outbound.orgs import organizations
@@ -53,6 +55,23 @@ async def _create_org(settings: Settings, name: str, org_id: str | None = None) 
         return {"org_id": org["id"], "api_key": key.api_key}
     finally:
         await engine.dispose()
+
+
+async def _reencrypt(settings: Settings) -> int:
+    engine = create_engine(settings)
+    try:
+        return await reencrypt(engine, Keyring.from_settings(settings))
+    finally:
+        await engine.dispose()
+
+
+def _reencrypt_command(settings: Settings) -> None:
+    try:
+        rewritten = asyncio.run(_reencrypt(settings))
+    except (NoEncryptionKey, StoredSecretUnreadable) as exc:
+        print(f"secrets reencrypt: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(f"{rewritten} stored secrets re-encrypted with the first key of WA_SECRET_KEYS")
 
 
 async def _bootstrap_sandbox(settings: Settings) -> dict[str, str] | None:
@@ -142,6 +161,14 @@ def main(argv: list[str] | None = None) -> None:
         "--id", dest="org_id", default=None, help="organisation id (default: generated)"
     )
 
+    secrets_cmd = commands.add_parser("secrets", help="manage stored secrets")
+    secrets_sub = secrets_cmd.add_subparsers(dest="secrets_command", required=True)
+    secrets_sub.add_parser(
+        "reencrypt",
+        help="rewrite every stored secret with the first key of WA_SECRET_KEYS, so that the "
+        "other keys can be removed",
+    )
+
     openapi = commands.add_parser("openapi", help="print the HTTP API's OpenAPI document")
     openapi.add_argument("--output", type=Path, help="write it to this file instead of stdout")
 
@@ -156,6 +183,8 @@ def main(argv: list[str] | None = None) -> None:
         settings = _settings()
         asyncio.run(_migrate(settings))
         print(json.dumps(asyncio.run(_create_org(settings, args.name, args.org_id))))
+    elif args.command == "secrets":
+        _reencrypt_command(_settings())
     elif args.command == "openapi":
         if args.output is None:  # UTF-8 whatever the locale: the document is not all ASCII
             sys.stdout.buffer.write(openapi_json().encode())

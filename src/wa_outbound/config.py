@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -14,7 +16,12 @@ class Settings(BaseSettings):
     """One object that `create_app` and the CLI are built from; never read at import time."""
 
     model_config = SettingsConfigDict(
-        env_prefix="WA_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="WA_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        # A validation error's text would otherwise repeat the input: tokens and keys included.
+        hide_input_in_errors=True,
     )
 
     database_url: str = "sqlite+aiosqlite:///./wa_outbound.db"
@@ -35,6 +42,9 @@ class Settings(BaseSettings):
     app_secret: SecretStr = SecretStr("")
     webhook_verify_token: SecretStr = SecretStr("")
     admin_token: SecretStr = SecretStr("")
+    # Encryption at rest of stored secrets (wa_outbound.crypto): the first key encrypts, every
+    # key decrypts. Each is the URL-safe base64 of 32 random bytes (a Fernet key).
+    secret_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     # Statuses whose wamid is still unknown after this long are dropped. Seven days is how long
     # Meta keeps retrying a webhook; a wamid unknown for that long will not become ours.
     pending_status_max_age_seconds: PositiveSeconds = 7 * 86_400.0
@@ -93,10 +103,34 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+<<<<<<< HEAD
     @field_validator("default_messages_per_second", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+=======
+    @field_validator("secret_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("secret_keys")
+    @classmethod
+    def _keys_are_32_bytes(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        for position, key in enumerate(keys, start=1):
+            try:
+                raw = base64.b64decode(key.get_secret_value(), altchars=b"-_", validate=True)
+            except (binascii.Error, ValueError):
+                raw = b""
+            if len(raw) != 32:
+                # Never the key itself: the message goes to logs and terminals.
+                raise ValueError(
+                    f"key {position} of {len(keys)} is not the URL-safe base64 of 32 bytes"
+                )
+        return keys
+>>>>>>> main
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -132,6 +166,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"WA_LEASE_SECONDS ({self.lease_seconds:g}) must be at least twice "
                 f"WA_SEND_TIMEOUT_SECONDS ({self.send_timeout_seconds:g})"
+            )
+        if self.provider == "cloud" and not self.secret_keys:
+            # Senders' tokens would be stored in clear: only the sandbox may do that.
+            raise ValueError(
+                "WA_PROVIDER=cloud needs WA_SECRET_KEYS: stored tokens are encrypted with it"
             )
         if self.retry_max_seconds < self.retry_base_seconds:
             raise ValueError("WA_RETRY_MAX_SECONDS must be at least WA_RETRY_BASE_SECONDS")

@@ -16,6 +16,13 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 # Queue to acceptance spans the dispatcher's poll, backoff and quota waits: seconds to hours.
 QUEUE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)
+# The webhook fields routed by number (messages) or by WABA (the management ones).
+ROUTED_FIELDS = (
+    "messages",
+    "account_update",
+    "phone_number_quality_update",
+    "business_capability_update",
+)
 
 
 class Metrics:
@@ -99,6 +106,19 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.webhook_unrouted = Counter(
+            "outbound_webhook_unrouted_total",
+            "Webhook changes for a business number or WABA that no sender has (stored, not "
+            "applied)",
+            ["field"],
+            registry=r,
+        )
+        self.sender_paused = Gauge(
+            "outbound_sender_paused",
+            "1 while a sender is paused (by its phone_number_id), 0 while it sends",
+            ["sender"],
+            registry=r,
+        )
         self.webhook_processing_failures = Counter(
             "outbound_webhook_processing_failures_total",
             "Stored webhook bodies whose processing failed (the sweep retries them)",
@@ -177,3 +197,5 @@ class Metrics:
                 self.ratelimit_decisions.labels(backend=backend, result=result)
         for result in ("claimed", "empty"):
             self.dispatcher_claims.labels(result=result)
+        for name in ROUTED_FIELDS:
+            self.webhook_unrouted.labels(field=name)

@@ -201,6 +201,8 @@ async def test_oldest_message_age_counts_only_due_messages(
     await add(db_engine, 1, status="QUEUED", next_attempt_at=NOW - waited + timedelta(seconds=1))
     # Scheduled for later: old, but not due, so not late.
     await add(db_engine, 1, status="QUEUED", age=5 * HOUR, next_attempt_at=NOW + HOUR)
+    # Held by a paused sender: the sender_paused alert speaks for it.
+    await add(db_engine, 1, status="QUEUED", age=5 * HOUR, waiting_reason="sender_paused")
     assert await run(db_engine, settings, rules.oldest_message_age) == []
     await add(db_engine, 1, status="RETRYING", age=2 * HOUR, next_attempt_at=NOW - waited)
     [finding] = await run(db_engine, settings, rules.oldest_message_age)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import meta_payloads as meta
 from factories import insert_message
 from helpers import make_settings
+from routing_helpers import shared_sender
 from wa_outbound.config import Settings
 from wa_outbound.db.schema import outbound_message, pending_status, webhook_event
 from wa_outbound.db.types import utcnow
@@ -27,7 +28,13 @@ URL = "/webhooks/whatsapp"
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return make_settings(database_url, app_secret=SECRET)
+    # The shared sender on the envelope's number: its statuses route to the shared sender.
+    return make_settings(
+        database_url,
+        app_secret=SECRET,
+        phone_number_id=meta.PHONE_NUMBER_ID,
+        access_token="shared-token",
+    )
 
 
 async def post(client: httpx.AsyncClient, raw: bytes) -> httpx.Response:
@@ -82,6 +89,7 @@ async def test_a_nul_in_an_unknown_wamid_is_kept_as_a_pending_status(
 async def test_a_stored_body_with_a_nul_is_processed_by_the_sweep(
     db_engine: AsyncEngine, org_id: str
 ) -> None:
+    await shared_sender(db_engine)
     message_id, wamid = await accepted(db_engine, org_id)
     received_at = utcnow() - timedelta(minutes=1)
     async with db_engine.begin() as conn:  # as if processing had failed when it arrived

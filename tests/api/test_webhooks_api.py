@@ -21,7 +21,7 @@ from wa_outbound.app import create_app
 from wa_outbound.config import Settings
 from wa_outbound.db.schema import pending_status, service_window, webhook_event
 from wa_outbound.db.types import utcnow
-from wa_outbound.webhooks.pending import apply_pending
+from wa_outbound.receipts.pending import apply_pending
 
 SECRET = "test-app-secret"
 VERIFY_TOKEN = "test-verify-token"
@@ -31,7 +31,14 @@ Org = tuple[str, dict[str, str]]
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return make_settings(database_url, app_secret=SECRET, webhook_verify_token=VERIFY_TOKEN)
+    # The shared sender on the envelope's number: its statuses route to the shared sender.
+    return make_settings(
+        database_url,
+        app_secret=SECRET,
+        webhook_verify_token=VERIFY_TOKEN,
+        phone_number_id=meta.PHONE_NUMBER_ID,
+        access_token="shared-token",
+    )
 
 
 async def post(

@@ -28,7 +28,7 @@ import pytest
 
 import meta_payloads as meta
 from fake_meta import FakeMeta, running_fake_meta
-from helpers import ADMIN, ADMIN_TOKEN, TEMPLATE, eventually, free_port
+from helpers import ADMIN, ADMIN_TOKEN, TEMPLATE, TEST_SECRET_KEY, eventually, free_port
 from private_postgres import PrivatePostgres
 
 pytestmark = pytest.mark.slow
@@ -69,6 +69,7 @@ async def fake_meta_and_service(
         env.update(
             WA_DATABASE_URL=private_postgres.url,
             WA_PROVIDER="cloud",
+            WA_SECRET_KEYS=TEST_SECRET_KEY,
             WA_GRAPH_API_BASE_URL=fake_url,
             WA_ACCESS_TOKEN=TOKEN,
             WA_PHONE_NUMBER_ID=meta.PHONE_NUMBER_ID,

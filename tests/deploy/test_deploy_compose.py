@@ -27,9 +27,16 @@ from deploy_kit import (
     settings_from_env,
     shutdown_budget_s,
 )
+from helpers import TEST_SECRET_KEY
 
 REPLICAS = ("wa-outbound-1", "wa-outbound-2")
-SECRETS = ("POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "WA_ACCESS_TOKEN", "WA_APP_SECRET")
+SECRETS = (
+    "POSTGRES_PASSWORD",
+    "GRAFANA_ADMIN_PASSWORD",
+    "WA_ACCESS_TOKEN",
+    "WA_APP_SECRET",
+    "WA_SECRET_KEYS",
+)
 PLACEHOLDERS = ("", "change-me")
 CHECK_JSONSCHEMA = (sys.executable, "-m", "check_jsonschema")
 
@@ -208,8 +215,17 @@ def test_compose_refuses_to_start_without_a_provider() -> None:
 
 def test_cloud_needs_the_meta_credentials_the_example_leaves_empty() -> None:
     environment = rendered_services("cloud")["wa-outbound-1"]["environment"]
-    with pytest.raises(ValueError, match="WA_PHONE_NUMBER_ID"):
+    # The shared number is optional with cloud (both or neither); the app secret is not.
+    with pytest.raises(ValueError, match="WA_APP_SECRET"):
         settings_from_env(environment)
+
+
+def test_cloud_needs_the_secret_keys_the_example_leaves_empty() -> None:
+    environment = rendered_services("cloud")["wa-outbound-1"]["environment"]
+    environment |= {"WA_PHONE_NUMBER_ID": "1", "WA_ACCESS_TOKEN": "t", "WA_APP_SECRET": "s"}
+    with pytest.raises(ValueError, match="WA_SECRET_KEYS"):
+        settings_from_env(environment)
+    assert settings_from_env(environment | {"WA_SECRET_KEYS": TEST_SECRET_KEY}).secret_keys
 
 
 def test_the_env_example_lists_every_variable_the_kit_uses() -> None:

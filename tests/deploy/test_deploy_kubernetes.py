@@ -20,6 +20,7 @@ from deploy_kit import (
     settings_from_env,
     shutdown_budget_s,
 )
+from helpers import TEST_SECRET_KEY
 
 # The oldest Kubernetes release the manifests are meant for, and the newest the schemas know.
 KUBERNETES_VERSIONS = ("1.29", kubernetes_validate.latest_version())
@@ -221,6 +222,9 @@ def test_the_filled_in_templates_give_settings_the_service_accepts(
         "WA_ACCESS_TOKEN": "token",
         "WA_APP_SECRET": "secret",
     }
+    with pytest.raises(ValueError, match="WA_SECRET_KEYS"):
+        settings_from_env(filled)  # stored tokens would be kept in clear
+    filled["WA_SECRET_KEYS"] = TEST_SECRET_KEY
     settings = settings_from_env(filled)
     assert settings.provider == "cloud"
     assert settings.is_postgres

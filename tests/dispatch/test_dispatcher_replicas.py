@@ -16,7 +16,7 @@ from test_dispatcher_cloud import TOKEN, cloud_settings
 
 from dispatch_helpers import new_org, queue
 from fake_meta import FakeMeta, delay, running_fake_meta
-from helpers import eventually
+from helpers import TEST_SECRET_KEY, eventually
 from wa_outbound.db.engine import create_engine
 from wa_outbound.db.schema import outbound_message
 from wa_outbound.dispatch.dispatcher import Dispatcher
@@ -102,6 +102,7 @@ def _serve(postgres_url: str, base_url: str) -> subprocess.Popen[bytes]:
         {
             "WA_DATABASE_URL": postgres_url,
             "WA_PROVIDER": "cloud",
+            "WA_SECRET_KEYS": TEST_SECRET_KEY,
             "WA_GRAPH_API_BASE_URL": base_url,
             "WA_ACCESS_TOKEN": TOKEN,
             "WA_PHONE_NUMBER_ID": "106540352242922",

@@ -22,7 +22,7 @@ import asyncpg
 import httpx
 import pytest
 
-from helpers import ADMIN_TOKEN, PrivateRedis
+from helpers import ADMIN_TOKEN, TEST_SECRET_KEY, PrivateRedis
 from private_postgres import PrivatePostgres
 
 pytestmark = pytest.mark.slow
@@ -106,6 +106,7 @@ async def test_fault_matrix(cluster: tuple[PrivatePostgres, PrivateRedis], tmp_p
         "WA_DATABASE_URL": database_url,
         "WA_REDIS_URL": redis.url,
         "WA_PROVIDER": "cloud",
+        "WA_SECRET_KEYS": TEST_SECRET_KEY,
         "WA_GRAPH_API_BASE_URL": f"http://127.0.0.1:{meta_port}",
         "WA_ACCESS_TOKEN": TOKEN,
         "WA_PHONE_NUMBER_ID": "106540352242922",

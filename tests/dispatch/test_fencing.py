@@ -27,8 +27,8 @@ from wa_outbound.db.schema import message_event, message_wamid, outbound_message
 from wa_outbound.db.types import utcnow
 from wa_outbound.dispatch import claims, outcomes
 from wa_outbound.dispatch.outcomes import Outcome
+from wa_outbound.receipts.statuses import StatusUpdate, apply_statuses
 from wa_outbound.status import Status
-from wa_outbound.webhooks.receipts import StatusUpdate, apply_statuses
 from wa_outbound.whatsapp.cloud import CloudProvider
 
 PHONE = "+33612345678"

@@ -9,7 +9,9 @@ import pytest
 
 import meta_payloads as meta
 from cloud_app import TOKEN, cloud_app
+from factories import insert_sender
 from helpers import ADMIN, TEMPLATE, create_org_with_key, eventually, grant
+from wa_outbound.db.schema import sender
 
 pytestmark = pytest.mark.asyncio
 
@@ -90,3 +92,52 @@ async def test_two_orgs_with_two_senders_each_send_with_the_right_number_and_tok
             assert request.phone_number_id == expected[request.to]
             assert request.authorization == f"Bearer {token_of[request.phone_number_id]}"
         assert app.fake.received.duplicates() == {}
+
+
+async def test_a_token_no_key_decrypts_holds_its_senders_messages_only(postgres_url: str) -> None:
+    async with cloud_app(postgres_url) as app:
+        app.fake.add_number(meta.PHONE_NUMBER_ID, token=TOKEN, waba_id="waba-shared")
+        app.fake.add_number("5001", token="token-good-5001", waba_id="waba-5")
+        app.fake.add_number("5002", token="token-lost-5002", waba_id="waba-5")
+        org_id, auth = await create_org_with_key(app.client)
+        engine = app.state["engine"]
+        async with engine.begin() as conn:
+            good = await insert_sender(
+                conn, org_id, phone_number_id="5001", waba_id="waba-5", token="token-good-5001"
+            )
+            sealed = await insert_sender(conn, org_id, phone_number_id="5002", waba_id="waba-5")
+            # Sealed by a key this replica does not have (a rotation that has not reached it).
+            await conn.execute(
+                sender.update()
+                .where(sender.c.id == sealed)
+                .values(access_token="fernet:gAAAAABnot-a-token-of-ours")
+            )
+        await grant(app.client, auth, "+33611111111")
+        ids = {}
+        for name, sender_id in (("good", good), ("sealed", sealed)):
+            queued = await app.client.post(
+                "/v1/messages",
+                json={"to": "+33611111111", "template": TEMPLATE, "from": str(sender_id)},
+                headers=auth,
+            )
+            assert queued.status_code == 202, queued.text
+            ids[name] = queued.json()["id"]
+
+        async def read(name: str) -> dict[str, object]:
+            found = await app.client.get(f"/v1/messages/{ids[name]}", headers=auth)
+            return dict(found.json())
+
+        async def settled() -> bool:
+            good_now, sealed_now = await read("good"), await read("sealed")
+            return (
+                good_now["status"] == "ACCEPTED"
+                and sealed_now["next_attempt_at"] != (sealed_now["created_at"])
+            )
+
+        await eventually(settled)
+        held = await read("sealed")
+        assert (held["status"], held["attempts"], held["error"]) == ("QUEUED", 0, None)
+        events = await app.client.get(f"/v1/messages/{ids['sealed']}/events", headers=auth)
+        released = [e for e in events.json()["items"] if e["type"] == "released"]
+        assert released[-1]["details"]["reason"] == "token_unreadable"
+        assert all(r.phone_number_id != "5002" for r in app.fake.received.requests)

@@ -11,7 +11,7 @@ import pytest
 
 import meta_payloads as meta
 from cloud_app import TOKEN, CloudApp, cloud_app
-from helpers import ADMIN, TEMPLATE, create_org_with_key, grant
+from helpers import ADMIN, TEMPLATE, create_org_with_key, eventually, grant
 
 pytestmark = pytest.mark.asyncio
 
@@ -282,3 +282,62 @@ async def test_deleting_a_sender_with_waiting_messages(app: CloudApp) -> None:
     assert (await app.client.get(path, headers=auth)).status_code == 404
     # The number is free again.
     await create(app.client, auth)
+
+
+async def test_a_revoked_token_pauses_its_sender_and_a_new_one_resumes_it(
+    postgres_url: str,
+) -> None:
+    async with cloud_app(postgres_url) as app:
+        for number, token in NUMBERS.items():
+            app.fake.add_number(number, token=token, waba_id=WABA)
+        _, auth = await create_org_with_key(app.client)
+        first = await create(app.client, auth, number="1001")
+        second = await create(app.client, auth, number="1002")
+        app.fake.revoke_token(NUMBERS["1001"])
+        phones = [f"+3361{i:07d}" for i in range(55)]
+        for phone_number in phones:
+            await grant(app.client, auth, phone_number)
+        items = [
+            {"to": p, "template": TEMPLATE, "from": first["id"] if i < 50 else second["id"]}
+            for i, p in enumerate(phones)
+        ]
+        batch = await app.client.post("/v1/messages/batch", json={"messages": items}, headers=auth)
+        ids = [r["message"]["id"] for r in batch.json()["results"]]
+
+        async def status(message_id: str) -> Any:
+            return (await app.client.get(f"/v1/messages/{message_id}", headers=auth)).json()
+
+        async def paused() -> bool:
+            found = await app.client.get(f"/v1/senders/{first['id']}", headers=auth)
+            return bool(found.json()["paused_reasons"] == ["token_invalid"])
+
+        async def all_accepted(some: list[str]) -> bool:
+            return {(await status(i))["status"] for i in some} == {"ACCEPTED"}
+
+        await eventually(paused)
+        await eventually(lambda: all_accepted(ids[50:]))
+        second_now = (await app.client.get(f"/v1/senders/{second['id']}", headers=auth)).json()
+        assert second_now["status"] == "active"
+
+        async def all_waiting() -> bool:
+            waiting = [await status(i) for i in ids[:50]]
+            found = {(m["status"], m["attempts"], m["waiting_reason"]) for m in waiting}
+            return found == {("QUEUED", 0, "sender_paused")}
+
+        # Those in flight when the first refusal came back are answered 401 too, then wait.
+        await eventually(all_waiting)
+
+        app.fake.numbers.by_id["1001"].token = "token-fresh-5555"
+        patched = await app.client.patch(
+            f"/v1/senders/{first['id']}", json={"access_token": "token-fresh-5555"}, headers=auth
+        )
+        assert patched.status_code == 200, patched.text
+        assert patched.json()["status"] == "active"
+        await eventually(lambda: all_accepted(ids[:50]))
+        sent = [await status(i) for i in ids[:50]]
+        assert {(m["status"], m["attempts"]) for m in sent} == {("ACCEPTED", 1)}
+        fresh = [
+            r for r in app.fake.received.requests if r.phone_number_id == "1001" and r.status == 200
+        ]
+        assert len(fresh) == 50
+        assert {r.authorization for r in fresh} == {"Bearer token-fresh-5555"}

@@ -16,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import meta_payloads as meta
 from factories import accept, insert_message, message_row
+from routing_helpers import shared_sender
 from wa_outbound.db.schema import message_event, pending_status, webhook_event
 from wa_outbound.db.types import utcnow
 from wa_outbound.metrics import Metrics
-from wa_outbound.webhooks.receipts import StatusUpdate, apply_statuses
+from wa_outbound.receipts.statuses import StatusUpdate, apply_statuses
 from wa_outbound.webhooks.sweep import ReceiptSweep
 
 MAX_AGE_S = 3600.0
@@ -139,6 +140,7 @@ async def test_pending_statuses_older_than_the_maximum_age_are_dropped_and_count
 async def test_a_stored_body_whose_processing_failed_is_processed_again(
     db_engine: AsyncEngine, org_id: str, sweep: ReceiptSweep, metrics: Metrics
 ) -> None:
+    await shared_sender(db_engine)
     wamid = f"wamid.{uuid.uuid4().hex}"
     async with db_engine.begin() as conn:
         message_id = await insert_message(conn, org_id=org_id, wamid=wamid)

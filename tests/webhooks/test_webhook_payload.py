@@ -89,7 +89,7 @@ def test_inbound_messages_give_the_sender_in_e164() -> None:
 
 
 def test_other_fields_and_value_errors_are_counted() -> None:
-    body = meta.envelope(field="account_update", value_extra={"event": "X"})
+    body = meta.envelope(field="message_echoes", value_extra={"event": "X"})
     body["entry"].append(
         meta.envelope(value_extra={"errors": [meta.error(131000, "Oops")]})["entry"][0]
     )

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from wa_outbound.whatsapp.retry import ProviderError, Verdict, backoff_s, classify
+from wa_outbound.whatsapp.retry import ProviderError, Verdict, backoff_s, classify, pause_reason
 
 
 def _error(code: str, **kw: object) -> ProviderError:
@@ -75,3 +75,31 @@ def test_retry_after_is_a_floor() -> None:
 def test_pair_limited_waits_four_to_the_attempt() -> None:
     delay = backoff_s(2, base_s=2, max_s=900, verdict=Verdict.PAIR_LIMITED, rng=random.Random(1))
     assert 16 * 0.8 <= delay <= 16 * 1.2
+
+
+@pytest.mark.parametrize(
+    ("code", "http_status", "reason"),
+    [
+        ("190", 401, "token_invalid"),
+        ("190", 400, "token_invalid"),
+        ("10", 403, "token_invalid"),
+        ("200", 403, "token_invalid"),
+        ("102", 401, "token_invalid"),  # any OAuth error Meta answers with 401
+        ("368", 400, "account_restricted"),
+        ("131031", 400, "account_restricted"),
+        ("131042", 400, "payment_issue"),
+        ("131026", 400, None),
+        ("130429", 429, None),
+        ("http_401", 401, None),  # a 401 without Meta's error body: not an OAuth error
+    ],
+)
+def test_errors_of_the_sender_name_its_pause_reason(
+    code: str, http_status: int, reason: str | None
+) -> None:
+    error = ProviderError(code=code, title="t", message="m", http_status=http_status)
+    assert pause_reason(error) == reason
+
+
+def test_a_transport_error_never_pauses_a_sender() -> None:
+    error = ProviderError(code="transport_error", title="t", message="m", transport=True)
+    assert pause_reason(error) is None

@@ -21,6 +21,8 @@ TITLES: dict[str, str] = {
     "failure_rate": "Failure rate",
     "escalation": "Messages at the escalation attempt count",
     "oldest_message_age": "Oldest waiting message",
+    "sender_paused": "Sender paused",
+    "messaging_limit": "Messaging limit reached",
 }
 
 # The subject of alerts that are about the whole service rather than one channel.

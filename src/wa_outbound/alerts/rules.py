@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wa_outbound.alerts import sender_rules
 from wa_outbound.alerts.model import ALL, Finding, Severity
 from wa_outbound.config import Settings
 from wa_outbound.db.schema import outbound_message
@@ -21,6 +22,8 @@ from wa_outbound.status import CLAIMABLE, PENDING, Status
 Rule = Callable[[AsyncConnection, Settings, datetime], Awaitable[list[Finding]]]
 
 m = outbound_message.c
+# Not held by a paused sender: the claim's own condition (and its partial index's).
+NOT_PAUSED = sa.or_(m.waiting_reason.is_(None), m.waiting_reason != "sender_paused")
 
 # Count rules turn critical at this multiple of their threshold.
 CRITICAL_FACTOR = 5
@@ -200,11 +203,12 @@ async def oldest_message_age(
     conn: AsyncConnection, settings: Settings, now: datetime
 ) -> list[Finding]:
     """How long the oldest message that is due has been waiting for the dispatcher. Messages
-    scheduled for later (send_after, backoff, quota) are not due, so they do not count."""
+    scheduled for later (send_after, backoff, quota) are not due, so they do not count; nor do
+    those of a paused sender (`sender_paused` says so)."""
     row = (
         await conn.execute(
             sa.select(m.next_attempt_at, m.created_at)
-            .where(m.status.in_(CLAIMABLE), m.next_attempt_at <= now)
+            .where(m.status.in_(CLAIMABLE), m.next_attempt_at <= now, NOT_PAUSED)
             .order_by(m.next_attempt_at)
             .limit(1)
         )
@@ -237,4 +241,6 @@ RULES: dict[str, Rule] = {
     "failure_rate": failure_rate,
     "escalation": escalation,
     "oldest_message_age": oldest_message_age,
+    "sender_paused": sender_rules.sender_paused,
+    "messaging_limit": sender_rules.messaging_limit,
 }

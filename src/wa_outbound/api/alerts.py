@@ -26,6 +26,8 @@ AlertType = Literal[
     "failure_rate",
     "escalation",
     "oldest_message_age",
+    "sender_paused",
+    "messaging_limit",
 ]
 
 

@@ -24,10 +24,8 @@ SenderId = Annotated[
 
 
 def _encrypt(request: Request) -> service.Encrypt:
-    keyring = getattr(request.app.state, "keyring", None)
-    if keyring is None:
-        return lambda token: f"plain:{token}"
-    encrypt: service.Encrypt = keyring.encrypt
+    """Tokens are sealed by the app's keyring (wa_outbound.crypto) before they are stored."""
+    encrypt: service.Encrypt = request.app.state.keyring.encrypt
     return encrypt
 
 

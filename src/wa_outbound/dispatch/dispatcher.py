@@ -273,11 +273,18 @@ class Dispatcher:
             unknown = [m for m in to_send if m.sender_id not in credentials]
             if unknown:
                 await self._settle([unsent.no_sender(m) for m in unknown])
+            readable = {key: c for key, c in credentials.items() if c.token is not None}
+            sealed = [m for m in to_send if m.sender_id in credentials.keys() - readable.keys()]
+            if sealed:
+                later = self.clock() + unsent.UNREADABLE_RETRY
+                await self._settle(
+                    [unsent.released(m, False, later, "token_unreadable") for m in sealed]
+                )
             started: set[object] = set()
             sends: dict[asyncio.Future[Outcome], Claimed] = {
-                asyncio.ensure_future(self._send(m, credentials[m.sender_id], started)): m
+                asyncio.ensure_future(self._send(m, readable[m.sender_id], started)): m
                 for m in to_send
-                if m.sender_id in credentials
+                if m.sender_id in readable
             }
             unsettled: set[asyncio.Future[Outcome]] = set(sends)
             try:
@@ -326,7 +333,7 @@ class Dispatcher:
             payload=message.payload,
             attempt=message.attempt,
             phone_number_id=credentials.phone_number_id,
-            token=credentials.token,
+            token=credentials.token or "",
         )
         async with self._send_slots:
             started_ids.add(message.id)
@@ -367,6 +374,7 @@ class Dispatcher:
             now=self.clock(),
             base_s=self.settings.retry_base_seconds,
             max_s=self.settings.retry_max_seconds,
+            stored_token=credentials.stored_token,
         )
 
     async def _drain(self) -> None:

@@ -5,6 +5,10 @@ the rows it still owns, and only their outcomes change state. An outcome whose c
 meanwhile (its lease expired and another replica reclaimed the row) changes nothing; it becomes a
 `stale_outcome` event, and a wamid it carries stays linked to the message (`message_wamid`), so
 the statuses of that duplicate send are still recognised and the duplicate is visible.
+
+An answer that shows the sender cannot send (a revoked token, a restricted account) pauses the
+sender, or its whole WABA, in the same transaction, whether or not the claim still holds: it is
+a fact about the sender, not about the message.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from wa_outbound.db.dialect import insert
 from wa_outbound.db.schema import message_event, message_wamid, outbound_message
 from wa_outbound.dispatch.claims import Claimed, lease_clock
 from wa_outbound.events import message_event_row
+from wa_outbound.senders import health
 from wa_outbound.status import Status
 from wa_outbound.whatsapp.retry import ProviderError
 
@@ -40,6 +45,10 @@ class Outcome:
     next_attempt_at: datetime | None = None
     give_back_attempt: bool = False
     details: dict[str, Any] = field(default_factory=dict)
+    pause: str | None = None
+    """A pause reason for the message's sender (senders.store.PAUSE_REASONS)."""
+    stored_token: str | None = None
+    """With `pause == "token_invalid"`: the stored token the send used, when known."""
 
 
 def _b(name: str) -> sa.BindParameter[Any]:
@@ -165,7 +174,9 @@ async def write_outcomes(
                 "b_next": o.next_attempt_at,
                 "b_give_back": 1 if o.give_back_attempt else 0,
             }
-            if o.error is None:
+            if o.error is None or o.pause is not None:
+                # A paused sender's message waits with no error of its own; the error is in
+                # its `sender_paused` event.
                 retry_plain.append(params)
             else:
                 retry_error.append({**params, **_error_params(o.error)})
@@ -179,6 +190,9 @@ async def write_outcomes(
             await conn.execute(statement, rows)
     events = [_event(o, now, actor) for o in current] + [_stale_event(o, now, actor) for o in stale]
     await conn.execute(message_event.insert(), events)
+    paused = [o for o in outcomes if o.pause is not None]
+    if paused:
+        await _pause_senders(conn, paused, now=now, actor=actor)
     linked = [o for o in stale if o.wamid]
     if linked:
         await conn.execute(
@@ -198,6 +212,31 @@ async def write_outcomes(
         linked_wamids=[o.wamid for o in linked if o.wamid],
         stale_ids=frozenset(o.message.id for o in stale),
     )
+
+
+async def _pause_senders(
+    conn: AsyncConnection, paused: list[Outcome], *, now: datetime, actor: str
+) -> None:
+    """Pause the senders these answers showed unable to send (once per sender and reason), then
+    mark the answered messages as waiting for them."""
+    done: set[tuple[Any, str, str | None]] = set()
+    for o in paused:
+        assert o.pause is not None
+        key = (o.message.sender_id, o.pause, o.stored_token)
+        if key in done:
+            continue
+        done.add(key)
+        error = o.error
+        await health.pause_after_error(
+            conn,
+            o.message.sender_id,
+            o.pause,
+            used_token=o.stored_token,
+            now=now,
+            actor=actor,
+            details={"error_code": error.code if error else None, "message_id": str(o.message.id)},
+        )
+    await health.mark_waiting(conn, [o.message.id for o in paused])
 
 
 async def _lock_owned(conn: AsyncConnection, outcomes: list[Outcome]) -> set[Any]:

@@ -11,7 +11,13 @@ from wa_outbound.logs import message_fields
 from wa_outbound.phone import mask
 from wa_outbound.status import Status
 from wa_outbound.whatsapp.provider import SendResult
-from wa_outbound.whatsapp.retry import ProviderError, Verdict, backoff_s, classify
+from wa_outbound.whatsapp.retry import (
+    ProviderError,
+    Verdict,
+    backoff_s,
+    classify,
+    pause_reason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +29,26 @@ CONSENT_REVOKED = ProviderError(
 
 
 def outcome_of(
-    message: Claimed, result: SendResult, *, now: datetime, base_s: float, max_s: float
+    message: Claimed,
+    result: SendResult,
+    *,
+    now: datetime,
+    base_s: float,
+    max_s: float,
+    stored_token: str | None = None,
 ) -> Outcome:
-    """ACCEPTED with the wamid; RETRYING after a backoff; or FAILED and dead-lettered when the
-    error is permanent or the attempts are used up."""
+    """ACCEPTED with the wamid; back to waiting, its attempt given back, when the error shows
+    its sender cannot send (the sender is paused, see outcomes.py); RETRYING after a backoff; or
+    FAILED and dead-lettered when the error is permanent or the attempts are used up.
+
+    `stored_token`: the sender's token as stored when the send used it (None: not known, or
+    the shared sender's), so a token error pauses the sender only if it still has that token."""
     if result.wamid is not None:
         return Outcome(message, Status.ACCEPTED, "accepted", wamid=result.wamid)
     error = result.error or ProviderError(code="unknown", title="Unknown", message="")
+    reason = pause_reason(error)
+    if reason is not None:
+        return _sender_paused(message, error, reason, now, stored_token)
     verdict = classify(error)
     log.info(
         "send failed",
@@ -67,4 +86,33 @@ def outcome_of(
         error=error,
         retryable=True,
         next_attempt_at=now + timedelta(seconds=delay_s),
+    )
+
+
+def _sender_paused(
+    message: Claimed, error: ProviderError, reason: str, now: datetime, stored_token: str | None
+) -> Outcome:
+    log.warning(
+        "send refused for its sender; the sender is paused",
+        extra=message_fields(
+            message_id=message.id,
+            org_id=message.org_id,
+            attempt=message.attempt,
+            error_code=error.code,
+            reason=reason,
+            sender_id=str(message.sender_id),
+        ),
+    )
+    # Not the message's fault: it waits as it was before the claim, its attempt given back,
+    # and is not claimed while its sender is paused.
+    return Outcome(
+        message,
+        Status(message.from_status),
+        "sender_paused",
+        error=error,
+        next_attempt_at=now,
+        give_back_attempt=True,
+        pause=reason,
+        stored_token=stored_token,
+        details={"reason": reason, "sender_id": str(message.sender_id)},
     )

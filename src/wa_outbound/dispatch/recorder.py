@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from wa_outbound.dispatch import outcomes
 from wa_outbound.dispatch.outcomes import Outcome
 from wa_outbound.metrics import Metrics
+from wa_outbound.receipts import pending
 from wa_outbound.status import CHANNEL_WHATSAPP, Status
-from wa_outbound.webhooks import pending
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ is gone, a claim released (shutdown, or the senders could not be read)."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from wa_outbound.dispatch.claims import Claimed
 from wa_outbound.dispatch.outcomes import Outcome
@@ -15,6 +15,9 @@ from wa_outbound.status import Status
 from wa_outbound.whatsapp.retry import ProviderError
 
 log = logging.getLogger(__name__)
+
+# A sender whose token this replica cannot decrypt: its messages are looked at again this late.
+UNREADABLE_RETRY = timedelta(seconds=30)
 
 NO_SENDER = ProviderError(
     code="no_sender",

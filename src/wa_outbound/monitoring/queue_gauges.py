@@ -1,4 +1,5 @@
-"""The database-backed gauges: queue depth per organisation, DLQ size, oldest due message.
+"""The database-backed gauges: queue depth per organisation, DLQ size, oldest due message, and
+which senders are paused (sender_gauges.py).
 
 They are read by a small worker every few seconds and cached in the gauges, so a scrape of
 `/metrics` never touches the database. Every replica reads the same figures: aggregate them
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from wa_outbound.db.schema import outbound_message
 from wa_outbound.db.types import utcnow
 from wa_outbound.metrics import Metrics
+from wa_outbound.monitoring.sender_gauges import SenderGauge, read_paused
 from wa_outbound.status import CLAIMABLE, PENDING
 from wa_outbound.workers import repeat
 
@@ -41,7 +43,10 @@ async def read_queue(conn: AsyncConnection, *, now: datetime) -> QueueSnapshot:
     )
     oldest_due = await conn.scalar(
         sa.select(sa.func.min(m.next_attempt_at)).where(
-            m.status.in_(CLAIMABLE), m.next_attempt_at <= now
+            m.status.in_(CLAIMABLE),
+            m.next_attempt_at <= now,
+            # A paused sender's messages wait for it, not for the dispatcher.
+            sa.or_(m.waiting_reason.is_(None), m.waiting_reason != "sender_paused"),
         )
     )
     return QueueSnapshot(
@@ -67,6 +72,7 @@ class QueueGauges:
         self._interval_s = interval_s
         self._clock = clock
         self._orgs: set[str] = set()
+        self._senders = SenderGauge(metrics.sender_paused)
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
@@ -80,6 +86,8 @@ class QueueGauges:
     async def run_once(self) -> QueueSnapshot:
         async with self._engine.connect() as conn:
             snapshot = await read_queue(conn, now=self._clock())
+            paused = await read_paused(conn)
+        self._senders.set(paused)
         depth = self._metrics.queue_depth
         for org_id, n in snapshot.depth_by_org.items():
             depth.labels(org_id=org_id).set(n)

@@ -6,6 +6,7 @@ The shared sender's number and token come from the settings."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -14,17 +15,21 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wa_outbound.config import Settings
+from wa_outbound.crypto import UndecryptableSecret
 from wa_outbound.db.schema import SHARED_SENDER_ID, sender
 from wa_outbound.db.types import utcnow
 from wa_outbound.senders import store
 
 s = sender.c
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
     phone_number_id: str
-    token: str
+    token: str | None
+    """None: no key of this replica's WA_SECRET_KEYS decrypts the stored token (a rotation
+    that has not reached this replica yet): its messages wait, nothing is sent."""
     stored_token: str | None
     """The token as stored (None: the shared sender's, from the settings): what a send used,
     so a token error pauses the sender only if it still has that token."""
@@ -77,10 +82,15 @@ class Directory:
                     )
         return found
 
-    def _token(self, stored: str) -> str:
+    def _token(self, stored: str) -> str | None:
         token = self._clear.get(stored)
         if token is None:
+            try:
+                token = self._decrypt(stored)
+            except UndecryptableSecret:
+                log.error("a sender's stored token does not decrypt with WA_SECRET_KEYS")
+                return None
             if len(self._clear) > 10_000:
                 self._clear.clear()
-            token = self._clear[stored] = self._decrypt(stored)
+            self._clear[stored] = token
         return token

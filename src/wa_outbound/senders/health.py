@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound.db.schema import outbound_message, sender
 from wa_outbound.events import record_audit
-from wa_outbound.senders.store import PAUSE_REASONS, Sender, from_row
+from wa_outbound.senders.store import ACCOUNT_REASONS, PAUSE_REASONS, Sender, from_row
 
 s = sender.c
 m = outbound_message.c
@@ -133,3 +133,64 @@ async def remove_reasons(
             },
         )
     return changed
+
+
+async def pause_after_error(
+    conn: AsyncConnection,
+    sender_id: uuid.UUID,
+    reason: str,
+    *,
+    used_token: str | None,
+    now: datetime,
+    actor: str,
+    details: dict[str, object] | None = None,
+) -> list[Sender]:
+    """Meta refused a send of `sender_id` for a reason of the sender's: pause it (`token_invalid`)
+    or every sender of its WABA (account reasons; only it when it has no WABA).
+
+    A token error pauses the sender only if it still has the token the send used (`used_token`,
+    as stored; None: not known), so a token replaced meanwhile is not paused for the old one's
+    fault. Returns the senders paused now."""
+    row = (
+        await conn.execute(sa.select(s.access_token, s.waba_id).where(s.id == sender_id))
+    ).first()
+    if row is None:
+        return []
+    if reason not in ACCOUNT_REASONS:
+        if used_token is not None and row.access_token != used_token:
+            return []
+        return await add_reason(
+            conn, reason, now=now, actor=actor, sender_ids=[sender_id], details=details
+        )
+    if row.waba_id:
+        return await add_reason(
+            conn, reason, now=now, actor=actor, waba_id=row.waba_id, details=details
+        )
+    return await add_reason(
+        conn, reason, now=now, actor=actor, sender_ids=[sender_id], details=details
+    )
+
+
+async def mark_waiting(conn: AsyncConnection, message_ids: Iterable[uuid.UUID]) -> None:
+    """These messages, if still waiting on a paused sender, show `sender_paused` (a sender
+    already paused before their answer came was not marked by `add_reason` again)."""
+    ids = list(message_ids)
+    if not ids:
+        return
+    # The paused senders are locked first: a resume running meanwhile then waits for this
+    # transaction, and its own UPDATE sees (and clears) these marks. Otherwise a message could
+    # keep `sender_paused` on a resumed sender, which the claim never looks at.
+    senders = sa.select(m.sender_id).where(m.id.in_(ids)).scalar_subquery()
+    paused = await conn.execute(
+        sa.select(s.id)
+        .where(s.id.in_(senders), s.paused_at.is_not(None), s.deleted_at.is_(None))
+        .order_by(s.id)
+        .with_for_update()
+    )
+    paused_ids = list(paused.scalars())
+    if paused_ids:
+        await conn.execute(
+            outbound_message.update()
+            .where(m.id.in_(ids), m.status.in_(_WAITING), m.sender_id.in_(paused_ids))
+            .values(waiting_reason="sender_paused")
+        )

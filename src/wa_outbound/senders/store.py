@@ -198,3 +198,39 @@ async def ensure_shared_sender(
     if waba_id:
         wstmt = insert(conn, waba).values(waba_id=waba_id, messaging_limit=None, updated_at=now)
         await conn.execute(wstmt.on_conflict_do_nothing())
+
+
+async def set_messages_per_second(
+    conn: AsyncConnection, sender_id: uuid.UUID, messages_per_second: float, *, now: datetime
+) -> None:
+    await conn.execute(
+        sender.update()
+        .where(s.id == sender_id)
+        .values(messages_per_second=messages_per_second, updated_at=now)
+    )
+
+
+async def set_restricted_until(
+    conn: AsyncConnection, waba_id: str, until: datetime | None, *, now: datetime
+) -> None:
+    """When the WABA's account restriction ends (None: no end known, or none); creates its row."""
+    stmt = insert(conn, waba).values(
+        waba_id=waba_id, messaging_limit=None, restricted_until=until, updated_at=now
+    )
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[waba.c.waba_id],
+            set_={"restricted_until": until, "updated_at": now},
+        )
+    )
+
+
+async def restrictions_ended(conn: AsyncConnection, now: datetime) -> list[str]:
+    """The WABAs whose account restriction ended by `now`."""
+    rows = await conn.execute(
+        sa.select(waba.c.waba_id)
+        .where(waba.c.restricted_until <= now)
+        .order_by(waba.c.waba_id)
+        .with_for_update(skip_locked=True)
+    )
+    return list(rows.scalars())

@@ -21,9 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from wa_outbound import text
 from wa_outbound.db.schema import webhook_event
 from wa_outbound.metrics import Metrics
+from wa_outbound.receipts.statuses import APPLIED, KNOWN_STATUSES, apply_statuses
 from wa_outbound.status import CHANNEL_WHATSAPP
-from wa_outbound.webhooks import payload
-from wa_outbound.webhooks.receipts import APPLIED, KNOWN_STATUSES, apply_statuses
+from wa_outbound.webhooks import payload, routing
+from wa_outbound.webhooks.management import UNROUTED, apply_management
 from wa_outbound.webhooks.service_windows import open_service_windows
 
 log = logging.getLogger(__name__)
@@ -37,15 +38,30 @@ class Processed:
     statuses: Counter[tuple[str, str]] = field(default_factory=Counter)  # (status, outcome)
     failed_codes: Counter[str] = field(default_factory=Counter)
     unused: Counter[str] = field(default_factory=Counter)
+    unrouted: Counter[str] = field(default_factory=Counter)  # changes, by field
+    management: Counter[tuple[str, str]] = field(default_factory=Counter)  # (field, outcome)
 
 
 async def process(conn: AsyncConnection, body: dict[str, Any], *, now: datetime) -> Processed:
-    """Apply the statuses and open the service windows that one body carries."""
+    """Apply what one body carries, each change to the number or WABA it names: statuses,
+    service windows, management changes. Changes for numbers or WABAs no sender has are only
+    counted (the body is stored all the same)."""
     content = payload.parse(body)
-    outcomes = await apply_statuses(conn, content.statuses, actor="webhook", now=now)
-    await open_service_windows(conn, content.inbound, now=now)
+    routes = await routing.resolve(conn, content)
+    statuses = [u for u in content.statuses if routes.knows(u.phone_number_id)]
+    outcomes = await apply_statuses(
+        conn, statuses, actor="webhook", now=now, senders_by_number=routes.sender_ids
+    )
+    inbound = [item for item in content.inbound if routes.knows(item.phone_number_id)]
+    await open_service_windows(conn, inbound, routes, now=now)
     processed = Processed(unused=content.unused)
-    for update, outcome in zip(content.statuses, outcomes, strict=True):
+    processed.unrouted["messages"] = sum(1 for n in content.numbers if not routes.knows(n))
+    processed.management = await apply_management(conn, content.management, now=now)
+    for (name, outcome), n in processed.management.items():
+        if outcome == UNROUTED:
+            processed.unrouted[name] += n
+    processed.unrouted = +processed.unrouted  # drop the zero counts
+    for update, outcome in zip(statuses, outcomes, strict=True):
         label = update.status if update.status in KNOWN_STATUSES else "other"
         processed.statuses[label, outcome] += 1
         if update.status == "failed" and outcome == APPLIED:
@@ -54,6 +70,13 @@ async def process(conn: AsyncConnection, body: dict[str, Any], *, now: datetime)
         log.warning("webhook reports an error", extra={"meta_error": error})
     if content.unused:
         log.info("webhook parts not used", extra={"unused": dict(content.unused)})
+    if processed.unrouted:
+        # The numbers are Meta's ids of business numbers, not users' phone numbers.
+        unknown = sorted({n or "" for n in content.numbers if not routes.knows(n)})
+        log.warning(
+            "webhook changes for numbers or WABAs no sender has",
+            extra={"unrouted": dict(processed.unrouted), "phone_number_ids": unknown[:5]},
+        )
     return processed
 
 
@@ -164,3 +187,5 @@ def count(metrics: Metrics, processed: Processed | None) -> None:
         metrics.failed.labels(channel=CHANNEL_WHATSAPP, error_code=code).inc(n)
     for kind, n in processed.unused.items():
         metrics.webhook_unused.labels(kind=kind).inc(n)
+    for name, n in processed.unrouted.items():
+        metrics.webhook_unrouted.labels(field=name).inc(n)

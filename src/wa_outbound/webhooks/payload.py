@@ -1,8 +1,10 @@
 """Reading Meta's webhook bodies tolerantly: what we use is extracted, the rest is counted.
 
-Meta adds fields without notice and a body may mix statuses, inbound messages and other
-`field` values. Nothing here raises on an unexpected shape: a part that cannot be read is
-skipped and counted under a `kind`, so the rest of the body is still applied.
+Meta adds fields without notice and a body may mix statuses, inbound messages, management
+changes and other `field` values. Nothing here raises on an unexpected shape: a part that cannot
+be read is skipped and counted under a `kind`, so the rest of the body is still applied. Each
+`entry[].changes[]` item keeps what routes it: `value.metadata.phone_number_id` for statuses and
+inbound messages, the entry's `id` (the WABA) for management changes.
 """
 
 from __future__ import annotations
@@ -13,51 +15,79 @@ from datetime import UTC, datetime
 from typing import Any
 
 from wa_outbound import phone
-from wa_outbound.webhooks.receipts import StatusUpdate
+from wa_outbound.receipts.statuses import StatusUpdate
 
 _MAX_WAMID = 128  # the width of provider_message_id: a longer id cannot be one of ours
+_MAX_ID = 64  # the width of phone_number_id and waba_id: a longer id cannot be one of ours
+# The management changes this service acts on, routed by WABA (see management.py).
+MANAGEMENT_FIELDS = frozenset(
+    {"account_update", "phone_number_quality_update", "business_capability_update"}
+)
 
 
 @dataclass(frozen=True)
 class Inbound:
-    """A message a user sent to our number: it opens their 24-hour service window."""
+    """A message a user sent to one of our numbers: it opens their 24-hour service window."""
 
     phone: str  # E.164
     at: datetime | None
+    phone_number_id: str | None = None  # the business number it was sent to
+    context_id: str | None = None  # the wamid of the message it replies to
+
+
+@dataclass(frozen=True)
+class ManagementChange:
+    """A change about a WABA (no `metadata`): `value` as Meta sent it, read by management.py."""
+
+    field: str
+    waba_id: str | None
+    value: dict[str, Any]
 
 
 @dataclass
 class WebhookContent:
     statuses: list[StatusUpdate] = field(default_factory=list)
     inbound: list[Inbound] = field(default_factory=list)
+    management: list[ManagementChange] = field(default_factory=list)
+    numbers: list[str | None] = field(default_factory=list)
+    """The business number of each `messages` change, one item per change (None: none given)."""
     unused: Counter[str] = field(default_factory=Counter)
     value_errors: list[dict[str, Any]] = field(default_factory=list)
 
 
 def parse(body: dict[str, Any]) -> WebhookContent:
-    """Every `entry[].changes[]` with `field == "messages"`; other fields are only counted."""
+    """Every `entry[].changes[]` with `field` "messages" or a management field; other fields
+    are only counted."""
     content = WebhookContent()
     for entry in _dicts(body.get("entry")):
+        waba_id = _id(entry.get("id"))
         for change in _dicts(entry.get("changes")):
-            value = change.get("value")
-            if change.get("field") != "messages":
+            value, name = change.get("value"), change.get("field")
+            if name != "messages" and name not in MANAGEMENT_FIELDS:
                 content.unused["other_field"] += 1
             elif not isinstance(value, dict):
                 content.unused["malformed_change"] += 1
+            elif name == "messages":
+                metadata = value.get("metadata")
+                number = (
+                    _id(metadata.get("phone_number_id")) if isinstance(metadata, dict) else None
+                )
+                content.numbers.append(number)
+                _read_value(value, number, content)
             else:
-                _read_value(value, content)
+                content.management.append(ManagementChange(str(name), waba_id, value))
     return content
 
 
-def _read_value(value: dict[str, Any], content: WebhookContent) -> None:
+def _read_value(value: dict[str, Any], number: str | None, content: WebhookContent) -> None:
     for item in _dicts(value.get("statuses")):
-        update = _status(item)
+        update = _status(item, number)
         if update is None:
             content.unused["malformed_status"] += 1
         else:
             content.statuses.append(update)
     for item in _dicts(value.get("messages")):
-        inbound = _inbound(item)
+        inbound = _inbound(item, number)
         if inbound is None:
             content.unused["malformed_message"] += 1
         else:
@@ -67,7 +97,7 @@ def _read_value(value: dict[str, Any], content: WebhookContent) -> None:
         content.value_errors.append(_error(item))
 
 
-def _status(item: dict[str, Any]) -> StatusUpdate | None:
+def _status(item: dict[str, Any], number: str | None) -> StatusUpdate | None:
     wamid, raw = item.get("id"), item.get("status")
     if not isinstance(wamid, str) or not wamid or len(wamid) > _MAX_WAMID:
         return None
@@ -81,18 +111,26 @@ def _status(item: dict[str, Any]) -> StatusUpdate | None:
         at=timestamp(item.get("timestamp")),
         error=_error(errors[0]) if errors else None,
         recipient_id=str(recipient) if isinstance(recipient, str | int) else None,
+        phone_number_id=number,
     )
 
 
-def _inbound(item: dict[str, Any]) -> Inbound | None:
+def _inbound(item: dict[str, Any], number: str | None) -> Inbound | None:
     sender = item.get("from")
     if not isinstance(sender, str):
         return None
     try:
-        number = phone.normalize(sender)
+        user = phone.normalize(sender)
     except ValueError:
         return None
-    return Inbound(phone=number, at=timestamp(item.get("timestamp")))
+    context = item.get("context")
+    replied = context.get("id") if isinstance(context, dict) else None
+    return Inbound(
+        phone=user,
+        at=timestamp(item.get("timestamp")),
+        phone_number_id=number,
+        context_id=replied if isinstance(replied, str) and 0 < len(replied) <= _MAX_WAMID else None,
+    )
 
 
 def _error(item: dict[str, Any]) -> dict[str, Any]:
@@ -115,6 +153,19 @@ def timestamp(value: Any) -> datetime | None:
         return datetime.fromtimestamp(float(value), UTC)
     except (ValueError, OverflowError, OSError):
         return None
+
+
+def _number(value: dict[str, Any]) -> str | None:
+    metadata = value.get("metadata")
+    return _id(metadata.get("phone_number_id")) if isinstance(metadata, dict) else None
+
+
+def _id(value: Any) -> str | None:
+    """One of Meta's numeric ids, sent as a string (a number accepted too); None if unusable."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value)
+    return text if 0 < len(text) <= _MAX_ID else None
 
 
 def _text(value: Any) -> str | None:

@@ -1,4 +1,5 @@
-"""The periodic sweep behind webhook processing: pending statuses and failed bodies."""
+"""The periodic sweep behind webhook processing: pending statuses, failed bodies, and account
+restrictions whose end has passed."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wa_outbound.db.types import utcnow
 from wa_outbound.metrics import Metrics
+from wa_outbound.receipts.pending import apply_known_pending, drop_expired_pending
+from wa_outbound.receipts.statuses import KNOWN_STATUSES
 from wa_outbound.webhooks import intake
-from wa_outbound.webhooks.pending import apply_known_pending, drop_expired_pending
-from wa_outbound.webhooks.receipts import KNOWN_STATUSES
+from wa_outbound.webhooks.management import lift_ended_restrictions
 from wa_outbound.workers import repeat
 
 log = logging.getLogger(__name__)
@@ -25,12 +27,14 @@ class SweepResult:
     dropped: int  # pending statuses too old to wait for any longer
     reprocessed: int  # stored bodies processed again successfully
     still_failing: int
+    restrictions_lifted: int = 0  # WABAs whose account restriction's expiration passed
 
 
 class ReceiptSweep:
     """Applies pending statuses the dispatcher's own call missed (a status stored as pending
-    while the wamid was being committed), drops those older than `pending_max_age_s`, and
-    processes again the stored webhook bodies whose processing failed.
+    while the wamid was being committed), drops those older than `pending_max_age_s`,
+    processes again the stored webhook bodies whose processing failed, and resumes the senders
+    of WABAs whose account restriction has expired.
 
     Bodies younger than `retry_after_s` are left alone: their request may still be running.
     A body is tried `max_attempts` times, then stays stored, unprocessed, for an operator.
@@ -100,5 +104,7 @@ class ReceiptSweep:
                     "examples": [wamid for wamid, _ in dropped[:5]],
                 },
             )
+        async with self._engine.begin() as conn:
+            lifted = await lift_ended_restrictions(conn, now=now)
         failing = sum(1 for processed in results if processed is None)
-        return SweepResult(applied, len(dropped), len(results) - failing, failing)
+        return SweepResult(applied, len(dropped), len(results) - failing, failing, len(lifted))

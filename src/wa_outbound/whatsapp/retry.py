@@ -40,6 +40,14 @@ PERMANENT_CODES = frozenset(
 )
 
 
+# Errors that say the sender cannot send at all, whatever the message: the sender is paused
+# rather than the message failed. The token's (190, permissions 10 and 200-299) hold that one
+# sender; the account's hold every sender of its WABA.
+TOKEN_INVALID = "token_invalid"
+TOKEN_CODES = frozenset({190, 10, *range(200, 300)})
+ACCOUNT_CODES = {368: "account_restricted", 131031: "account_restricted", 131042: "payment_issue"}
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderError:
     """A failed send as the provider described it. `code` is Meta's `error.code` as a string, or
@@ -67,6 +75,20 @@ def classify(error: ProviderError) -> Verdict:
         # max_attempts, rather than lose a message to a code Meta added last month.
         return Verdict.RETRY
     return Verdict.RETRY  # HTTP 5xx, unparseable answers
+
+
+def pause_reason(error: ProviderError) -> str | None:
+    """The sender's pause reason a failed send shows (`token_invalid`, or the account-level
+    `account_restricted` / `payment_issue`), or None when the error is the message's own.
+    Meta's OAuth errors come with HTTP 401 whatever their code."""
+    if error.transport or not error.code.isdigit():
+        return None
+    code = int(error.code)
+    if code in ACCOUNT_CODES:
+        return ACCOUNT_CODES[code]
+    if code in TOKEN_CODES or error.http_status == 401:
+        return TOKEN_INVALID
+    return None
 
 
 def backoff_s(

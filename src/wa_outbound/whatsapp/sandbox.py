@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wa_outbound.webhooks import receipts
-from wa_outbound.webhooks.receipts import StatusUpdate
+from wa_outbound.receipts import statuses as receipts
+from wa_outbound.receipts.statuses import StatusUpdate
 from wa_outbound.whatsapp.provider import OutgoingMessage, SendResult
 from wa_outbound.whatsapp.retry import ProviderError
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass
+import uuid
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -18,9 +19,16 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound.db.dialect import is_postgres
-from wa_outbound.db.schema import message_wamid, outbound_message, pending_status
+from wa_outbound.db.schema import outbound_message, pending_status
 from wa_outbound.events import message_event_row, record_message_events
 from wa_outbound.logs import message_fields
+from wa_outbound.receipts.matching import (
+    ERROR_COLUMNS,
+    WRITTEN,
+    LockedMessage,
+    StatusUpdate,
+    lock_messages,
+)
 from wa_outbound.status import (
     META_STATUSES,
     RANK,
@@ -29,6 +37,8 @@ from wa_outbound.status import (
     RECEIPT_PENDING,
     Status,
 )
+
+__all__ = ["APPLIED", "IGNORED", "KNOWN_STATUSES", "PENDING", "StatusUpdate", "apply_statuses"]
 
 log = logging.getLogger(__name__)
 APPLIED, IGNORED, PENDING = RECEIPT_APPLIED, RECEIPT_IGNORED, RECEIPT_PENDING
@@ -42,48 +52,30 @@ _RANK: dict[str, float] = {str(status): rank for status, rank in RANK.items()} |
 }
 _TARGET = {"sent": Status.SENT, "delivered": Status.DELIVERED, "read": Status.READ}
 _STEPS = ((Status.SENT, "sent_at"), (Status.DELIVERED, "delivered_at"), (Status.READ, "read_at"))
-_ERROR_COLUMNS = ("error_code", "error_title", "error_message", "error_details", "error_retryable")
-_TIMESTAMPS = ("sent_at", "delivered_at", "read_at", "failed_at")
-_WRITTEN = ("status", *_TIMESTAMPS, "dead_lettered", *_ERROR_COLUMNS)
-_CHUNK = 1000  # Meta sends at most 1,000 statuses per POST: one chunk in practice
 m = outbound_message.c
-p = pending_status.c
-
-
-@dataclass(frozen=True)
-class StatusUpdate:
-    """One status of one message, as Meta reported it."""
-
-    provider_message_id: str
-    status: str  # raw: sent/delivered/read/failed, or anything else Meta invents
-    at: datetime | None  # Meta's timestamp, timezone-aware; None: the time of processing
-    error: dict[str, Any] | None  # {"code": str, "title", "message", "details"}
-    recipient_id: str | None = None
-
-
-@dataclass
-class _Message:
-    """A message row locked for this call, changed in memory, written back once."""
-
-    row: dict[str, Any]
-    locked_status: str
-    changed: bool = False
 
 
 async def apply_statuses(
-    conn: AsyncConnection, updates: list[StatusUpdate], *, actor: str, now: datetime
+    conn: AsyncConnection,
+    updates: list[StatusUpdate],
+    *,
+    actor: str,
+    now: datetime,
+    senders_by_number: Mapping[str, Collection[uuid.UUID]] | None = None,
 ) -> list[str]:
     """Apply the statuses in order; return "applied", "ignored" or "pending" for each.
 
-    The caller owns the transaction. Every status of a known message becomes a message event,
-    applied or ignored; statuses of unknown wamids are kept in `pending_status`.
+    The caller owns the transaction. A status changes only a message of its number (the sender
+    ids each number ever had: `senders_by_number`, read here when not given). Every status of a
+    known message becomes a message event, applied or ignored; the others are kept in
+    `pending_status`, with their number.
     """
-    messages = await _lock(conn, {u.provider_message_id for u in updates})
+    locked = await lock_messages(conn, updates, senders_by_number)
     outcomes: list[str] = []
     events: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = []
     for update in updates:
-        message = messages.get(update.provider_message_id)
+        message = locked.match(update)
         if message is None:
             pending.append(pending_row(update, now))
             outcomes.append(PENDING)
@@ -95,73 +87,11 @@ async def apply_statuses(
         outcomes.append(IGNORED if reason else APPLIED)
         _log(message, update, reason, actor)
         events.append(_event(message, update, before, reason, actor, now))
-    await _write_back(conn, [msg for msg in messages.values() if msg.changed], now)
+    await _write_back(conn, [msg for msg in locked.messages if msg.changed], now)
     await record_message_events(conn, events)
     if pending:
         await conn.execute(pending_status.insert(), pending)
     return outcomes
-
-
-async def _lock(conn: AsyncConnection, wamids: set[str]) -> dict[str, _Message]:
-    # Rows are locked in id order (within a chunk: one chunk in practice), so concurrent calls
-    # touching the same messages queue up instead of deadlocking; the status read here is the
-    # one the UPDATE compares against.
-    # (SQLite has no row locks: its write transactions are serialised by BEGIN IMMEDIATE.)
-    found: dict[str, _Message] = {}
-    by_id: dict[Any, _Message] = {}
-    ordered = sorted(wamids)
-    for start in range(0, len(ordered), _CHUNK):
-        statement = _lock_statement(is_postgres(conn))
-        rows = await conn.execute(statement, {"wamids": ordered[start : start + _CHUNK]})
-        for row in rows:
-            found[row.provider_message_id] = by_id[row.id] = _Message(row._asdict(), row.status)
-    unknown = sorted(wamids - found.keys())
-    if unknown:
-        # A duplicate send's wamid (its outcome lost its claim): the same message, locked once.
-        rows = await conn.execute(_linked_statement(), {"wamids": unknown})
-        for row in rows:
-            fields = row._asdict()
-            linked = fields.pop("linked")
-            if row.id not in by_id:
-                by_id[row.id] = _Message(fields, row.status)
-            found[linked] = by_id[row.id]
-    return found
-
-
-@functools.cache
-def _linked_statement() -> sa.Select[Any]:
-    w = message_wamid.c
-    return (
-        sa.select(
-            w.provider_message_id.label("linked"),
-            m.id,
-            m.org_id,
-            m.provider_message_id,
-            m.attempts,
-            *(m[c] for c in _WRITTEN),
-        )
-        .join(outbound_message, m.id == w.message_id)
-        .where(w.provider_message_id.in_(sa.bindparam("wamids", expanding=True)))
-        .order_by(m.id)
-        .with_for_update(of=outbound_message)
-    )
-
-
-# The hot statements are constants, built once: rebuilding them per call costs more Python
-# time than executing them.
-@functools.cache
-def _lock_statement(postgres: bool) -> sa.Select[Any]:
-    wamids: sa.ColumnElement[bool]
-    if postgres:  # one array parameter: no re-rendering of the SQL for each list length
-        wamids = m.provider_message_id == sa.any_(sa.bindparam("wamids", type_=ARRAY(sa.Text)))
-    else:
-        wamids = m.provider_message_id.in_(sa.bindparam("wamids", expanding=True))
-    return (
-        sa.select(m.id, m.org_id, m.provider_message_id, m.attempts, *(m[c] for c in _WRITTEN))
-        .where(wamids)
-        .order_by(m.id)
-        .with_for_update()
-    )
 
 
 # In both writes, the WHERE clause is a compare-and-set on the status read under lock: a
@@ -171,14 +101,14 @@ def _write_statement() -> sa.Update:
     return (
         outbound_message.update()
         .where(m.id == sa.bindparam("b_id"), m.status == sa.bindparam("b_locked"))
-        .values({m[c]: sa.bindparam(f"b_{c}", type_=m[c].type) for c in (*_WRITTEN, "updated_at")})
+        .values({m[c]: sa.bindparam(f"b_{c}", type_=m[c].type) for c in (*WRITTEN, "updated_at")})
     )
 
 
 @functools.cache
 def _unnest_write_statement() -> sa.Update:
     """PostgreSQL: `UPDATE … FROM unnest(:id, :locked, :status, …) AS v(…) WHERE …`."""
-    types = {"locked": m.status.type} | {c: m[c].type for c in ("id", *_WRITTEN)}
+    types = {"locked": m.status.type} | {c: m[c].type for c in ("id", *WRITTEN)}
     values = (
         sa.func.unnest(*(sa.bindparam(f"a_{name}", type_=ARRAY(t)) for name, t in types.items()))
         .table_valued(*(sa.column(name, t) for name, t in types.items()))
@@ -188,7 +118,7 @@ def _unnest_write_statement() -> sa.Update:
         outbound_message.update()
         .where(m.id == values.c.id, m.status == values.c.locked)
         .values(
-            {m[c]: values.c[c] for c in _WRITTEN}
+            {m[c]: values.c[c] for c in WRITTEN}
             | {m.updated_at: sa.bindparam("a_now", type_=m.updated_at.type)}
         )
     )
@@ -209,7 +139,7 @@ def _refusal(current: str, raw: str) -> str | None:
     return None
 
 
-def _apply(message: _Message, update: StatusUpdate, now: datetime) -> None:
+def _apply(message: LockedMessage, update: StatusUpdate, now: datetime) -> None:
     row, at = message.row, update.at or now
     message.changed = True
     if update.status == "failed":
@@ -228,7 +158,7 @@ def _apply(message: _Message, update: StatusUpdate, now: datetime) -> None:
     target = _TARGET[update.status]
     if row["status"] == Status.FAILED:
         # Delivered after all: the failure was wrong; it stays in the timeline only.
-        row.update(failed_at=None, dead_lettered=False, **dict.fromkeys(_ERROR_COLUMNS))
+        row.update(failed_at=None, dead_lettered=False, **dict.fromkeys(ERROR_COLUMNS))
     row["status"] = target.value
     # Steps Meta skipped (`read` with no `delivered`) take the timestamp of the step that
     # proves them; a timestamp already set is never moved.
@@ -237,7 +167,7 @@ def _apply(message: _Message, update: StatusUpdate, now: datetime) -> None:
             row[column] = at
 
 
-def _log(message: _Message, update: StatusUpdate, reason: str | None, actor: str) -> None:
+def _log(message: LockedMessage, update: StatusUpdate, reason: str | None, actor: str) -> None:
     # A failure is worth a line at INFO; the ordinary sent/delivered/read flow is not.
     failed = update.status == "failed" and reason is None
     level = logging.INFO if failed else logging.DEBUG
@@ -260,26 +190,26 @@ def _log(message: _Message, update: StatusUpdate, reason: str | None, actor: str
     )
 
 
-async def _write_back(conn: AsyncConnection, messages: list[_Message], now: datetime) -> None:
+async def _write_back(conn: AsyncConnection, messages: list[LockedMessage], now: datetime) -> None:
     if not messages:
         return
     if is_postgres(conn):
         # One statement for every row: the new values travel as one array per column.
         arrays = {"a_locked": [msg.locked_status for msg in messages]}
-        arrays |= {f"a_{c}": [msg.row[c] for msg in messages] for c in ("id", *_WRITTEN)}
+        arrays |= {f"a_{c}": [msg.row[c] for msg in messages] for c in ("id", *WRITTEN)}
         await conn.execute(_unnest_write_statement(), arrays | {"a_now": now})
         return
     # SQLite: one prepared statement, executed for all rows in one call.
     params = [
         {"b_id": msg.row["id"], "b_locked": msg.locked_status, "b_updated_at": now}
-        | {f"b_{c}": msg.row[c] for c in _WRITTEN}
+        | {f"b_{c}": msg.row[c] for c in WRITTEN}
         for msg in messages
     ]
     await conn.execute(_write_statement(), params)
 
 
 def _event(
-    message: _Message,
+    message: LockedMessage,
     update: StatusUpdate,
     before: str,
     reason: str | None,
@@ -325,4 +255,5 @@ def pending_row(update: StatusUpdate, now: datetime) -> dict[str, Any]:
             "recipient": update.recipient_id,
         },
         "received_at": now,
+        "phone_number_id": update.phone_number_id,
     }

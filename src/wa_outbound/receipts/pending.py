@@ -1,5 +1,6 @@
 """Statuses that arrived before their wamid was known (a webhook beat our own commit of the send):
-kept in `pending_status`, applied the moment the wamid is committed, and dropped when too old."""
+kept in `pending_status` with their business number, applied the moment the wamid is committed
+on a message of that number, and dropped when too old."""
 
 from __future__ import annotations
 
@@ -8,12 +9,20 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wa_outbound.db.schema import message_wamid, outbound_message, pending_status
-from wa_outbound.webhooks.receipts import StatusUpdate, apply_statuses
+from wa_outbound.db.schema import (
+    SHARED_SENDER_ID,
+    message_wamid,
+    outbound_message,
+    pending_status,
+    sender,
+)
+from wa_outbound.receipts.statuses import StatusUpdate, apply_statuses
 
 _CHUNK = 1000
 m = outbound_message.c
 p = pending_status.c
+s = sender.c
+w = message_wamid.c
 
 
 async def apply_pending(
@@ -48,8 +57,12 @@ async def _take_and_apply(
         .where(
             where,
             sa.or_(
-                sa.exists().where(m.provider_message_id == p.provider_message_id),
-                sa.exists().where(message_wamid.c.provider_message_id == p.provider_message_id),
+                sa.exists().where(m.provider_message_id == p.provider_message_id, _same_number()),
+                sa.exists().where(
+                    w.provider_message_id == p.provider_message_id,
+                    m.id == w.message_id,
+                    _same_number(),
+                ),
             ),
         )
         .order_by(p.id)
@@ -59,7 +72,7 @@ async def _take_and_apply(
     taken = await conn.execute(
         pending_status.delete()
         .where(p.id.in_(known.scalar_subquery()))
-        .returning(p.id, p.provider_message_id, p.status_at, p.payload)
+        .returning(p.id, p.provider_message_id, p.status_at, p.payload, p.phone_number_id)
     )
     rows = sorted(taken, key=lambda row: row.id)  # arrival order; RETURNING has none
     updates = [
@@ -69,12 +82,28 @@ async def _take_and_apply(
             at=row.status_at,
             error=row.payload.get("error"),
             recipient_id=row.payload.get("recipient"),
+            phone_number_id=row.phone_number_id,
         )
         for row in rows
     ]
     if updates:
         await apply_statuses(conn, updates, actor="webhook:pending", now=now)
     return len(updates)
+
+
+def _same_number() -> sa.ColumnElement[bool]:
+    """The message (`m`) was sent from the pending status's number; a status from before
+    senders (no number) matches any."""
+    return sa.or_(
+        p.phone_number_id.is_(None),
+        sa.exists().where(
+            s.phone_number_id == p.phone_number_id,
+            sa.or_(
+                s.id == m.sender_id,
+                sa.and_(m.sender_id.is_(None), s.id == SHARED_SENDER_ID),
+            ),
+        ),
+    )
 
 
 async def drop_expired_pending(

@@ -17,8 +17,8 @@ from factories import accept, insert_message, message_row
 from wa_outbound.db.schema import message_event, pending_status
 from wa_outbound.db.schema import outbound_message as om
 from wa_outbound.db.types import utcnow
-from wa_outbound.webhooks.pending import apply_pending
-from wa_outbound.webhooks.receipts import StatusUpdate, apply_statuses
+from wa_outbound.receipts.pending import apply_pending
+from wa_outbound.receipts.statuses import StatusUpdate, apply_statuses
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 ERROR = {"code": "131026", "title": "Message undeliverable", "message": "m", "details": "d"}
