@@ -103,12 +103,11 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-<<<<<<< HEAD
     @field_validator("default_messages_per_second", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
-=======
+
     @field_validator("secret_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
@@ -130,7 +129,6 @@ class Settings(BaseSettings):
                     f"key {position} of {len(keys)} is not the URL-safe base64 of 32 bytes"
                 )
         return keys
->>>>>>> main
 
     @field_validator("log_level", mode="before")
     @classmethod
