@@ -5,7 +5,6 @@ measure them, at the fake's arrival times."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from itertools import pairwise
@@ -46,8 +45,8 @@ async def test_a_sender_at_10_per_second_never_exceeds_10_in_any_second_at_meta(
     org = await stack.org(*slow_phones, *fast_phones, *warm)
     slow = await stack.sender(org, messages_per_second=10)
     fast = await stack.sender(org, messages_per_second=1000)
-    await warm_up(stack, org, fast, warm[1:])
-    await warm_up(stack, org, slow, warm[:1])
+    await stack.warm_up(org, fast, warm[1:])
+    await stack.warm_up(org, slow, warm[:1])
     await asyncio.sleep(1.2)  # the slow sender's warm-up send leaves its window
     ids = await stack.queue_from(org, slow, *slow_phones)
     ids += await stack.queue_from(org, fast, *fast_phones)
@@ -88,7 +87,7 @@ async def test_messages_to_one_recipient_are_spaced_in_queue_order_and_others_ar
     warm = [f"+3361410{i:04d}" for i in range(8)]
     org = await stack.org(recipient, *others, *warm)
     sender_id = await stack.sender(org)
-    await warm_up(stack, org, sender_id, warm)
+    await stack.warm_up(org, sender_id, warm)
     paced = []
     for _ in range(20):  # one at a time: each is created after the one before
         paced += await stack.queue_from(org, sender_id, recipient)
@@ -160,12 +159,3 @@ async def test_the_messaging_limit_holds_new_recipients_beyond_the_cap(stack: St
     second = await stack.rows(again)
     assert second[0]["status"] == "ACCEPTED"
     assert (second[1]["status"], second[1]["waiting_reason"]) == ("QUEUED", "messaging_limit")
-
-
-async def warm_up(stack: Stack, org: str, sender_id: uuid.UUID, phones: list[str]) -> None:
-    """A warm client, as a running dispatcher's is: sends do not wait for connections to open
-    nor for the sender's token to be read (the limits' margin covers 0.1 s of varying delay
-    between a grant and Meta, not a cold start's). The fake then forgets these sends."""
-    await stack.queue_from(org, sender_id, *phones)
-    assert await stack.dispatcher.run_once() == len(phones)
-    stack.fake.received.clear()

@@ -24,9 +24,13 @@ async def test_redis_stopping_mid_run_leaves_every_limit_to_the_database(
     ) as stack:
         slow_phones = [f"+3361900{i:04d}" for i in range(40)]
         recipient = "+33619990001"
-        org = await stack.org(*slow_phones, recipient)
+        warm = [f"+3361998{i:04d}" for i in range(2)]
+        org = await stack.org(*slow_phones, recipient, *warm)
         slow = await stack.sender(org, messages_per_second=10)
         paced_sender = await stack.sender(org)
+        await stack.warm_up(org, paced_sender, warm[1:])
+        await stack.warm_up(org, slow, warm[:1])
+        await asyncio.sleep(1.2)  # the warm-up send leaves the slow sender's window
         ids = await stack.queue_from(org, slow, *slow_phones)
         paced = []
         for _ in range(8):
