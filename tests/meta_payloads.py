@@ -104,7 +104,7 @@ def inbound_reply(from_phone: str, body: str, *, replied_wamid: str) -> dict[str
     return value
 
 
-def changes(*items: tuple[str, dict[str, Any]], entry_id: str = WABA_ID) -> dict[str, Any]:
+def changes(*items: tuple[str, Any], entry_id: str = WABA_ID) -> dict[str, Any]:
     """A whole webhook body with one entry (`entry_id`: the WABA) holding these (field, value)
     changes, each routed on its own."""
     return {
