@@ -341,3 +341,27 @@ async def test_a_revoked_token_pauses_its_sender_and_a_new_one_resumes_it(
         ]
         assert len(fresh) == 50
         assert {r.authorization for r in fresh} == {"Bearer token-fresh-5555"}
+
+
+async def test_a_message_queued_on_a_paused_sender_waits_from_the_start(app: CloudApp) -> None:
+    _, auth = await create_org_with_key(app.client)
+    await grant(app.client, auth, "+33612345678")
+    created = await create(app.client, auth)
+    await app.client.patch(f"/v1/senders/{created['id']}", json={"paused": True}, headers=auth)
+    one = await app.client.post(
+        "/v1/messages", json={"to": "+33612345678", "template": TEMPLATE}, headers=auth
+    )
+    batch = await app.client.post(
+        "/v1/messages/batch",
+        json={"messages": [{"to": "+33612345678", "template": TEMPLATE}]},
+        headers=auth,
+    )
+    queued = [one.json(), batch.json()["results"][0]["message"]]
+    assert [(m["status"], m["waiting_reason"]) for m in queued] == [
+        ("QUEUED", "sender_paused"),
+        ("QUEUED", "sender_paused"),
+    ]
+    await app.client.patch(f"/v1/senders/{created['id']}", json={"paused": False}, headers=auth)
+    for message in queued:
+        found = await app.client.get(f"/v1/messages/{message['id']}", headers=auth)
+        assert found.json()["waiting_reason"] is None

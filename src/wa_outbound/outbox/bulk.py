@@ -28,12 +28,12 @@ WITH inserted AS (
     INSERT INTO outbound_message (
         id, org_id, channel, to_phone, kind, payload, message_metadata, idempotency_key,
         request_hash, status, attempts, max_attempts, next_attempt_at, dead_lettered,
-        created_at, updated_at, sender_id)
+        created_at, updated_at, sender_id, waiting_reason)
     SELECT t.id, $2, $3, t.to_phone, t.kind, t.payload::jsonb, t.meta::jsonb, t.ikey, t.rhash,
-           'QUEUED', 0, $4, t.next_at, false, $5, $5, t.sender_id
+           'QUEUED', 0, $4, t.next_at, false, $5, $5, t.sender_id, t.waiting
     FROM unnest($1::uuid[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                $11::text[], $12::timestamptz[], $15::uuid[])
-         AS t(id, to_phone, kind, payload, meta, ikey, rhash, next_at, sender_id)
+                $11::text[], $12::timestamptz[], $15::uuid[], $16::text[])
+         AS t(id, to_phone, kind, payload, meta, ikey, rhash, next_at, sender_id, waiting)
     ON CONFLICT (org_id, idempotency_key) DO NOTHING
     RETURNING id
 ), event AS (
@@ -110,6 +110,7 @@ async def _insert_postgres(
             actor,
             [orjson.dumps(d).decode() for d in details],
             [r["sender_id"] for r in rows],
+            [r["waiting_reason"] for r in rows],
         )
     except raw.CONNECTION_LOST as exc:
         raise await raw.connection_lost(conn, exc) from exc

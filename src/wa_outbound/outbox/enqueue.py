@@ -98,6 +98,8 @@ async def enqueue(
             outcomes[index].error = OutsideServiceWindow()
         else:
             row = new_row(org_id, item, now, max_attempts, sender_id)
+            if senders.paused(sender_id):
+                row["waiting_reason"] = "sender_paused"
             rows.append(row)
             outcomes[index]._pending = row
             if key is not None:

@@ -46,17 +46,20 @@ WITH chosen AS (
     INSERT INTO outbound_message (
         id, org_id, channel, to_phone, kind, payload, message_metadata, idempotency_key,
         request_hash, status, attempts, max_attempts, next_attempt_at, dead_lettered,
-        created_at, updated_at, sender_id)
+        created_at, updated_at, sender_id, waiting_reason)
     SELECT $1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, 'QUEUED', 0, $10, $11, false,
-           $12, $12, (SELECT id FROM chosen)
+           $12, $12, (SELECT id FROM chosen),
+           (SELECT 'sender_paused' FROM sender
+            WHERE id = (SELECT id FROM chosen) AND org_id = $2
+              AND jsonb_array_length(paused_reasons) > 0)
     WHERE EXISTS (SELECT 1 FROM allowed)
     ON CONFLICT (org_id, idempotency_key) DO NOTHING
-    RETURNING id, sender_id
+    RETURNING id, sender_id, waiting_reason
 ), event AS (
     INSERT INTO message_event (message_id, org_id, at, type, to_status, actor, details)
     SELECT id, $2, $12, 'queued', 'QUEUED', $13, $14::jsonb FROM inserted
 )
-SELECT sender_id FROM inserted
+SELECT sender_id, waiting_reason FROM inserted
 """
 
 
@@ -110,4 +113,5 @@ async def enqueue_one(
     if not records:
         return None
     row["sender_id"] = records[0]["sender_id"]
+    row["waiting_reason"] = records[0]["waiting_reason"]
     return Outcome(message=row, created=True)

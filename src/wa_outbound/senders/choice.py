@@ -32,6 +32,11 @@ class Choice:
     own: list[Sender]
     shared_available: bool
 
+    def paused(self, sender_id: uuid.UUID) -> bool:
+        """Whether one of the org's own senders is paused: its new messages wait from the start,
+        marked so (the claim passes over marked messages without looking at them)."""
+        return any(c.id == sender_id and c.paused for c in self.own)
+
     def pick(self, wanted: str | None) -> uuid.UUID:
         if wanted is None:
             for candidate in self.own:
