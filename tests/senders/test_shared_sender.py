@@ -20,7 +20,7 @@ async def reasons(engine: AsyncEngine) -> list[str]:
         found = await conn.scalar(
             sa.select(sender.c.paused_reasons).where(sender.c.id == SHARED_SENDER_ID)
         )
-    return list(found)
+    return list(found or [])
 
 
 async def test_a_start_up_lifts_the_shared_senders_token_pause_only(
