@@ -220,7 +220,9 @@ def _profile(pid: int) -> Any:
     )
 
 
-async def run(quick: bool = False, profile: bool = False, senders: int = 0) -> dict[str, Any]:
+async def run(
+    quick: bool = False, profile: bool = False, senders: int = 0, redis_url: str = ""
+) -> dict[str, Any]:
     """Dispatch throughput over `messages` pre-queued rows, enqueue→ACCEPTED latency, and the
     ceiling: a bare aiohttp loop to the same fake Meta at the dispatcher's concurrency."""
     messages, samples, ceiling_s = (2_000, 40, 2.0) if quick else (20_000, 200, 10.0)
@@ -235,6 +237,7 @@ async def run(quick: bool = False, profile: bool = False, senders: int = 0) -> d
         WA_PHONE_NUMBER_ID="106540352242922",
         WA_APP_SECRET="bench",
         WA_DISPATCH_POLL_SECONDS="0.5",
+        **({"WA_REDIS_URL": redis_url} if redis_url else {}),
     )
     processes = []
     try:
@@ -305,10 +308,15 @@ def main() -> None:
         default=0,
         help="also run spread over this many senders, and compare with the shared sender alone",
     )
+    parser.add_argument(
+        "--redis-url", default="", help="the limiter on this Redis (default: the database's)"
+    )
     args = parser.parse_args()
-    results = uvloop.run(run(args.quick, args.profile))
+    results = uvloop.run(run(args.quick, args.profile, redis_url=args.redis_url))
     if args.senders:
-        spread = uvloop.run(run(args.quick, args.profile, senders=args.senders))
+        spread = uvloop.run(
+            run(args.quick, args.profile, senders=args.senders, redis_url=args.redis_url)
+        )
         results = {
             **{f"one_sender_{name}": value for name, value in results.items()},
             **{f"{args.senders}_senders_{name}": value for name, value in spread.items()},
