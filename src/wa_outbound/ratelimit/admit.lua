@@ -98,6 +98,9 @@ local room = math.max(1, math.floor(mps + 1e-9)) - used_t
 
 -- Commands over a long list go in chunks (Lua's unpack has a limit).
 local function chunked(command, key, list, step)
+  if #list <= step then
+    return redis.call(command, key, unpack(list))
+  end
   local out = {}
   for from = 1, #list, step do
     local got = redis.call(command, key, unpack(list, from, math.min(from + step - 1, #list)))
@@ -206,6 +209,8 @@ local granted = math.min(got, math.max(0, room))
 -- Consume for what every limit granted.
 local now_ms = math.floor(now * 1000)
 local pair_set = {}
+-- The next slot as %.17g (no precision lost), formatted once for every recipient.
+local next_slot = string.format('%.17g', now + interval)
 for j = 1, #passing do
   local i = passing[j]
   local base = first_row + 2 * (i - 1)
@@ -213,7 +218,7 @@ for j = 1, #passing do
     codes[i], retries[i] = 0, 0
     if interval > 0 then
       pair_set[#pair_set + 1] = ARGV[base + 1]
-      pair_set[#pair_set + 1] = now + interval  -- stored as %.17g: no precision lost
+      pair_set[#pair_set + 1] = next_slot
     end
     if reach_on and ARGV[base] == '1' then
       redis.call('ZADD', KEYS[5], now_ms, ARGV[base + 1])
