@@ -55,11 +55,14 @@ class Stack:
             return await insert_sender(conn, org, token=TOKEN, **columns)
 
     async def queue_from(self, org: str, sender_id: uuid.UUID, *phones: str) -> list[uuid.UUID]:
-        """Queue template messages (one per phone, in this order) from `sender_id`."""
+        """Queue template messages (one per phone, in this order) from `sender_id`, moved there
+        behind the enqueue's back: never marked `sender_paused`, whatever the sender's state."""
         ids = await queue(self.engine, org, *phones)
         async with self.engine.begin() as conn:
             await conn.execute(
-                outbound_message.update().where(m.id.in_(ids)).values(sender_id=sender_id)
+                outbound_message.update()
+                .where(m.id.in_(ids))
+                .values(sender_id=sender_id, waiting_reason=None)
             )
         return ids
 

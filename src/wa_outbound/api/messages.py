@@ -50,8 +50,10 @@ IdempotencyKey = Annotated[
 def _new_message(body: MessageCreate, idempotency_key: str | None) -> enqueue.NewMessage:
     # The hash covers the body with its defaults filled in: leaving out a default or sending it
     # is the same request.
-    # `from` counts only when given, so keys used before senders existed replay as before.
-    left_out = {"idempotency_key"} if body.from_ is not None else {"idempotency_key", "from_"}
+    # `from` and `expires_at` count only when given, so keys used before they existed replay
+    # as before.
+    left_out = {"idempotency_key"}
+    left_out |= {name for name in ("from_", "expires_at") if getattr(body, name) is None}
     content = body.model_dump(mode="json", exclude=left_out)
     request_hash = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
     if body.template is not None:
@@ -68,6 +70,7 @@ def _new_message(body: MessageCreate, idempotency_key: str | None) -> enqueue.Ne
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         sender=body.from_,
+        expires_at=body.expires_at,
     )
 
 

@@ -133,6 +133,11 @@ class MessageCreate(Strict):
     text: Text | None = None
     metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=20)] = {}
     send_after: Time | None = None
+    expires_at: Time | None = Field(
+        None,
+        description="Still unsent at this time, the message ends FAILED with the code "
+        "`expired` (not dead-lettered). After `send_after`, and in the future.",
+    )
     from_: Annotated[
         str | None,
         Field(
@@ -149,6 +154,11 @@ class MessageCreate(Strict):
     def _exactly_one_content(self) -> MessageCreate:
         if (self.template is None) == (self.text is None):
             raise ValueError("exactly one of 'template' or 'text' is required")
+        if self.expires_at is not None:
+            if self.expires_at <= datetime.now(UTC):
+                raise ValueError("'expires_at' must be in the future")
+            if self.send_after is not None and self.expires_at <= self.send_after:
+                raise ValueError("'expires_at' must be after 'send_after'")
         return self
 
 
@@ -211,6 +221,9 @@ class Message(BaseModel):
     failed_at: datetime | None
     sender_id: str | None = Field(
         description="The sender it goes from; null for the deployment's shared sender."
+    )
+    expires_at: datetime | None = Field(
+        default=None, description="When it fails with the code `expired` if still unsent."
     )
     waiting_reason: (
         Literal[

@@ -116,6 +116,8 @@ outbound_message = sa.Table(
     sa.Column("sender_id", sa.Uuid(), nullable=True),
     # Why a QUEUED/RETRYING message is waiting, when a limit or a pause holds it.
     sa.Column("waiting_reason", sa.String(32), nullable=True),
+    # Still unsent then: FAILED with the code `expired`, not dead-lettered.
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
     sa.UniqueConstraint("org_id", "idempotency_key"),
 )
 
@@ -385,4 +387,11 @@ sa.Index(
     outbound_message.c.created_at,
     postgresql_where=_pair_waiting,
     sqlite_where=_pair_waiting,
+)
+_expiring = sa.text("status IN ('QUEUED', 'RETRYING') AND expires_at IS NOT NULL")
+sa.Index(
+    "ix_outbound_message_expiring",
+    outbound_message.c.expires_at,
+    postgresql_where=_expiring,
+    sqlite_where=_expiring,
 )

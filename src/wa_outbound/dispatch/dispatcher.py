@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from wa_outbound.config import Settings
 from wa_outbound.db.listener import Listener
 from wa_outbound.db.types import utcnow
-from wa_outbound.dispatch import claims, outcomes, unsent
+from wa_outbound.dispatch import claims, expiry, outcomes, unsent
 from wa_outbound.dispatch.admission import Admission, Gate, Limiter
 from wa_outbound.dispatch.claims import Claimed
 from wa_outbound.dispatch.outcomes import Outcome
@@ -135,7 +135,9 @@ class Dispatcher:
         self._wake.set()
 
     async def reclaim(self) -> int:
+        """Expired leases back to the queue, and messages past their `expires_at` ended."""
         async with self.engine.begin() as conn:
+            await expiry.expire_due(conn, now=self.clock(), actor=self._actor)
             return await outcomes.reclaim_expired(conn, now=self.clock(), actor=self._actor)
 
     async def renew_leases(self) -> int:

@@ -81,6 +81,7 @@ _PG_LOCK_DUE = sa.text(
     WHERE o.status IN ('QUEUED', 'RETRYING')
       AND (o.waiting_reason IS NULL OR o.waiting_reason <> 'sender_paused')
       AND o.next_attempt_at <= :now
+      AND (o.expires_at IS NULL OR o.expires_at > :now)
       AND COALESCE(o.sender_id, :shared) <> ALL(CAST(:skip_senders AS uuid[]))
       AND o.org_id <> ALL(CAST(:skip_orgs AS text[]))
       AND (s.paused_reasons IS NULL OR jsonb_array_length(s.paused_reasons) = 0)
@@ -178,6 +179,10 @@ def _sqlite_lock_due() -> sa.Select[Any]:
             m.status.in_(CLAIMABLE),
             sa.or_(m.waiting_reason.is_(None), m.waiting_reason != "sender_paused"),
             m.next_attempt_at <= sa.bindparam("now", type_=m.next_attempt_at.type),
+            sa.or_(
+                m.expires_at.is_(None),
+                m.expires_at > sa.bindparam("now", type_=m.next_attempt_at.type),
+            ),
             sender_id.not_in(sa.bindparam("skip_senders", expanding=True, type_=sa.Uuid())),
             m.org_id.not_in(sa.bindparam("skip_orgs", expanding=True)),
             sa.or_(s.paused_reasons.is_(None), sa.func.json_array_length(s.paused_reasons) == 0),

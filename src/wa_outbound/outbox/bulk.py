@@ -28,12 +28,13 @@ WITH inserted AS (
     INSERT INTO outbound_message (
         id, org_id, channel, to_phone, kind, payload, message_metadata, idempotency_key,
         request_hash, status, attempts, max_attempts, next_attempt_at, dead_lettered,
-        created_at, updated_at, sender_id, waiting_reason)
+        created_at, updated_at, sender_id, waiting_reason, expires_at)
     SELECT t.id, $2, $3, t.to_phone, t.kind, t.payload::jsonb, t.meta::jsonb, t.ikey, t.rhash,
-           'QUEUED', 0, $4, t.next_at, false, $5, $5, t.sender_id, t.waiting
+           'QUEUED', 0, $4, t.next_at, false, $5, $5, t.sender_id, t.waiting, t.expires_at
     FROM unnest($1::uuid[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                $11::text[], $12::timestamptz[], $15::uuid[], $16::text[])
-         AS t(id, to_phone, kind, payload, meta, ikey, rhash, next_at, sender_id, waiting)
+                $11::text[], $12::timestamptz[], $15::uuid[], $16::text[], $17::timestamptz[])
+         AS t(id, to_phone, kind, payload, meta, ikey, rhash, next_at, sender_id, waiting,
+              expires_at)
     ON CONFLICT (org_id, idempotency_key) DO NOTHING
     RETURNING id
 ), event AS (
@@ -111,6 +112,7 @@ async def _insert_postgres(
             [orjson.dumps(d).decode() for d in details],
             [r["sender_id"] for r in rows],
             [r["waiting_reason"] for r in rows],
+            [r["expires_at"] for r in rows],
         )
     except raw.CONNECTION_LOST as exc:
         raise await raw.connection_lost(conn, exc) from exc

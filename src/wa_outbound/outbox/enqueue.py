@@ -37,6 +37,7 @@ class NewMessage:
     request_hash: str
     sender: str | None = None
     """`from` as the caller gave it (a sender id or display number), or None."""
+    expires_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -171,6 +172,7 @@ def new_row(
         "failed_at": None,
         "sender_id": sender_id,
         "waiting_reason": None,
+        "expires_at": item.expires_at,
     }
 
 

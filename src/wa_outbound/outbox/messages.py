@@ -54,6 +54,7 @@ def view(row: dict[str, Any]) -> dict[str, Any]:
         "failed_at": row["failed_at"],
         "sender_id": _sender_id(row.get("sender_id")),
         "waiting_reason": row.get("waiting_reason"),
+        "expires_at": row.get("expires_at"),
     }
 
 

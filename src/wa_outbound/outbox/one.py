@@ -46,12 +46,13 @@ WITH chosen AS (
     INSERT INTO outbound_message (
         id, org_id, channel, to_phone, kind, payload, message_metadata, idempotency_key,
         request_hash, status, attempts, max_attempts, next_attempt_at, dead_lettered,
-        created_at, updated_at, sender_id, waiting_reason)
+        created_at, updated_at, sender_id, waiting_reason, expires_at)
     SELECT $1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, 'QUEUED', 0, $10, $11, false,
            $12, $12, (SELECT id FROM chosen),
            (SELECT 'sender_paused' FROM sender
             WHERE id = (SELECT id FROM chosen) AND org_id = $2
-              AND jsonb_array_length(paused_reasons) > 0)
+              AND jsonb_array_length(paused_reasons) > 0),
+           $18::timestamptz
     WHERE EXISTS (SELECT 1 FROM allowed)
     ON CONFLICT (org_id, idempotency_key) DO NOTHING
     RETURNING id, sender_id, waiting_reason
@@ -107,6 +108,7 @@ async def enqueue_one(
                 shared_sender,
                 SHARED_SENDER_ID,
                 wanted,
+                item.expires_at,
             )
         except raw.CONNECTION_LOST as exc:
             raise await raw.connection_lost(conn, exc) from exc

@@ -18,7 +18,7 @@ from wa_outbound.config import Settings
 from wa_outbound.crypto import UndecryptableSecret
 from wa_outbound.db.schema import SHARED_SENDER_ID, sender
 from wa_outbound.db.types import utcnow
-from wa_outbound.senders import store
+from wa_outbound.senders import health, store
 
 s = sender.c
 log = logging.getLogger(__name__)
@@ -53,14 +53,24 @@ class Directory:
         self._clear: dict[str, str] = {}  # stored token → token
 
     async def ensure_shared(self) -> None:
-        """Keep the shared sender's row in step with the settings (its number and WABA)."""
+        """Keep the shared sender's row in step with the settings (its number and WABA). A
+        start-up is how a new WA_ACCESS_TOKEN arrives, so it lifts a `token_invalid` pause of
+        the shared sender: if the token is still refused, the next send pauses it again."""
         async with self._engine.begin() as conn:
+            now = utcnow()
             await store.ensure_shared_sender(
                 conn,
                 phone_number_id=self._settings.shared_phone_number_id,
                 waba_id=self._settings.shared_waba_id or None,
                 display_phone_number=None,
-                now=utcnow(),
+                now=now,
+            )
+            await health.remove_reasons(
+                conn,
+                ["token_invalid"],
+                now=now,
+                actor="startup",
+                sender_ids=[SHARED_SENDER_ID],
             )
 
     async def credentials(self, sender_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Credentials]:
