@@ -102,7 +102,14 @@ def admit_head(
 def admit_settings(mps: float, interval_s: float, cap: int, quota_on: int, n: int) -> bytes:
     """admit.lua's argv after `now` up to the messages (the epoch's length last), encoded once
     per distinct group."""
-    argv = (repr(mps), repr(interval_s), cap, quota_on, n, epoch_length_ms(interval_s))
+    argv: tuple[str | int, ...] = (
+        repr(mps),
+        repr(interval_s),
+        cap,
+        quota_on,
+        n,
+        epoch_length_ms(interval_s),
+    )
     return b"".join(map(bulk, argv))
 
 
