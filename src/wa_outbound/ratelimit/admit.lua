@@ -82,7 +82,7 @@ end
 local bucket = math.floor(now / 0.1 + 1e-9)
 local first = bucket - 11
 local flat = redis.call('HGETALL', KEYS[4])
-local used_t, oldest = 0, nil
+local used_t, oldest, newest = 0, nil, nil
 for i = 1, #flat, 2 do
   local index = tonumber(flat[i])
   if index < first then
@@ -91,6 +91,9 @@ for i = 1, #flat, 2 do
     used_t = used_t + tonumber(flat[i + 1])
     if not oldest or index < oldest then
       oldest = index
+    end
+    if not newest or index > newest then
+      newest = index
     end
   end
 end
@@ -235,7 +238,11 @@ if #pair_set > 0 then
 end
 if granted > 0 then
   redis.call('HINCRBY', KEYS[4], bucket, granted)
-  redis.call('PEXPIRE', KEYS[4], 2000)
+  -- A grant earlier in this bucket set the expiry to at least the bucket's start plus 2 s,
+  -- past the 1.2 s its counts are read: only the bucket's first grant sets it.
+  if newest ~= bucket then
+    redis.call('PEXPIRE', KEYS[4], 2000)
+  end
   if not oldest or bucket < oldest then
     oldest = bucket
   end
