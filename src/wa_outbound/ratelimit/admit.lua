@@ -101,6 +101,9 @@ local room = math.max(1, math.floor(mps + 1e-9)) - used_t
 
 -- Commands over a long list go in chunks (Lua's unpack has a limit).
 local function chunked(command, key, list, step)
+  if #list == 0 then
+    return {}
+  end
   if #list <= step then
     return redis.call(command, key, unpack(list))
   end
