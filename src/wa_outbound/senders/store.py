@@ -182,19 +182,25 @@ async def ensure_shared_sender(
         "display_phone_number": display_phone_number,
         "updated_at": now,
     }
-    stmt = insert(conn, sender).values(
-        id=SHARED_SENDER_ID,
-        org_id=None,
-        name="shared",
-        is_default=False,
-        messages_per_second=DEFAULT_MESSAGES_PER_SECOND,
-        access_token=None,
-        token_last4=None,
-        paused_reasons=[],
-        created_at=now,
-        **values,
+    # Replicas (and a replica's lifespan and dispatcher) may do this at once: the first insert
+    # wins, the others insert nothing, whichever unique index they meet, and then update.
+    await conn.execute(
+        insert(conn, sender)
+        .values(
+            id=SHARED_SENDER_ID,
+            org_id=None,
+            name="shared",
+            is_default=False,
+            messages_per_second=DEFAULT_MESSAGES_PER_SECOND,
+            access_token=None,
+            token_last4=None,
+            paused_reasons=[],
+            created_at=now,
+            **values,
+        )
+        .on_conflict_do_nothing()
     )
-    await conn.execute(stmt.on_conflict_do_update(index_elements=[s.id], set_=values))
+    await conn.execute(sender.update().where(s.id == SHARED_SENDER_ID).values(**values))
     if waba_id:
         wstmt = insert(conn, waba).values(waba_id=waba_id, messaging_limit=None, updated_at=now)
         await conn.execute(wstmt.on_conflict_do_nothing())
