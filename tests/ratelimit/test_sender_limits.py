@@ -202,3 +202,28 @@ async def test_the_shared_sender_counts_all_orgs_together_and_each_org_s_quota(
     assert reasons(asked, verdicts)[:6] == [None] * 3 + ["quota"] * 3
     assert reasons(asked, verdicts)[6:] == [None] * 5 + ["throughput"]
     assert (await backend.limiter.quota(first))["used"] == 3
+
+
+async def test_the_throughput_counts_keep_an_expiry_when_only_a_bucket_s_first_grant_sets_it(
+    postgres_url: str, redis_url: str
+) -> None:
+    settings = make_settings(postgres_url, redis_url=redis_url, pair_interval_seconds=PAIR_S)
+    engine = create_engine(settings)
+    limiter = create_rate_limiter(settings, engine, Metrics())
+    made = Backend(limiter, engine, [])
+    client = Redis.from_url(redis_url)
+    try:
+        org = await made.org()
+        sender_id = uuid.uuid4()
+        key = f"whatsapp:ratelimit:throughput:{{{org}}}:{sender_id}"
+        for start in range(0, 40, 4):  # several grants in one 100 ms bucket, then the next ones
+            asked = group(org, phones(4, start), sender_id=sender_id)
+            assert reasons(asked, await limiter.admit(asked)) == [None] * 4
+            assert 0 < await client.pttl(key) <= 2000
+            await asyncio.sleep(0.02)
+        assert sum(int(v) for v in (await client.hgetall(key)).values()) == 40
+    finally:
+        await client.aclose()
+        await limiter.close()
+        await engine.dispose()
+        await forget_all(redis_url, made.orgs)

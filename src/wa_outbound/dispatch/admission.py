@@ -120,23 +120,25 @@ async def admit(
     listed in `waits` for the claim to write."""
     if limiter is None or not due:
         return Admission(due)
-    by_sender: dict[uuid.UUID, list[Due]] = {}
+    # Keyed by the ids' integers (a UUID's own hash runs in Python, and this runs per message).
+    by_sender: dict[int, list[Due]] = {}
     for row in due:
-        by_sender.setdefault(row.sender_id, []).append(row)
+        by_sender.setdefault(row.sender_id.int, []).append(row)
     # The senders' questions are independent: asked together, in one round trip to Redis.
     asked_at = time.monotonic()
     answers = await limiter.admit_many(
-        [_group(sender_id, rows, now) for sender_id, rows in by_sender.items()]
+        [_group(rows[0].sender_id, rows, now) for rows in by_sender.values()]
     )
     # Retries count from the limiter's answer: a wait written from `now` would end early.
     later = now + timedelta(seconds=time.monotonic() - asked_at)
-    granted: set[uuid.UUID] = set()
+    granted: set[int] = set()  # id() of the granted rows, which `due` holds meanwhile
     waits: list[Wait] = []
-    for (sender_id, rows), verdicts in zip(by_sender.items(), answers, strict=True):
+    for rows, verdicts in zip(by_sender.values(), answers, strict=True):
+        sender_id = rows[0].sender_id
         for row in rows:
             verdict = verdicts[row.id]
             if verdict.reason is None:
-                granted.add(row.id)
+                granted.add(id(row))
                 continue
             if throttled is not None:
                 throttled(row.phone_number_id, verdict.reason)
@@ -147,7 +149,7 @@ async def admit(
             else:
                 until = later + timedelta(seconds=verdict.retry_after_s)
                 waits.append(Wait(row.id, row.org_id, until, verdict.reason))
-    return Admission([row for row in due if row.id in granted], waits)
+    return Admission([row for row in due if id(row) in granted], waits)
 
 
 def _group(sender_id: uuid.UUID, rows: list[Due], now: datetime) -> SenderGroup:

@@ -82,7 +82,7 @@ end
 local bucket = math.floor(now / 0.1 + 1e-9)
 local first = bucket - 11
 local flat = redis.call('HGETALL', KEYS[4])
-local used_t, oldest = 0, nil
+local used_t, oldest, newest = 0, nil, nil
 for i = 1, #flat, 2 do
   local index = tonumber(flat[i])
   if index < first then
@@ -92,12 +92,21 @@ for i = 1, #flat, 2 do
     if not oldest or index < oldest then
       oldest = index
     end
+    if not newest or index > newest then
+      newest = index
+    end
   end
 end
 local room = math.max(1, math.floor(mps + 1e-9)) - used_t
 
 -- Commands over a long list go in chunks (Lua's unpack has a limit).
 local function chunked(command, key, list, step)
+  if #list == 0 then
+    return {}
+  end
+  if #list <= step then
+    return redis.call(command, key, unpack(list))
+  end
   local out = {}
   for from = 1, #list, step do
     local got = redis.call(command, key, unpack(list, from, math.min(from + step - 1, #list)))
@@ -206,6 +215,8 @@ local granted = math.min(got, math.max(0, room))
 -- Consume for what every limit granted.
 local now_ms = math.floor(now * 1000)
 local pair_set = {}
+-- The next slot as %.17g (no precision lost), formatted once for every recipient.
+local next_slot = string.format('%.17g', now + interval)
 for j = 1, #passing do
   local i = passing[j]
   local base = first_row + 2 * (i - 1)
@@ -213,7 +224,7 @@ for j = 1, #passing do
     codes[i], retries[i] = 0, 0
     if interval > 0 then
       pair_set[#pair_set + 1] = ARGV[base + 1]
-      pair_set[#pair_set + 1] = now + interval  -- stored as %.17g: no precision lost
+      pair_set[#pair_set + 1] = next_slot
     end
     if reach_on and ARGV[base] == '1' then
       redis.call('ZADD', KEYS[5], now_ms, ARGV[base + 1])
@@ -230,7 +241,11 @@ if #pair_set > 0 then
 end
 if granted > 0 then
   redis.call('HINCRBY', KEYS[4], bucket, granted)
-  redis.call('PEXPIRE', KEYS[4], 2000)
+  -- A grant earlier in this bucket set the expiry to at least the bucket's start plus 2 s,
+  -- past the 1.2 s its counts are read: only the bucket's first grant sets it.
+  if newest ~= bucket then
+    redis.call('PEXPIRE', KEYS[4], 2000)
+  end
   if not oldest or bucket < oldest then
     oldest = bucket
   end

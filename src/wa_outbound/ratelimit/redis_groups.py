@@ -25,11 +25,11 @@ from wa_outbound.ratelimit.allotment import Allotter
 from wa_outbound.ratelimit.connections import bulk
 from wa_outbound.ratelimit.decision import Decision
 from wa_outbound.ratelimit.scripts import (
+    ADMIT_FIXED_ARGS,
     Scripts,
-    epoch_length_ms,
-    keys,
-    pair_keys,
-    sender_keys,
+    admit_head,
+    admit_settings,
+    pair_epoch,
     sender_tag,
 )
 from wa_outbound.ratelimit.senders import (
@@ -51,21 +51,23 @@ Verdicts = dict[uuid.UUID, Verdict]
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One admit.lua call: its keys, its argv but for `now` (which goes first), and its
-    messages' arguments already packed."""
+    """One admit.lua call, packed but for `now` (which goes between the keys and the rest): its
+    head (the script and keys), its settings and messages."""
 
     group: SenderGroup
     rows: list[Candidate]
     tag: str
     quota_org: str | None
-    keys: list[str]
-    argv: list[str | int | float]
-    packed_rows: bytes
+    head: bytes
+    packed_rest: bytes
 
-    def command(self, scripts: Scripts, *tail: str | int | float) -> bytes:
-        rows = self.packed_rows + b"".join(map(bulk, tail))
-        argv = [repr(time.time()), *self.argv]
-        return scripts.admit_command(self.keys, argv, rows, 2 * len(self.rows) + len(tail))
+    def command(self, *tail: str | int | float) -> bytes:
+        count = ADMIT_FIXED_ARGS + 2 * len(self.rows) + len(tail)
+        now = repr(time.time()).encode()
+        parts = [b"*%d\r\n" % count, self.head, b"$%d\r\n%b\r\n" % (len(now), now)]
+        parts.append(self.packed_rest)
+        parts.extend(map(bulk, tail))
+        return b"".join(parts)
 
 
 class RedisGroups:
@@ -90,7 +92,7 @@ class RedisGroups:
         owned = [i for i, g in enumerate(groups) if g.org_id is not None and g.rows]
         calls = [self._call(groups[i], groups[i].ordered(), groups[i].org_id) for i in owned]
         if calls:
-            commands = [call.command(self._scripts) for call in calls]
+            commands = [call.command() for call in calls]
             replies = await self._scripts.admit_many(commands)
             for i, call, reply in zip(owned, calls, replies, strict=True):
                 results[i] = await self._finish(call, reply)
@@ -113,7 +115,7 @@ class RedisGroups:
         if not asked:
             return verdicts
         call = self._call(group, asked, None)
-        decided = await self._finish(call, await self._scripts.admit(call.command(self._scripts)))
+        decided = await self._finish(call, await self._scripts.admit(call.command()))
         verdicts.update(decided)
         for org_id in dict.fromkeys(row.org_id for row in asked):
             refused = sum(1 for r in asked if r.org_id == org_id and not decided[r.id].granted)
@@ -125,23 +127,23 @@ class RedisGroups:
         sender = str(group.sender_id)
         tag = sender_tag(group.org_id, sender)
         interval_s = self._pair_interval_s
-        script_keys = [
-            *keys(quota_org or tag),
-            *sender_keys(tag, sender, group.waba_id),
-            *pair_keys(tag, sender, interval_s, time.time()),
-        ]
-        argv: list[str | int | float] = [
-            repr(group.messages_per_second),
-            repr(interval_s),
+        epoch = pair_epoch(interval_s, time.time())
+        head = admit_head(
+            self._scripts.admit_sha, quota_org or tag, tag, sender, group.waba_id, epoch
+        )
+        settings = admit_settings(
+            group.messages_per_second,
+            interval_s,
             -1 if group.cap is None else group.cap,
             1 if quota_org is not None else 0,
             len(rows),
-            epoch_length_ms(interval_s),
-        ]
-        packed = b"".join(
-            (_REACHES if row.reaches else _NOT_REACHES) + bulk(row.to) for row in rows
         )
-        return Call(group, rows, tag, quota_org, script_keys, argv, packed)
+        parts = [settings]
+        for row in rows:
+            to = row.to.encode()
+            parts.append(_REACHES if row.reaches else _NOT_REACHES)
+            parts.append(b"$%d\r\n%b\r\n" % (len(to), to))
+        return Call(group, rows, tag, quota_org, head, b"".join(parts))
 
     async def _finish(self, call: Call, reply: Any) -> Verdicts:
         """The verdicts of a reply, after the database's part when the script asked for it."""
@@ -154,7 +156,7 @@ class RedisGroups:
             elif reply[0] == -1 and call.quota_org is not None:
                 allotment = await self._allotter.allot(call.quota_org, reply[1], reply[2] / 1e6)
                 tail = list(allotment.argv())
-            reply = await self._scripts.admit(call.command(self._scripts, *tail))
+            reply = await self._scripts.admit(call.command(*tail))
         if reply.__class__ is int or reply[0] == 1:
             return _verdicts(call.rows, reply)
         # The allotments kept missing the window's edge: nothing this time.

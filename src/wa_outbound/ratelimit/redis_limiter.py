@@ -96,7 +96,7 @@ class RedisLimiter:
             try:
                 results = await self._groups.admit_many(groups)
                 for group, verdicts in zip(groups, results, strict=True):
-                    granted = sum(v.granted for v in verdicts.values())
+                    granted = sum(1 for v in verdicts.values() if v.reason is None)
                     self._decisions.count(len(group.rows), granted)
                 await self._database.maybe_prune()
                 return results

@@ -51,8 +51,14 @@ def pair_keys(tag: str, sender_id: str, interval_s: float, now_s: float) -> tupl
     """The sender's pair-slot hashes of this epoch and the one before. An epoch lasts at least
     the pair interval, so a slot written two epochs ago is past: hashes expire instead of
     every recipient's field being deleted."""
-    epoch_ms = epoch_length_ms(interval_s)
-    epoch = int(now_s * 1000) // epoch_ms
+    return pair_keys_of(tag, sender_id, pair_epoch(interval_s, now_s))
+
+
+def pair_epoch(interval_s: float, now_s: float) -> int:
+    return int(now_s * 1000) // epoch_length_ms(interval_s)
+
+
+def pair_keys_of(tag: str, sender_id: str, epoch: int) -> tuple[str, str]:
     base = f"{PREFIX}:pair:{{{tag}}}:{sender_id}:"
     return f"{base}{epoch}", f"{base}{epoch - 1}"
 
@@ -70,6 +76,44 @@ def acquire_head(sha: str, org_id: str) -> bytes:
     first line."""
     packed = pack("EVALSHA", sha, 3, *keys(org_id))
     return packed[packed.index(b"\n") + 1 :]
+
+
+ADMIT_KEYS = 8
+
+
+@functools.lru_cache(maxsize=16_384)
+def admit_head(
+    sha: str, quota_tag: str, tag: str, sender_id: str, waba_id: str | None, epoch: int
+) -> bytes:
+    """`EVALSHA sha 8 <admit.lua's keys>` without the array header, encoded once per sender
+    group and pair epoch (see `acquire_head`)."""
+    packed = pack(
+        "EVALSHA",
+        sha,
+        ADMIT_KEYS,
+        *keys(quota_tag),
+        *sender_keys(tag, sender_id, waba_id),
+        *pair_keys_of(tag, sender_id, epoch),
+    )
+    return packed[packed.index(b"\n") + 1 :]
+
+
+@functools.lru_cache(maxsize=16_384)
+def admit_settings(mps: float, interval_s: float, cap: int, quota_on: int, n: int) -> bytes:
+    """admit.lua's argv after `now` up to the messages (the epoch's length last), encoded once
+    per distinct group."""
+    argv: tuple[str | int, ...] = (
+        repr(mps),
+        repr(interval_s),
+        cap,
+        quota_on,
+        n,
+        epoch_length_ms(interval_s),
+    )
+    return b"".join(map(bulk, argv))
+
+
+ADMIT_FIXED_ARGS = 3 + ADMIT_KEYS + 1 + 6  # EVALSHA, sha, numkeys, the keys, now, the settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +165,9 @@ class Scripts:
             await self.client.script_load(self._admit.source)
             return await self.lane.call(command)
 
-    def admit_command(self, keys: list[str], argv: list[Any], rows: bytes, rows_n: int) -> bytes:
-        """An admit call packed: its keys, its argv, then `rows` (`rows_n` arguments already
-        packed, see `bulk`)."""
-        head = pack("EVALSHA", self._admit.sha, len(keys), *keys, *argv)
-        count = head.index(b"\r\n")
-        return b"*%d" % (int(head[1:count]) + rows_n) + head[count:] + rows
+    @property
+    def admit_sha(self) -> str:
+        return self._admit.sha
 
     async def admit_many(self, commands: list[bytes]) -> list[Any]:
         """Several packed admit calls pipelined on one connection: one round trip. A Redis that

@@ -65,8 +65,9 @@ class SenderGroup:
     rows: list[Candidate] = field(default_factory=list)
 
     def ordered(self) -> list[Candidate]:
-        """Oldest first: the order in which every limit is consumed."""
-        return sorted(self.rows, key=lambda row: (row.created_at, row.id.bytes))
+        """Oldest first: the order in which every limit is consumed (ties by id: its integer
+        orders as its bytes do, and is cheaper to read)."""
+        return sorted(self.rows, key=lambda row: (row.created_at, row.id.int))
 
 
 @dataclass(frozen=True, slots=True)
