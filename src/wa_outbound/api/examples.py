@@ -372,29 +372,3 @@ WEBHOOK_STATUS = {
         }
     ],
 }
-
-
-SENDER = {
-    "id": SENDER_ID,
-    "org_id": ORG_ID,
-    "name": "Support line",
-    "phone_number_id": "106540352242922",
-    "waba_id": "102290129340398",
-    "display_phone_number": "+1 555-025-3483",
-    "default": True,
-    "messages_per_second": 80.0,
-    "status": "active",
-    "paused_reasons": [],
-    "paused_at": None,
-    "messaging_limit": "TIER_2K",
-    "quality_rating": "GREEN",
-    "token_last4": "x9Qz",
-    "created_at": "2026-12-02T08:10:00Z",
-    "updated_at": "2026-12-02T08:10:00Z",
-}
-PAUSED_SENDER = SENDER | {
-    "status": "paused",
-    "paused_reasons": ["token_invalid"],
-    "paused_at": "2026-12-02T09:00:00Z",
-    "updated_at": "2026-12-02T09:00:00Z",
-}

@@ -132,11 +132,7 @@ QUEUE_MESSAGE: dict[int | str, Any] = {
             OutsideServiceWindow,
             "a `text` message, and the recipient has not written in the last 24 hours",
         ),
-        Answer(
-            UnknownSender,
-            "`from` names no sender of the organisation",
-            details={"sender": "+15550253483"},
-        ),
+        Answer(UnknownSender, "`from` names no sender of the org", details={"sender": "+1555"}),
         Answer(NoSender, "the organisation has no sender, and the deployment no shared sender"),
     ),
 }

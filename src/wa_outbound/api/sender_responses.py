@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wa_outbound.api import examples as ex
+from wa_outbound.api.examples import ORG_ID, SENDER_ID
 from wa_outbound.api.openapi import Answer, errors, example, invalid, success
 from wa_outbound.api.responses import API_KEY, NOT_JSON, UNAVAILABLE
 from wa_outbound.errors import (
@@ -17,6 +17,31 @@ from wa_outbound.errors import (
     SenderIsDefault,
     SenderVerificationFailed,
 )
+
+SENDER = {
+    "id": SENDER_ID,
+    "org_id": ORG_ID,
+    "name": "Support line",
+    "phone_number_id": "106540352242922",
+    "waba_id": "102290129340398",
+    "display_phone_number": "+1 555-025-3483",
+    "default": True,
+    "messages_per_second": 80.0,
+    "status": "active",
+    "paused_reasons": [],
+    "paused_at": None,
+    "messaging_limit": "TIER_2K",
+    "quality_rating": "GREEN",
+    "token_last4": "x9Qz",
+    "created_at": "2026-12-02T08:10:00Z",
+    "updated_at": "2026-12-02T08:10:00Z",
+}
+PAUSED_SENDER = SENDER | {
+    "status": "paused",
+    "paused_reasons": ["token_invalid"],
+    "paused_at": "2026-12-02T09:00:00Z",
+    "updated_at": "2026-12-02T09:00:00Z",
+}
 
 NOT_FOUND = Answer(
     NotFound,
@@ -51,7 +76,7 @@ def _with(ok: dict[int | str, Any], *answers: Answer) -> dict[int | str, Any]:
 
 CREATE: dict[int | str, Any] = _with(
     {
-        201: success("The sender, as Meta described it", created=example(None, ex.SENDER)),
+        201: success("The sender, as Meta described it", created=example(None, SENDER)),
     },
     NOT_JSON,
     Answer(
@@ -70,15 +95,15 @@ CREATE: dict[int | str, Any] = _with(
     *_CALL,
 )
 LIST: dict[int | str, Any] = _with(
-    {200: success("The organisation's senders", listed=example(None, {"items": [ex.SENDER]}))},
+    {200: success("The organisation's senders", listed=example(None, {"items": [SENDER]}))},
     *_CALL,
 )
 GET: dict[int | str, Any] = _with(
     {
         200: success(
             "The sender",
-            active=example(None, ex.SENDER),
-            paused=example("Paused: Meta refused its token", ex.PAUSED_SENDER),
+            active=example(None, SENDER),
+            paused=example("Paused: Meta refused its token", PAUSED_SENDER),
         )
     },
     NOT_FOUND,
@@ -86,7 +111,7 @@ GET: dict[int | str, Any] = _with(
     *_CALL,
 )
 UPDATE: dict[int | str, Any] = _with(
-    {200: success("The sender, changed", changed=example(None, ex.SENDER))},
+    {200: success("The sender, changed", changed=example(None, SENDER))},
     NOT_JSON,
     NOT_FOUND,
     BAD_ID,
