@@ -137,9 +137,9 @@ async def update_sender(
     changes = body.model_dump(exclude_unset=True)
     if "messaging_limit" in changes and not caller.is_admin:
         raise AdminOnly("Only the admin token may set messaging_limit.")
-    for field in ("access_token", "name", "messages_per_second", "default", "paused"):
-        if field in changes and changes[field] is None and field != "name":
-            del changes[field]  # null leaves the field as it is
+    for field in ("access_token", "messages_per_second", "default", "paused"):
+        if changes.get(field, False) is None:
+            del changes[field]  # null leaves the field as it is (`name: null` clears the name)
     async with engine.connect() as conn:
         current = await service.owned(conn, caller.org_id, sender_id)
     info = None

@@ -12,8 +12,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wa_outbound.db.schema import message_event, outbound_message
-from wa_outbound.events import message_event_row
+from wa_outbound.db.schema import outbound_message
+from wa_outbound.events import message_event_row, record_message_events
 from wa_outbound.status import CLAIMABLE, Status
 
 m = outbound_message.c
@@ -57,8 +57,8 @@ async def expire_due(conn: AsyncConnection, *, now: datetime, actor: str) -> int
         )
     ).all()
     if rows:
-        await conn.execute(
-            message_event.insert(),
+        await record_message_events(
+            conn,
             [
                 message_event_row(
                     message_id=r.id,

@@ -14,13 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wa_outbound.db.schema import (
-    SHARED_SENDER_ID,
-    message_event,
-    organization,
-    outbound_message,
-    sender,
-)
+from wa_outbound.db.schema import organization, outbound_message, sender
 from wa_outbound.errors import (
     DefaultRequired,
     NotFound,
@@ -28,7 +22,7 @@ from wa_outbound.errors import (
     SenderInUse,
     SenderIsDefault,
 )
-from wa_outbound.events import record_audit
+from wa_outbound.events import message_event_row, record_audit, record_message_events
 from wa_outbound.senders import health, store
 from wa_outbound.senders.store import Sender
 from wa_outbound.whatsapp.graph import NumberInfo
@@ -263,19 +257,19 @@ async def _cancel_waiting(
         .where(m.id.in_(ids), m.status.in_(_WAITING))
         .values(status="CANCELLED", waiting_reason=None, updated_at=now)
     )
-    await conn.execute(
-        message_event.insert(),
+    await record_message_events(
+        conn,
         [
-            {
-                "message_id": row.id,
-                "org_id": row.org_id,
-                "at": now,
-                "type": "cancelled",
-                "from_status": row.status,
-                "to_status": "CANCELLED",
-                "actor": actor,
-                "details": {"reason": "sender_deleted"},
-            }
+            message_event_row(
+                message_id=row.id,
+                org_id=row.org_id,
+                at=now,
+                type="cancelled",
+                actor=actor,
+                from_status=row.status,
+                to_status="CANCELLED",
+                details={"reason": "sender_deleted"},
+            )
             for row in rows
         ],
     )
@@ -302,7 +296,3 @@ def view(item: Sender, messaging_limit: str | None) -> dict[str, Any]:
         "created_at": item.created_at,
         "updated_at": item.updated_at,
     }
-
-
-def is_shared(sender_id: uuid.UUID) -> bool:
-    return sender_id == SHARED_SENDER_ID
