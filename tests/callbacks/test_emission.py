@@ -27,6 +27,7 @@ from wa_outbound.dispatch.dispatcher import Dispatcher
 from wa_outbound.events import outgoing
 from wa_outbound.metrics import Metrics
 from wa_outbound.outbox import messages
+from wa_outbound.senders import health, service
 from wa_outbound.webhooks import intake
 from wa_outbound.whatsapp.cloud import CloudProvider
 
@@ -308,3 +309,39 @@ async def test_a_consent_change_is_reported(db_engine: AsyncEngine) -> None:
     assert event["data"]["status"] == "revoked"
     assert event["data"]["source"] == "crm"
     assert len(await deliveries_to(db_engine, endpoint)) == 1
+
+
+async def test_sender_changes_are_reported_once_each(db_engine: AsyncEngine) -> None:
+    org_id = await new_org(db_engine)
+    endpoint = await add_endpoint(db_engine, org_id, ["sender.updated"])
+    async with db_engine.begin() as conn:
+        sender_id = await insert_sender(conn, org_id, phone_number_id=OWN_NUMBER)
+    async with db_engine.begin() as conn:  # as a revoked token does
+        await health.add_reason(
+            conn, "token_invalid", now=utcnow(), actor="t", sender_ids=[sender_id]
+        )
+    async with db_engine.begin() as conn:  # a PATCH that pauses and renames: one event
+        await service.update(
+            conn,
+            org_id,
+            sender_id,
+            {"paused": True, "name": "Support"},
+            encrypt=lambda token: f"plain:{token}",
+            info=None,
+            now=utcnow(),
+            actor="t",
+        )
+    events = await events_of(db_engine, org_id)
+    assert [e["type"] for e in events] == ["sender.updated", "sender.updated"]
+    first, second = (e["data"] for e in events)
+    assert (first["id"], first["status"], first["paused_reasons"]) == (
+        str(sender_id),
+        "paused",
+        ["token_invalid"],
+    )
+    assert (second["name"], sorted(second["paused_reasons"])) == (
+        "Support",
+        ["manual", "token_invalid"],
+    )
+    assert "access_token" not in second
+    assert len(await deliveries_to(db_engine, endpoint)) == 2
