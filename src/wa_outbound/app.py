@@ -20,6 +20,7 @@ from wa_outbound.api import (
     openapi,
     ratelimits,
     senders,
+    templates,
     webhooks,
 )
 from wa_outbound.api import channel_health as channel_health_api
@@ -27,6 +28,7 @@ from wa_outbound.api import metrics as metrics_api
 from wa_outbound.api.deps import State
 from wa_outbound.api.limits import BodySizeLimit, storable_text
 from wa_outbound.config import Settings
+from wa_outbound.contacts.keywords import Keywords
 from wa_outbound.crypto import Keyring, check_stored_secrets, warn_if_clear
 from wa_outbound.db.engine import create_engine
 from wa_outbound.db.listener import API_KEYS_CHANNEL, Listener
@@ -38,6 +40,7 @@ from wa_outbound.orgs.key_cache import ApiKeyCache
 from wa_outbound.outbox.notifier import OutboxNotifier
 from wa_outbound.ratelimit import create_rate_limiter
 from wa_outbound.senders.directory import Directory
+from wa_outbound.templates.sync import TemplateSync
 from wa_outbound.webhooks.sweep import ReceiptSweep
 from wa_outbound.whatsapp.providers import create_provider
 from wa_outbound.workers import Supervisor
@@ -73,6 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         notifier = OutboxNotifier(engine) if settings.is_postgres else None
         api_keys = ApiKeyCache(ttl_s=settings.api_key_cache_seconds)
+        template_sync = TemplateSync(engine, settings, decrypt=keyring.decrypt)
 
         def wake_dispatcher() -> None:
             dispatcher.wake()
@@ -113,8 +117,11 @@ def create_app(settings: Settings) -> FastAPI:
                     engine,
                     metrics=metrics,
                     pending_max_age_s=settings.pending_status_max_age_seconds,
+                    keywords=Keywords.from_settings(settings),
                 ),
             )
+            # Reads each WABA's templates from Meta now, then every WA_TEMPLATE_SYNC_SECONDS.
+            supervisor.start("template-sync", template_sync)
             supervisor.start(
                 "queue-gauges",
                 QueueGauges(engine, metrics, interval_s=settings.metrics_refresh_seconds),
@@ -128,6 +135,7 @@ def create_app(settings: Settings) -> FastAPI:
                 "limiter": limiter,
                 "api_keys": api_keys,
                 "schema": schema,
+                "templates": template_sync,
             }
         finally:
             # Reverse order: stop the loops, then close the clients they use, then the engine.
@@ -151,7 +159,18 @@ def create_app(settings: Settings) -> FastAPI:
     # Every /v1 route refuses text the databases cannot store. Not Meta's webhook: what Meta
     # sends is stored whatever its text holds (docs/webhooks.md).
     text_check = [Depends(storable_text)]
-    routers = (admin, messages, senders, consents, dlq, ratelimits, webhooks, alerts, health)
+    routers = (
+        admin,
+        messages,
+        senders,
+        consents,
+        templates,
+        dlq,
+        ratelimits,
+        webhooks,
+        alerts,
+        health,
+    )
     for module in (*routers, channel_health_api, metrics_api):
         checked = module.router.prefix.startswith("/v1/")
         app.include_router(module.router, dependencies=text_check if checked else None)

@@ -10,6 +10,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PositiveSeconds = Annotated[float, Field(gt=0)]
+OPT_OUT_KEYWORDS = ("STOP", "STOPALL", "UNSUBSCRIBE", "ARRET", "BAJA", "PARAR")
+OPT_IN_KEYWORDS = ("START", "UNSTOP")
 
 
 class Settings(BaseSettings):
@@ -84,6 +86,16 @@ class Settings(BaseSettings):
     # cannot take every connection of the worker.
     callback_per_host_connections: int = Field(8, ge=1, le=1_000)
 
+    # The template registry (wa_outbound.templates): each WABA read from Meta this often.
+    template_sync_seconds: PositiveSeconds = 3600.0
+    # Inbound texts that, trimmed and case-folded, revoke or grant the sender's consent.
+    opt_out_keywords: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(OPT_OUT_KEYWORDS)
+    )
+    opt_in_keywords: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(OPT_IN_KEYWORDS)
+    )
+
     alert_enabled: bool = True
     alert_interval_seconds: PositiveSeconds = 60.0
     alert_cooldown_seconds: float = Field(1800.0, ge=0)
@@ -116,6 +128,13 @@ class Settings(BaseSettings):
     @field_validator("alert_email_recipients", mode="before")
     @classmethod
     def _split_recipients(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("opt_out_keywords", "opt_in_keywords", mode="before")
+    @classmethod
+    def _split_keywords(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
@@ -202,6 +221,11 @@ class Settings(BaseSettings):
     def has_shared_sender(self) -> bool:
         """Whether orgs without a sender of their own can send: the sandbox always can."""
         return self.provider == "sandbox" or bool(self.phone_number_id)
+
+    @property
+    def shared_waba(self) -> str:
+        """The shared sender's WABA; the sandbox's is `sandbox` (its template registry)."""
+        return self.shared_waba_id or ("sandbox" if self.provider == "sandbox" else "")
 
     @property
     def shared_phone_number_id(self) -> str:

@@ -24,7 +24,10 @@ ServiceError                    500 internal_error
  │    ├── UnknownSender         422 unknown_sender
  │    ├── DefaultRequired       422 default_required
  │    ├── SenderVerificationFailed 422 sender_verification_failed
- │    └── UrlNotAllowed         422 url_not_allowed
+ │    ├── UrlNotAllowed         422 url_not_allowed
+ │    ├── TemplateNotApproved   422 template_not_approved
+ │    ├── TemplateNotFound      422 template_not_found
+ │    └── MarketingOptedOut     422 marketing_opted_out
  └── Unavailable                503 service_unavailable
 """
 
@@ -198,6 +201,24 @@ class UrlNotAllowed(Unprocessable):
     public."""
 
     code = "url_not_allowed"
+
+
+class TemplateNotApproved(Unprocessable):
+    """The template is known for the sender's WABA, but its status is not APPROVED."""
+
+    code = "template_not_approved"
+
+
+class TemplateNotFound(Unprocessable):
+    """The sender's WABA has no template of this name and language."""
+
+    code = "template_not_found"
+
+
+class MarketingOptedOut(Unprocessable):
+    """The recipient stopped marketing messages: a MARKETING template is not sent to them."""
+
+    code = "marketing_opted_out"
 
 
 class Unavailable(ServiceError):

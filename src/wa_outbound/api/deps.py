@@ -18,6 +18,7 @@ from wa_outbound.orgs.auth import Principal, admin_token_matches, authenticate_h
 from wa_outbound.orgs.key_cache import ApiKeyCache
 from wa_outbound.orgs.organizations import org_exists
 from wa_outbound.ratelimit import RateLimiter
+from wa_outbound.templates.sync import TemplateSync
 from wa_outbound.workers import Supervisor
 
 
@@ -32,6 +33,7 @@ class State(TypedDict):
     limiter: RateLimiter
     api_keys: ApiKeyCache
     schema: SchemaWatch
+    templates: TemplateSync
 
 
 # Every dependency is `async def` so that FastAPI calls it on the event loop: a plain `def`
@@ -54,6 +56,11 @@ async def _metrics(request: Request) -> Metrics:
 async def _api_keys(request: Request) -> ApiKeyCache:
     api_keys: ApiKeyCache = request.state.api_keys
     return api_keys
+
+
+async def _templates(request: Request) -> TemplateSync:
+    templates: TemplateSync = request.state.templates
+    return templates
 
 
 async def _limiter(request: Request) -> RateLimiter:
@@ -142,5 +149,6 @@ MetricsDep = Annotated[Metrics, Depends(_metrics)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 AdminDep = Annotated[str, Depends(_admin)]
 CallerDep = Annotated[Caller, Depends(_caller)]
+TemplatesDep = Annotated[TemplateSync, Depends(_templates)]
 LimiterDep = Annotated[RateLimiter, Depends(_limiter)]
 ApiKeysDep = Annotated[ApiKeyCache, Depends(_api_keys)]

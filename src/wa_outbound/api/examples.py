@@ -208,6 +208,7 @@ CONSENT = {
     "granted_at": "2026-12-02T08:16:36.806973Z",
     "revoked_at": None,
     "updated_at": "2026-12-02T08:16:36.806973Z",
+    "marketing_opt_out": False,
 }
 
 QUOTA = {

@@ -11,7 +11,13 @@ from pydantic import TypeAdapter, ValidationError
 
 from wa_outbound import phone
 from wa_outbound.api import examples, responses
-from wa_outbound.api.deps import EngineDep, PrincipalDep, SettingsDep, wake_dispatcher
+from wa_outbound.api.deps import (
+    EngineDep,
+    PrincipalDep,
+    SettingsDep,
+    TemplatesDep,
+    wake_dispatcher,
+)
 from wa_outbound.api.errors import error_body
 from wa_outbound.api.limits import single_valued_query
 from wa_outbound.api.models import (
@@ -26,6 +32,7 @@ from wa_outbound.api.models import (
 from wa_outbound.api.openapi import MessageId
 from wa_outbound.errors import InvalidRequest
 from wa_outbound.outbox import enqueue, messages, one
+from wa_outbound.outbox.gated import enqueue_gated
 from wa_outbound.status import Status
 
 router = APIRouter(
@@ -96,6 +103,7 @@ async def create_message(
     principal: PrincipalDep,
     engine: EngineDep,
     settings: SettingsDep,
+    templates: TemplatesDep,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any] | Response:
     new = _new_message(body, idempotency_key)
@@ -110,17 +118,17 @@ async def create_message(
             shared_sender=settings.has_shared_sender,
         )
     if outcome is None:  # SQLite, or not the common case: the general path decides
-        async with engine.begin() as conn:
-            [outcome] = await enqueue.enqueue(
-                conn,
-                org_id=principal.org_id,
-                items=[new],
-                max_attempts=settings.max_attempts,
-                actor=principal.actor,
-                shared_sender=settings.has_shared_sender,
-            )
-            if outcome.error is not None:
-                raise outcome.error
+        [outcome] = await enqueue_gated(
+            engine,
+            templates.look_up,
+            org_id=principal.org_id,
+            items=[new],
+            max_attempts=settings.max_attempts,
+            actor=principal.actor,
+            shared_sender=settings.has_shared_sender,
+        )
+        if outcome.error is not None:  # nothing was stored for it
+            raise outcome.error
     assert outcome.message is not None
     if not outcome.created:
         response.status_code = 200
@@ -149,6 +157,7 @@ async def create_batch(
     principal: PrincipalDep,
     engine: EngineDep,
     settings: SettingsDep,
+    templates: TemplatesDep,
 ) -> Response:
     results: list[dict[str, Any]] = [{"index": i} for i in range(len(body.messages))]
     valid: list[tuple[int, enqueue.NewMessage]] = []
@@ -177,15 +186,15 @@ async def create_batch(
             )["error"]
             continue
         valid.append((index, _new_message(item, item.idempotency_key)))
-    async with engine.begin() as conn:
-        outcomes = await enqueue.enqueue(
-            conn,
-            org_id=principal.org_id,
-            items=[new for _, new in valid],
-            max_attempts=settings.max_attempts,
-            actor=principal.actor,
-            shared_sender=settings.has_shared_sender,
-        )
+    outcomes = await enqueue_gated(
+        engine,
+        templates.look_up,
+        org_id=principal.org_id,
+        items=[new for _, new in valid],
+        max_attempts=settings.max_attempts,
+        actor=principal.actor,
+        shared_sender=settings.has_shared_sender,
+    )
     if any(outcome.created for outcome in outcomes):
         wake_dispatcher(request)
     for (index, _), outcome in zip(valid, outcomes, strict=True):

@@ -278,14 +278,24 @@ class MessageEvents(BaseModel):
 
 
 class ConsentUpdate(Strict):
-    status: Literal["granted", "revoked"]
+    """The status, the marketing preference, or both; what is left out stays as it is."""
+
+    status: Literal["granted", "revoked"] | SkipJsonSchema[None] = None
     source: Annotated[str, StringConstraints(max_length=200)] | None = None
+    marketing_opt_out: bool | SkipJsonSchema[None] = None
+
+    @model_validator(mode="after")
+    def _something_to_set(self) -> ConsentUpdate:
+        if self.status is None and self.marketing_opt_out is None:
+            raise ValueError("give status, marketing_opt_out, or both")
+        return self
 
 
 class Consent(BaseModel):
     phone: str
-    status: Literal["granted", "revoked"]
+    status: Literal["granted", "revoked"] | None
     source: str | None
+    marketing_opt_out: bool
     granted_at: datetime | None
     revoked_at: datetime | None
     updated_at: datetime

@@ -9,6 +9,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from wa_outbound.api import examples as ex
+from wa_outbound.api.gate_answers import GATES
 from wa_outbound.api.limits import BATCH_BODY_BYTES, WEBHOOK_BODY_BYTES
 from wa_outbound.api.models import Message
 from wa_outbound.api.openapi import Answer, errors, example, invalid, success
@@ -134,6 +135,7 @@ QUEUE_MESSAGE: dict[int | str, Any] = {
         ),
         Answer(UnknownSender, "`from` names no sender of the org", details={"sender": "+1555"}),
         Answer(NoSender, "the organisation has no sender, and the deployment no shared sender"),
+        *GATES,
     ),
 }
 QUEUE_BATCH: dict[int | str, Any] = {

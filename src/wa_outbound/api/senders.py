@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 
 from wa_outbound.api import sender_responses as answers
-from wa_outbound.api.deps import CallerDep, EngineDep, SettingsDep
+from wa_outbound.api.deps import CallerDep, EngineDep, SettingsDep, TemplatesDep
 from wa_outbound.api.examples import SENDER_ID
 from wa_outbound.api.sender_models import Sender, SenderCreate, SenderList, SenderUpdate
 from wa_outbound.db.types import utcnow
@@ -54,6 +54,7 @@ async def create_sender(
     caller: CallerDep,
     engine: EngineDep,
     settings: SettingsDep,
+    templates: TemplatesDep,
 ) -> dict[str, Any]:
     shared = settings.has_shared_sender and body.phone_number_id == settings.shared_phone_number_id
     async with engine.connect() as conn:
@@ -83,6 +84,8 @@ async def create_sender(
             now=utcnow(),
             actor=caller.actor,
         )
+    # A WABA new to the service: its template registry is read in the background.
+    templates.request(body.waba_id, unless_synced=True)
     return await _view(engine, created)
 
 

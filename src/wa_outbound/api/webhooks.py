@@ -15,6 +15,7 @@ from wa_outbound import text
 from wa_outbound.api import examples, responses
 from wa_outbound.api.deps import EngineDep, MetricsDep, SettingsDep
 from wa_outbound.api.limits import WEBHOOK_BODY_BYTES
+from wa_outbound.contacts.keywords import Keywords
 from wa_outbound.db.types import utcnow
 from wa_outbound.errors import (
     BadRequest,
@@ -105,7 +106,8 @@ async def receive(
     if not _equal(signature.removeprefix(SIGNATURE_PREFIX).lower(), expected):
         raise Unauthorized("The X-Hub-Signature-256 header does not match the body.")
     body = _parse(raw)
-    processed = await intake.receive(engine, raw, body, now=utcnow())
+    keywords = Keywords.from_settings(settings)
+    processed = await intake.receive(engine, raw, body, now=utcnow(), keywords=keywords)
     intake.count(metrics, processed)
     return WebhookAck()
 

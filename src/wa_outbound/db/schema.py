@@ -59,11 +59,13 @@ consent = sa.Table(
     metadata,
     sa.Column("org_id", sa.String(64), sa.ForeignKey("organization.id"), primary_key=True),
     sa.Column("phone", sa.String(16), primary_key=True),
-    sa.Column("status", sa.String(16), nullable=False),
+    # Null: no consent recorded, only a preference (`marketing_opt_out`).
+    sa.Column("status", sa.String(16), nullable=True),
     sa.Column("source", sa.String(200), nullable=True),
     sa.Column("granted_at", UTCDateTime(), nullable=True),
     sa.Column("revoked_at", UTCDateTime(), nullable=True),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("marketing_opt_out", sa.Boolean(), nullable=False, server_default=sa.false()),
 )
 
 # The 24-hour customer service window: opened by the user's last inbound message.

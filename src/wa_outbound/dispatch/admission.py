@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Generic, Protocol, TypeVar
 
 from wa_outbound.db.schema import SHARED_SENDER_ID
+from wa_outbound.dispatch import refusals
 from wa_outbound.dispatch.due import Due, Wait
 from wa_outbound.ratelimit.senders import Candidate, SenderGroup, Verdict, tier_cap
 
@@ -79,6 +80,8 @@ class Admission:
     granted: list[Due]
     """In queue order."""
     waits: list[Wait] = field(default_factory=list)
+    refused: list[tuple[Due, str]] = field(default_factory=list)
+    """Template messages that fail at claim time, each with its code (dispatch.refusals)."""
 
     def send_order(self, claimed: list[C]) -> list[C]:
         """Sends start in this order and take the send slots first come, first served: the
@@ -117,9 +120,11 @@ async def admit(
     throttled: Throttled | None = None,
 ) -> Admission:
     """One limiter question per sender of the batch, asked together; what waits is held in memory or
-    listed in `waits` for the claim to write."""
+    listed in `waits` for the claim to write. Template messages whose template changed while
+    they waited are set apart first: they are not sends."""
+    due, held, refused = refusals.split(due, now)
     if limiter is None or not due:
-        return Admission(due)
+        return Admission(due, held, refused)
     # Keyed by the ids' integers (a UUID's own hash runs in Python, and this runs per message).
     by_sender: dict[int, list[Due]] = {}
     for row in due:
@@ -132,7 +137,7 @@ async def admit(
     # Retries count from the limiter's answer: a wait written from `now` would end early.
     later = now + timedelta(seconds=time.monotonic() - asked_at)
     granted: set[int] = set()  # id() of the granted rows, which `due` holds meanwhile
-    waits: list[Wait] = []
+    waits: list[Wait] = held
     for rows, verdicts in zip(by_sender.values(), answers, strict=True):
         sender_id = rows[0].sender_id
         for row in rows:
@@ -149,7 +154,7 @@ async def admit(
             else:
                 until = later + timedelta(seconds=verdict.retry_after_s)
                 waits.append(Wait(row.id, row.org_id, until, verdict.reason))
-    return Admission([row for row in due if id(row) in granted], waits)
+    return Admission([row for row in due if id(row) in granted], waits, refused)
 
 
 def _group(sender_id: uuid.UUID, rows: list[Due], now: datetime) -> SenderGroup:

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from wa_outbound.config import Settings
 from wa_outbound.db.listener import Listener
 from wa_outbound.db.types import utcnow
-from wa_outbound.dispatch import claims, expiry, outcomes, unsent
+from wa_outbound.dispatch import claims, expiry, outcomes, refusals, unsent
 from wa_outbound.dispatch.admission import Admission, Gate, Limiter
 from wa_outbound.dispatch.claims import Claimed
 from wa_outbound.dispatch.outcomes import Outcome
@@ -242,6 +242,8 @@ class Dispatcher:
         self, conn: AsyncConnection, admission: Admission, now: datetime
     ) -> list[Claimed]:
         await claims.hold(conn, admission.waits, now=now, actor=self._actor)
+        refused, metrics = admission.refused, self.metrics
+        await refusals.fail(conn, refused, now=now, actor=self._actor, metrics=metrics)
         claimed = await claims.claim(
             conn,
             [row.id for row in admission.granted],

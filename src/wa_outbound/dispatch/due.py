@@ -15,12 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wa_outbound.db.dialect import is_postgres
 from wa_outbound.db.schema import (
     SHARED_SENDER_ID,
+    consent,
     message_event,
     outbound_message,
     sender,
     service_window,
     waba,
 )
+from wa_outbound.db.template_schema import template
 from wa_outbound.status import CLAIMABLE
 
 m = outbound_message.c
@@ -47,6 +49,10 @@ class Due:
     messages_per_second: float = DEFAULT_SENDER_MPS
     waba_id: str | None = None
     messaging_limit: str | None = None
+    template_status: str | None = None
+    """A template's status in its WABA's registry (None: unknown there, or not a template)."""
+    opted_out: bool = False
+    """A MARKETING template to a recipient who stopped marketing messages."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +76,8 @@ _PG_LOCK_DUE = sa.text(
            s.phone_number_id, s.messages_per_second, s.waba_id, w.messaging_limit,
            (o.kind = 'template' AND w.messaging_limit IS NOT NULL
             AND w.messaging_limit <> 'TIER_UNLIMITED'
-            AND sw.last_inbound_at IS NULL) AS reaches
+            AND sw.last_inbound_at IS NULL) AS reaches,
+           t.status AS template_status, COALESCE(c.marketing_opt_out, false) AS opted_out
     FROM outbound_message AS o
     LEFT JOIN sender AS s ON s.id = COALESCE(o.sender_id, :shared)
     LEFT JOIN waba AS w ON w.waba_id = s.waba_id
@@ -78,6 +85,11 @@ _PG_LOCK_DUE = sa.text(
         ON o.kind = 'template' AND w.messaging_limit IS NOT NULL
        AND sw.org_id = o.org_id AND sw.sender_id = COALESCE(o.sender_id, :shared)
        AND sw.phone = o.to_phone AND sw.last_inbound_at > :window_since
+    LEFT JOIN template AS t
+        ON o.kind = 'template' AND t.waba_id = s.waba_id
+       AND t.name = o.payload->>'name' AND t.language = o.payload->>'language'
+    LEFT JOIN consent AS c
+        ON t.category = 'MARKETING' AND c.org_id = o.org_id AND c.phone = o.to_phone
     WHERE o.status IN ('QUEUED', 'RETRYING')
       AND (o.waiting_reason IS NULL OR o.waiting_reason <> 'sender_paused')
       AND o.next_attempt_at <= :now
@@ -137,6 +149,8 @@ async def lock_due(
             messages_per_second=row.messages_per_second or DEFAULT_SENDER_MPS,
             waba_id=row.waba_id,
             messaging_limit=row.messaging_limit,
+            template_status=row.template_status,
+            opted_out=bool(row.opted_out),
         )
         for row in rows
     ]
@@ -144,7 +158,7 @@ async def lock_due(
 
 def _sqlite_lock_due() -> sa.Select[Any]:
     """_PG_LOCK_DUE for SQLite (no row locks: one writer)."""
-    s, w, sw = sender.c, waba.c, service_window.c
+    s, w, sw, t, c = sender.c, waba.c, service_window.c, template.c, consent.c
     older = outbound_message.alias("older")
     sender_id = sa.func.coalesce(m.sender_id, sa.bindparam("shared", type_=sa.Uuid()))
     capped = sa.and_(
@@ -169,11 +183,26 @@ def _sqlite_lock_due() -> sa.Select[Any]:
             s.waba_id,
             w.messaging_limit,
             sa.and_(capped, sw.last_inbound_at.is_(None)).label("reaches"),
+            t.status.label("template_status"),
+            sa.func.coalesce(c.marketing_opt_out, False).label("opted_out"),
         )
         .select_from(
             outbound_message.outerjoin(sender, s.id == sender_id)
             .outerjoin(waba, w.waba_id == s.waba_id)
             .outerjoin(service_window, window)
+            .outerjoin(
+                template,
+                sa.and_(
+                    m.kind == "template",
+                    t.waba_id == s.waba_id,
+                    t.name == m.payload["name"].as_string(),
+                    t.language == m.payload["language"].as_string(),
+                ),
+            )
+            .outerjoin(
+                consent,
+                sa.and_(t.category == "MARKETING", c.org_id == m.org_id, c.phone == m.to_phone),
+            )
         )
         .where(
             m.status.in_(CLAIMABLE),
@@ -237,4 +266,5 @@ WAIT_EVENTS = {
     "messaging_limit": "tier_limited",
     "quota": "quota_limited",
     "throughput": "throughput_limited",
+    "template_paused": "template_paused",
 }

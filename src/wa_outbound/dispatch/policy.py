@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from wa_outbound.dispatch import stopped
 from wa_outbound.dispatch.claims import Claimed
 from wa_outbound.dispatch.outcomes import Outcome
 from wa_outbound.logs import message_fields
@@ -49,6 +50,8 @@ def outcome_of(
     reason = pause_reason(error)
     if reason is not None:
         return _sender_paused(message, error, reason, now, stored_token)
+    if error.code == stopped.META_CODE:  # the user stopped marketing: not a DLQ matter
+        return stopped.stopped_by_meta(message, error)
     verdict = classify(error)
     log.info(
         "send failed",

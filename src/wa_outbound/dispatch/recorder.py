@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from wa_outbound.dispatch import outcomes
+from wa_outbound.dispatch import outcomes, stopped
 from wa_outbound.dispatch.outcomes import Outcome
 from wa_outbound.metrics import Metrics
 from wa_outbound.receipts import pending
@@ -76,6 +76,7 @@ class Recorder:
         now = self.clock()
         async with self.engine.begin() as conn:
             written = await outcomes.write_outcomes(conn, results, now=now, actor=self._actor)
+            await stopped.flag_recipients(conn, results)
             # Statuses that beat this commit wait as pending; apply them in the same transaction.
             wamids = written.accepted_wamids + written.linked_wamids
             if wamids:

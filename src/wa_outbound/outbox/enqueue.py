@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from wa_outbound.errors import (
 from wa_outbound.outbox.bulk import insert_new
 from wa_outbound.senders import choice
 from wa_outbound.status import CHANNEL_WHATSAPP, Status
+from wa_outbound.templates import gate
 
 SERVICE_WINDOW = timedelta(hours=24)
 
@@ -58,8 +60,10 @@ async def enqueue(
     max_attempts: int,
     actor: str,
     shared_sender: bool,
+    advisory: Collection[gate.TemplateKey] = (),
 ) -> list[Outcome]:
     """Queue every acceptable item; the caller owns the transaction and commits all at once.
+    Templates are checked against the registry (templates.gate; `advisory`: accepted unknown).
 
     Idempotency is decided by the unique (org_id, idempotency_key) constraint: a concurrent
     duplicate waits on the first insert and then finds its row, so exactly one row exists.
@@ -81,6 +85,12 @@ async def enqueue(
         if item.kind == "text" and isinstance(sender_id, uuid.UUID)
     }
     open_windows = await _open_windows(conn, org_id, texts, now)
+    asked = [
+        gate.Asked(index, item.to, item.payload["name"], item.payload["language"], sender_id)
+        for index, (item, sender_id) in enumerate(zip(items, chosen, strict=True))
+        if item.kind == "template" and isinstance(sender_id, uuid.UUID)
+    ]
+    refused = await gate.refusals(conn, org_id=org_id, asked=asked, advisory=advisory)
 
     rows: list[dict[str, Any]] = []
     first_by_key: dict[str, int] = {}
@@ -97,6 +107,8 @@ async def enqueue(
             outcomes[index].error = ConsentRequired(phone_suffix=item.to[-4:])
         elif item.kind == "text" and (sender_id, item.to) not in open_windows:
             outcomes[index].error = OutsideServiceWindow()
+        elif index in refused:
+            outcomes[index].error = refused[index]
         else:
             row = new_row(org_id, item, now, max_attempts, sender_id)
             if senders.paused(sender_id):

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wa_outbound.contacts.consents import MARKETING_OPTED_OUT, META_STOPPED_CODE, mark_stopped
 from wa_outbound.db.dialect import is_postgres
 from wa_outbound.db.schema import outbound_message, pending_status
 from wa_outbound.events import message_event_row, record_message_events
@@ -89,6 +90,8 @@ async def apply_statuses(
         events.append(_event(message, update, before, reason, actor, now))
     await _write_back(conn, [msg for msg in locked.messages if msg.changed], now)
     await record_message_events(conn, events)
+    stopped = [e["message_id"] for e in events if _stops_marketing(e)]
+    await mark_stopped(conn, stopped, source=f"meta:{META_STOPPED_CODE}", actor=actor)
     if pending:
         await conn.execute(pending_status.insert(), pending)
     return outcomes
@@ -144,11 +147,15 @@ def _apply(message: LockedMessage, update: StatusUpdate, now: datetime) -> None:
     message.changed = True
     if update.status == "failed":
         error = update.error or {}
+        # The user stopped marketing: sending it again would fail again; not a DLQ matter.
+        stopped = error.get("code") == META_STOPPED_CODE
         row.update(
             status=Status.FAILED.value,
             failed_at=at,
-            dead_lettered=True,
-            error_code=_clip(error.get("code"), 64) or "unknown",
+            dead_lettered=not stopped,
+            error_code=MARKETING_OPTED_OUT
+            if stopped
+            else _clip(error.get("code"), 64) or "unknown",
             error_title=_clip(error.get("title"), 500),
             error_message=error.get("message"),
             error_details=error.get("details"),
@@ -238,6 +245,13 @@ def _event(
         to_status=message.row["status"],
         details=details,
     )
+
+
+def _stops_marketing(event: dict[str, Any]) -> bool:
+    details = event["details"]
+    error = details.get("error") or {}
+    applied = details["status"] == "failed" and not details["ignored"]
+    return applied and error.get("code") == META_STOPPED_CODE
 
 
 def _clip(value: Any, length: int) -> str | None:

@@ -61,7 +61,7 @@ class Directory:
             await store.ensure_shared_sender(
                 conn,
                 phone_number_id=self._settings.shared_phone_number_id,
-                waba_id=self._settings.shared_waba_id or None,
+                waba_id=self._settings.shared_waba or None,
                 display_phone_number=None,
                 now=now,
             )

@@ -19,11 +19,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wa_outbound import text
+from wa_outbound.contacts.keywords import DEFAULT_KEYWORDS, Keywords
 from wa_outbound.db.schema import webhook_event
 from wa_outbound.metrics import Metrics
 from wa_outbound.receipts.statuses import APPLIED, KNOWN_STATUSES, apply_statuses
 from wa_outbound.status import CHANNEL_WHATSAPP
 from wa_outbound.webhooks import payload, routing
+from wa_outbound.webhooks.consent_changes import apply_consent_changes
 from wa_outbound.webhooks.management import UNROUTED, apply_management
 from wa_outbound.webhooks.received import report_received
 from wa_outbound.webhooks.service_windows import open_service_windows
@@ -43,10 +45,16 @@ class Processed:
     management: Counter[tuple[str, str]] = field(default_factory=Counter)  # (field, outcome)
 
 
-async def process(conn: AsyncConnection, body: dict[str, Any], *, now: datetime) -> Processed:
+async def process(
+    conn: AsyncConnection,
+    body: dict[str, Any],
+    *,
+    now: datetime,
+    keywords: Keywords = DEFAULT_KEYWORDS,
+) -> Processed:
     """Apply what one body carries, each change to the number or WABA it names: statuses,
-    service windows, management changes. Changes for numbers or WABAs no sender has are only
-    counted (the body is stored all the same)."""
+    service windows, consent changes (keywords, preferences), management changes. Changes for
+    numbers or WABAs no sender has are only counted (the body is stored all the same)."""
     content = payload.parse(body)
     routes = await routing.resolve(conn, content)
     statuses = [u for u in content.statuses if routes.knows(u.phone_number_id)]
@@ -57,6 +65,9 @@ async def process(conn: AsyncConnection, body: dict[str, Any], *, now: datetime)
     await open_service_windows(conn, inbound, routes, now=now)
     await report_received(conn, inbound, routes, now=now)
     processed = Processed(unused=content.unused)
+    processed.unrouted[payload.USER_PREFERENCES] = await apply_consent_changes(
+        conn, inbound, content.preferences, routes, keywords
+    )
     processed.unrouted["messages"] = sum(1 for n in content.numbers if not routes.knows(n))
     processed.management = await apply_management(conn, content.management, now=now)
     for (name, outcome), n in processed.management.items():
@@ -83,7 +94,12 @@ async def process(conn: AsyncConnection, body: dict[str, Any], *, now: datetime)
 
 
 async def receive(
-    engine: AsyncEngine, raw: bytes, body: dict[str, Any], *, now: datetime
+    engine: AsyncEngine,
+    raw: bytes,
+    body: dict[str, Any],
+    *,
+    now: datetime,
+    keywords: Keywords = DEFAULT_KEYWORDS,
 ) -> Processed | None:
     """Store `raw` and process `body`; None when processing failed (the sweep retries it)."""
     try:
@@ -93,7 +109,7 @@ async def receive(
                 webhook_event.insert(),
                 {"received_at": now, "body": raw, "attempts": 1, "processed_at": now},
             )
-            return await process(conn, body, now=now)
+            return await process(conn, body, now=now, keywords=keywords)
     except Exception as exc:  # whatever broke, the body is kept for the sweep below
         error = _failure(exc)
     # Processing was rolled back: store the body alone. If even that fails, the error
@@ -113,6 +129,7 @@ async def reprocess(
     max_attempts: int,
     limit: int,
     now: datetime,
+    keywords: Keywords = DEFAULT_KEYWORDS,
 ) -> list[Processed | None]:
     """Process again the stored bodies whose processing failed; one transaction each."""
     async with engine.connect() as conn:
@@ -141,7 +158,7 @@ async def reprocess(
                 ).scalar_one_or_none()
                 if raw is None:
                     continue
-                processed = await process(conn, _load(raw), now=now)
+                processed = await process(conn, _load(raw), now=now, keywords=keywords)
                 await _record_attempt(conn, event_id, processed_at=now, last_error=None)
             results.append(processed)
         except Exception as exc:  # recorded on the row; retried until max_attempts

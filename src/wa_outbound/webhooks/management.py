@@ -1,6 +1,7 @@
 """Management webhooks, routed by the entry's WABA id: account restrictions and bans pause every
 sender of the WABA, a reinstatement (or the restriction's end) resumes them; Meta's messaging
-limit and throughput upgrades update the WABA and its numbers.
+limit and throughput upgrades update the WABA and its numbers; template status and quality
+changes update the WABA's template registry.
 
 Values are read tolerantly: an unexpected shape changes nothing and is reported as ignored.
 """
@@ -18,6 +19,7 @@ from wa_outbound.events import record_audit
 from wa_outbound.senders import health
 from wa_outbound.senders import store as senders
 from wa_outbound.senders.reporting import report_updated
+from wa_outbound.templates import registry
 from wa_outbound.webhooks.payload import ManagementChange, timestamp
 from wa_outbound.webhooks.routing import known_wabas
 
@@ -189,6 +191,52 @@ async def _upgrade(conn: AsyncConnection, waba_id: str, display: Any, now: datet
     return upgraded
 
 
+# Template events that are not a status of their own: REINSTATED and an UNPAUSE approve again;
+# FLAGGED changes only the quality.
+_APPROVING = frozenset({"REINSTATED", "UNPAUSE", "UNPAUSED"})
+
+
+async def _template_status(
+    conn: AsyncConnection, waba_id: str, value: dict[str, Any], now: datetime
+) -> bool:
+    key = _template_key(value)
+    event = value.get("event")
+    if key is None or not isinstance(event, str) or not event:
+        return False
+    event = event.strip().upper()[:32]
+    info = value.get("other_info")
+    title = info.get("title") if isinstance(info, dict) else None
+    category = value.get("message_template_category")
+    changes: dict[str, Any] = {
+        "category": category.upper()[:32] if isinstance(category, str) and category else None
+    }
+    if event == "FLAGGED":
+        changes["quality"] = "RED"
+    elif event in _APPROVING or title == "UNPAUSE":
+        changes["status"] = registry.APPROVED
+    else:
+        changes["status"] = event
+    return await registry.change(conn, waba_id, *key, now=now, **changes)
+
+
+async def _template_quality(
+    conn: AsyncConnection, waba_id: str, value: dict[str, Any], now: datetime
+) -> bool:
+    key = _template_key(value)
+    score = value.get("new_quality_score")
+    if key is None or not isinstance(score, str) or not score:
+        return False
+    return await registry.change(conn, waba_id, *key, now=now, quality=score.upper()[:16])
+
+
+def _template_key(value: dict[str, Any]) -> tuple[str, str] | None:
+    name, language = value.get("message_template_name"), value.get("message_template_language")
+    usable_name = isinstance(name, str) and 0 < len(name) <= 512
+    if usable_name and isinstance(language, str) and 0 < len(language) <= 16:
+        return str(name), language
+    return None
+
+
 def tier_of(value: Any) -> str | None:
     """Meta's messaging limit as one of TIERS: `TIER_*` or a daily reach (250, 1000 or 2000,
     10000, 100000); None, no cap, for anything else."""
@@ -218,4 +266,6 @@ _HANDLERS = {
     "account_update": _account_update,
     "phone_number_quality_update": _quality_update,
     "business_capability_update": _capability_update,
+    "message_template_status_update": _template_status,
+    "message_template_quality_update": _template_quality,
 }

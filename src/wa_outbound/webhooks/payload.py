@@ -22,8 +22,15 @@ _MAX_ID = 64  # the width of phone_number_id and waba_id: a longer id cannot be 
 MEDIA_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
 # The management changes this service acts on, routed by WABA (see management.py).
 MANAGEMENT_FIELDS = frozenset(
-    {"account_update", "phone_number_quality_update", "business_capability_update"}
+    {
+        "account_update",
+        "phone_number_quality_update",
+        "business_capability_update",
+        "message_template_status_update",
+        "message_template_quality_update",
+    }
 )
+USER_PREFERENCES = "user_preferences"
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,17 @@ class ManagementChange:
     value: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Preference:
+    """A user's marketing preference (`user_preferences`), routed by its business number."""
+
+    phone: str
+    phone_number_id: str | None
+    category: str
+    value: str
+    at: datetime | None
+
+
 @dataclass
 class WebhookContent:
     statuses: list[StatusUpdate] = field(default_factory=list)
@@ -59,6 +77,7 @@ class WebhookContent:
     management: list[ManagementChange] = field(default_factory=list)
     numbers: list[str | None] = field(default_factory=list)
     """The business number of each `messages` change, one item per change (None: none given)."""
+    preferences: list[Preference] = field(default_factory=list)
     unused: Counter[str] = field(default_factory=Counter)
     value_errors: list[dict[str, Any]] = field(default_factory=list)
 
@@ -71,10 +90,12 @@ def parse(body: dict[str, Any]) -> WebhookContent:
         waba_id = _id(entry.get("id"))
         for change in _dicts(entry.get("changes")):
             value, name = change.get("value"), change.get("field")
-            if name != "messages" and name not in MANAGEMENT_FIELDS:
+            if name not in MANAGEMENT_FIELDS and name not in ("messages", USER_PREFERENCES):
                 content.unused["other_field"] += 1
             elif not isinstance(value, dict):
                 content.unused["malformed_change"] += 1
+            elif name == USER_PREFERENCES:
+                content.preferences.extend(_preferences(value))
             elif name == "messages":
                 metadata = value.get("metadata")
                 number = (
@@ -143,6 +164,18 @@ def _inbound(item: dict[str, Any], number: str | None) -> Inbound | None:
         type=kind,
         **inbound_content(kind, item),
     )
+
+
+def _preferences(value: dict[str, Any]) -> list[Preference]:
+    number = _number(value)
+    found = []
+    for item in _dicts(value.get("user_preferences")):
+        user, category, choice = _user(item.get("wa_id")), item.get("category"), item.get("value")
+        if user and isinstance(category, str) and isinstance(choice, str):
+            found.append(
+                Preference(user, number, category, choice, timestamp(item.get("timestamp")))
+            )
+    return found
 
 
 def inbound_content(kind: str, item: dict[str, Any]) -> dict[str, str | None]:

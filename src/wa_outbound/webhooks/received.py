@@ -43,7 +43,7 @@ async def report_received(
     ]
     if not items:
         return 0
-    replied = await _replied_to(conn, [item for item, _ in items], routes)
+    replied = await replied_to(conn, [item for item, _ in items], routes)
     events: list[outgoing.Outgoing] = []
     for item, owner in items:
         number = item.phone_number_id or ""
@@ -66,7 +66,7 @@ async def report_received(
     return await outgoing.write(conn, events) if events else 0
 
 
-async def _replied_to(
+async def replied_to(
     conn: AsyncConnection, inbound: list[Inbound], routes: Routes
 ) -> dict[tuple[str, str], tuple[uuid.UUID, str]]:
     """(number, wamid replied to) → (our message id, its org) for replies to our messages, each

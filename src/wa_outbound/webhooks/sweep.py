@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from wa_outbound.contacts.keywords import DEFAULT_KEYWORDS, Keywords
 from wa_outbound.db.types import utcnow
 from wa_outbound.metrics import Metrics
 from wa_outbound.receipts.pending import apply_known_pending, drop_expired_pending
@@ -50,8 +51,10 @@ class ReceiptSweep:
         retry_after_s: float = 5.0,
         max_attempts: int = 10,
         batch_size: int = 500,
+        keywords: Keywords = DEFAULT_KEYWORDS,
     ) -> None:
         self._engine = engine
+        self._keywords = keywords
         self._metrics = metrics
         self._pending_max_age = timedelta(seconds=pending_max_age_s)
         self._interval_s = interval_s
@@ -77,6 +80,7 @@ class ReceiptSweep:
             max_attempts=self._max_attempts,
             limit=self._batch_size,
             now=now,
+            keywords=self._keywords,
         )
         for processed in results:
             intake.count(self._metrics, processed)
