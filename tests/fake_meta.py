@@ -43,6 +43,7 @@ from fake_meta_steps import (
     meta_error,
     step_from_json,
 )
+from fake_meta_templates import FakeTemplates
 from fake_meta_webhooks import StatusWebhooks
 from meta_payloads import PHONE_NUMBER_ID, error_response, send_response
 from serving import Server, serving
@@ -112,6 +113,7 @@ class FakeMeta:
         self.chaos = None if chaos_seed is None else Chaos(chaos_seed)
         self._released = asyncio.Event()
         self.numbers = Numbers()
+        self.templates = FakeTemplates(self.numbers)
         self.app = Starlette(
             routes=[
                 Route("/{version}/{phone_number_id}/messages", self._messages, methods=["POST"]),
@@ -121,6 +123,11 @@ class FakeMeta:
                 # After the control routes, which these patterns would match too.
                 Route(
                     "/{version}/{waba_id}/phone_numbers", self.numbers.waba_numbers, methods=["GET"]
+                ),
+                Route(
+                    "/{version}/{waba_id}/message_templates",
+                    self.templates.list,
+                    methods=["GET"],
                 ),
                 Route("/{version}/{object_id}", self.numbers.read_object, methods=["GET"]),
             ],

@@ -190,7 +190,7 @@ async def mark_stopped(
     rows = await conn.execute(
         sa.select(m.org_id, m.to_phone).distinct().where(m.id.in_(message_ids))
     )
-    for org_id, phone in sorted(rows.tuples()):
+    for org_id, phone in sorted((r.org_id, r.to_phone) for r in rows):
         await set_consent(
             conn,
             org_id=org_id,
