@@ -107,8 +107,6 @@ async def callbacks_of(engine: AsyncEngine, org_id: str, type: str) -> list[dict
     e = callback_event.c
     async with engine.connect() as conn:
         rows = await conn.execute(
-            sa.select(callback_event)
-            .where(e.org_id == org_id, e.type == type)
-            .order_by(e.seq)
+            sa.select(callback_event).where(e.org_id == org_id, e.type == type).order_by(e.seq)
         )
         return [dict(r._mapping) for r in rows]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from helpers import create_org_with_key
+from helpers import ADMIN_TOKEN, create_org_with_key
 
 
 async def test_grant_revoke_and_grant_again(client: httpx.AsyncClient) -> None:
@@ -59,3 +59,55 @@ async def test_invalid_consent_requests(
     response = await client.put(f"/v1/consents/{phone}", json=payload, headers=auth)
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "validation_error"
+
+
+async def test_the_marketing_preference_is_set_alone_or_with_the_status(
+    client: httpx.AsyncClient,
+) -> None:
+    _, auth = await create_org_with_key(client)
+    phone = "+33611111111"
+    only = await client.put(f"/v1/consents/{phone}", json={"marketing_opt_out": True}, headers=auth)
+    assert only.status_code == 200, only.text
+    record = only.json()
+    assert (record["status"], record["marketing_opt_out"]) == (None, True)
+
+    granted = await client.put(f"/v1/consents/{phone}", json={"status": "granted"}, headers=auth)
+    assert (granted.json()["status"], granted.json()["marketing_opt_out"]) == ("granted", True)
+    both = await client.put(
+        f"/v1/consents/{phone}",
+        json={"status": "granted", "marketing_opt_out": False, "source": "preferences-page"},
+        headers=auth,
+    )
+    assert (both.json()["marketing_opt_out"], both.json()["source"]) == (False, "preferences-page")
+
+
+async def test_the_history_lists_every_change_oldest_first(client: httpx.AsyncClient) -> None:
+    org_id, auth = await create_org_with_key(client)
+    phone = "+33622222222"
+    missing = await client.get(f"/v1/consents/{phone}/events", headers=auth)
+    assert missing.status_code == 404
+    for body in (
+        {"status": "granted", "source": "signup"},
+        {"marketing_opt_out": True, "source": "preferences-page"},
+        {"status": "revoked", "source": "call-center"},
+    ):
+        assert (
+            await client.put(f"/v1/consents/{phone}", json=body, headers=auth)
+        ).status_code == 200
+    response = await client.get(f"/v1/consents/{phone}/events", headers=auth)
+    assert response.status_code == 200
+    items = response.json()["items"]
+    assert [
+        (i["from_status"], i["status"], i["marketing_opt_out"], i["source"]) for i in items
+    ] == [
+        (None, "granted", False, "signup"),
+        ("granted", "granted", True, "preferences-page"),
+        ("granted", "revoked", True, "call-center"),
+    ]
+    assert items[0]["at"] <= items[1]["at"] <= items[2]["at"]
+    assert items[0]["from_marketing_opt_out"] is None
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}", "X-Org-Id": org_id}
+    as_admin = await client.get(f"/v1/consents/{phone}/events", headers=admin)
+    assert as_admin.json() == response.json()
+    _, other = await create_org_with_key(client, "Other")
+    assert (await client.get(f"/v1/consents/{phone}/events", headers=other)).status_code == 404

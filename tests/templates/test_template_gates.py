@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import meta_payloads as meta
 from dispatch_helpers import Clock, dispatcher_for, event_types, message, new_org
-from factories import insert_sender
+from factories import insert_message, insert_sender
 from helpers import make_settings
 from template_helpers import (
     Recording,
@@ -29,6 +30,7 @@ from wa_outbound.errors import MarketingOptedOut, TemplateNotApproved, TemplateN
 from wa_outbound.outbox import enqueue
 from wa_outbound.outbox.gated import enqueue_gated
 from wa_outbound.templates import registry
+from wa_outbound.webhooks import intake
 from wa_outbound.whatsapp.retry import ProviderError
 
 W = "waba-gate"
@@ -104,7 +106,8 @@ async def test_queueing_refuses_what_the_synced_registry_does_not_approve(
     ]
     assert isinstance(errors[1], TemplateNotApproved)
     assert errors[1].details["status"] == "PAUSED"
-    assert errors[2] is not None and errors[2].details["status"] == "REJECTED"
+    assert errors[2] is not None
+    assert errors[2].details["status"] == "REJECTED"
     assert isinstance(errors[3], TemplateNotFound)
     assert errors[3].details == {"waba_id": W, "name": "never_heard_of", "language": "en_US"}
     assert isinstance(errors[4], MarketingOptedOut)
@@ -144,7 +147,8 @@ async def test_an_unknown_template_is_looked_up_once_then_decided(db_engine: Asy
 
     call = {"org_id": org_id, "max_attempts": 5, "actor": "t", "shared_sender": False}
     [made] = await enqueue_gated(db_engine, meta_has_it, items=[new(USER, "brand_new")], **call)
-    assert made.created and asked == [(W, "brand_new")]
+    assert made.created
+    assert asked == [(W, "brand_new")]
     [advisory] = await enqueue_gated(db_engine, meta_down, items=[new(USER, "unknown_one")], **call)
     assert advisory.created, "Meta unreachable: the registry is advisory"
     asked.clear()
@@ -243,7 +247,8 @@ async def test_an_opt_out_since_queueing_fails_marketing_but_not_utility(
         )
         await opt_out(engine, org_id, USER)
         await dispatcher.run_once()
-        assert promo.message is not None and utility.message is not None
+        assert promo.message is not None
+        assert utility.message is not None
         failed = await message(engine, promo.message["id"])
         assert (failed["status"], failed["error_code"], failed["dead_lettered"]) == (
             "FAILED",
@@ -276,3 +281,24 @@ async def test_meta_131050_fails_the_message_and_opts_the_recipient_out(
         assert (record["status"], record["marketing_opt_out"]) == ("granted", True)
         [*_, last] = await history_of(engine, org_id, USER)
         assert (last["source"], last["marketing_opt_out"]) == ("meta:131050", True)
+
+
+async def test_a_failed_status_with_131050_opts_the_recipient_out(db_engine: AsyncEngine) -> None:
+    org_id = await new_org(db_engine, USER)
+    async with db_engine.begin() as conn:
+        sender_id = await insert_sender(conn, org_id, phone_number_id="8000002", waba_id=W)
+        message_id = await insert_message(
+            conn, org_id=org_id, wamid="wamid.STOPPED", to=USER, sender_id=sender_id
+        )
+    stopped = meta.error(131050, "User's marketing messages are stopped")
+    status = meta.status("wamid.STOPPED", "failed", errors=[stopped])
+    body = meta.envelope(statuses=[status], phone_number_id="8000002")
+    async with db_engine.begin() as conn:
+        await intake.process(conn, body, now=utcnow())
+    failed = await message(db_engine, message_id)
+    assert (failed["status"], failed["error_code"], failed["dead_lettered"]) == (
+        "FAILED",
+        "marketing_opted_out",
+        False,
+    )
+    assert (await consent_of(db_engine, org_id, USER))["marketing_opt_out"] is True
