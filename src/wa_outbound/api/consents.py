@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from wa_outbound import phone
 from wa_outbound.api import examples, responses
 from wa_outbound.api.deps import CallerDep, EngineDep
-from wa_outbound.api.gate_answers import NO_HISTORY
+from wa_outbound.api.template_answers import CONSENT_EVENTS, NO_HISTORY
 from wa_outbound.api.models import Consent, ConsentUpdate
 from wa_outbound.api.openapi import errors
 from wa_outbound.contacts import consents
@@ -98,10 +98,7 @@ async def get_consent(
 @router.get(
     "/{phone_number}/events",
     response_model=ConsentEvents,
-    responses={
-        200: {"description": "Every change, oldest first"},
-        **errors(NO_HISTORY, responses.BAD_PHONE, *responses.ORG_CALL),
-    },
+    responses={**CONSENT_EVENTS, **errors(NO_HISTORY, responses.BAD_PHONE, *responses.ORG_CALL)},
     summary="A consent record's history",
     description="Every change of the number's record, oldest first: the API's, Meta's "
     "(`user_preferences`, error 131050) and the user's own keywords (`source` "
