@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    field_validator,
     model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
@@ -282,7 +283,14 @@ class ConsentUpdate(Strict):
 
     status: Literal["granted", "revoked"] | SkipJsonSchema[None] = None
     source: Annotated[str, StringConstraints(max_length=200)] | None = None
-    marketing_opt_out: bool | SkipJsonSchema[None] = None
+    marketing_opt_out: Annotated[bool, Field(strict=True)] | SkipJsonSchema[None] = None
+
+    @field_validator("status", "marketing_opt_out", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:  # left out is the default; an explicit null is not a value
+            raise ValueError("must not be null; leave the field out to keep it as it is")
+        return value
 
     @model_validator(mode="after")
     def _something_to_set(self) -> ConsentUpdate:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wa_outbound.api.openapi import Answer, example, success
+from wa_outbound.api.openapi import Answer, example, invalid, success
 from wa_outbound.errors import MarketingOptedOut, NotFound, TemplateNotApproved, TemplateNotFound
 
 GATES = (
@@ -37,6 +37,12 @@ UNKNOWN_WABA = Answer(
     "WABA not found",
 )
 
+BAD_WABA = invalid(
+    "`waba_id` is longer than 64 characters",
+    ("query", "waba_id"),
+    "String should have at most 64 characters",
+    "string_too_long",
+)
 TEMPLATE = {
     "waba_id": "102290129340398",
     "name": "order_update",

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from wa_outbound.api import responses
 from wa_outbound.api.deps import CallerDep, EngineDep, SettingsDep, TemplatesDep
-from wa_outbound.api.template_answers import SYNC, TEMPLATES, UNKNOWN_WABA
+from wa_outbound.api.template_answers import BAD_WABA, SYNC, TEMPLATES, UNKNOWN_WABA
 from wa_outbound.api.openapi import errors
 from wa_outbound.errors import NotFound
 from wa_outbound.templates import registry
@@ -54,7 +54,7 @@ async def _wabas(engine: Any, settings: Any, org_id: str, waba_id: str | None) -
 @router.get(
     "",
     response_model=TemplateList,
-    responses={**TEMPLATES, **errors(UNKNOWN_WABA, *responses.ORG_CALL)},
+    responses={**TEMPLATES, **errors(UNKNOWN_WABA, BAD_WABA, *responses.ORG_CALL)},
     summary="List the templates of the organisation's WABAs",
     description="The registry of each WABA the organisation sends from (its senders' WABAs, "
     "or the shared sender's), as read from Meta and kept current by Meta's template webhooks. "
@@ -73,7 +73,7 @@ async def list_templates(
     "/sync",
     status_code=202,
     response_model=SyncStarted,
-    responses={**SYNC, **errors(UNKNOWN_WABA, *responses.ORG_CALL)},
+    responses={**SYNC, **errors(UNKNOWN_WABA, BAD_WABA, *responses.ORG_CALL)},
     summary="Read the templates from Meta again",
     description="Reads every template of the organisation's WABAs (or of `waba_id`) from Meta "
     "now, in the background; `GET /v1/templates` shows the result. This also happens every "
