@@ -1,6 +1,9 @@
 """The fake Graph API's message templates: `GET /{version}/{waba_id}/message_templates` as Meta
 answers it (a page of `data`, `paging.cursors` and `paging.next` while more remain, `name`
-filtering), with a number of that WABA's token. Requests are counted; `failing` answers 500."""
+filtering), with a number of that WABA's token. Requests are counted; `failing` answers 500.
+
+A WABA whose templates the test did not set lists the two the suite sends, `order_update` and
+`hello_world` (Meta gives every new WABA its `hello_world` sample)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,19 @@ from starlette.responses import Response
 
 from fake_meta_numbers import Numbers, _json, unauthorized
 from meta_payloads import error_response
+
+
+DEFAULT_TEMPLATES = [
+    {
+        "id": str(90_000 + n),
+        "name": name,
+        "language": "en_US",
+        "status": "APPROVED",
+        "category": "UTILITY",
+        "components": [{"type": "BODY", "text": "Hello {{1}}"}],
+    }
+    for n, name in enumerate(("order_update", "hello_world"))
+]
 
 
 @dataclass(slots=True)
@@ -53,7 +69,7 @@ class FakeTemplates:
         listed = [n for n in self.numbers.by_id.values() if n.waba_id == waba_id]
         if not any(header == f"Bearer {n.token}" for n in listed):
             return unauthorized()
-        items = self.by_waba.get(waba_id, [])
+        items = self.by_waba.get(waba_id) or DEFAULT_TEMPLATES
         name = request.query_params.get("name")
         if name is not None:
             items = [item for item in items if name in item["name"]]  # Meta matches loosely

@@ -12,9 +12,9 @@ from pydantic import BaseModel
 from wa_outbound import phone
 from wa_outbound.api import examples, responses
 from wa_outbound.api.deps import CallerDep, EngineDep
-from wa_outbound.api.template_answers import CONSENT_EVENTS, NO_HISTORY
 from wa_outbound.api.models import Consent, ConsentUpdate
 from wa_outbound.api.openapi import errors
+from wa_outbound.api.template_answers import CONSENT_EVENTS, NO_HISTORY
 from wa_outbound.contacts import consents
 from wa_outbound.errors import InvalidRequest
 

@@ -9,10 +9,10 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from wa_outbound.api import examples as ex
-from wa_outbound.api.template_answers import GATES
 from wa_outbound.api.limits import BATCH_BODY_BYTES, WEBHOOK_BODY_BYTES
 from wa_outbound.api.models import Message
 from wa_outbound.api.openapi import Answer, errors, example, invalid, success
+from wa_outbound.api.template_answers import GATES
 from wa_outbound.errors import (
     AlreadyExists,
     BadRequest,

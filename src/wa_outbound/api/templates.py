@@ -11,8 +11,8 @@ from pydantic import BaseModel
 
 from wa_outbound.api import responses
 from wa_outbound.api.deps import CallerDep, EngineDep, SettingsDep, TemplatesDep
-from wa_outbound.api.template_answers import BAD_WABA, SYNC, TEMPLATES, UNKNOWN_WABA
 from wa_outbound.api.openapi import errors
+from wa_outbound.api.template_answers import BAD_WABA, SYNC, TEMPLATES, UNKNOWN_WABA
 from wa_outbound.errors import NotFound
 from wa_outbound.templates import registry
 
