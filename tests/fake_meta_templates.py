@@ -16,7 +16,6 @@ from starlette.responses import Response
 from fake_meta_numbers import Numbers, _json, unauthorized
 from meta_payloads import error_response
 
-
 DEFAULT_TEMPLATES = [
     {
         "id": str(90_000 + n),
