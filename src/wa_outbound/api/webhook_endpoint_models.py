@@ -1,0 +1,113 @@
+"""Request and response bodies of the webhook endpoints API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from wa_outbound.callbacks.types import EventType
+
+Url = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=2048, pattern=r"^\S+$"),
+    Field(
+        description="Where events are posted: `https://`, no `user:password@`, on a host whose "
+        "every address is public (`WA_CALLBACK_ALLOW_INSECURE=true` lifts this in development).",
+        examples=["https://app.example.com/hooks/whatsapp"],
+    ),
+]
+Events = Annotated[
+    list[EventType] | None,
+    Field(
+        max_length=50,
+        description="The event types it is sent; null (or absent at creation): every type, "
+        "types added later included.",
+    ),
+]
+Description = Annotated[str, StringConstraints(max_length=500)]
+DisabledReason = Literal["manual", "gone", "failing"]
+DeliveryStatus = Literal["pending", "succeeded", "failed"]
+
+
+class EndpointCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://app.example.com/hooks/whatsapp",
+                    "events": ["message.delivered", "message.failed", "message.received"],
+                    "description": "Order notifications",
+                }
+            ]
+        },
+    )
+    url: Url
+    events: Events = None
+    description: Description | None = None
+
+
+class EndpointUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: Url | None = None
+    events: Events = None
+    description: Description | None = None
+    enabled: Annotated[bool, Field(strict=True)] | None = None
+
+
+class Endpoint(BaseModel):
+    id: str
+    url: str
+    events: list[str] | None
+    description: str | None
+    enabled: bool
+    disabled_reason: DisabledReason | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class CreatedEndpoint(Endpoint):
+    secret: str = Field(
+        description="`whsec_` and the base64 of 32 random bytes: shown here and at rotation only."
+    )
+
+
+class EndpointList(BaseModel):
+    items: list[Endpoint]
+
+
+class Secret(BaseModel):
+    secret: str
+
+
+class Delivery(BaseModel):
+    id: str
+    event_id: str = Field(description="The event's id: the `webhook-id` header of every attempt.")
+    event_type: str
+    message_id: str | None
+    status: DeliveryStatus
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: datetime
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class DeliveryPage(BaseModel):
+    items: list[Delivery]
+    next_cursor: str | None
+
+
+class Recover(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"since": "2026-12-01T00:00:00Z"}]},
+    )
+    since: AwareDatetime = Field(description="Failed deliveries created at or after this time.")
+
+
+class Requeued(BaseModel):
+    requeued: int
