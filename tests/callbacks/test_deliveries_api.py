@@ -238,3 +238,14 @@ async def test_deleting_an_endpoint_drops_its_deliveries_only(
         events = await conn.scalar(sa.select(sa.func.count()).select_from(callback_event))
     assert left == [(event.deliveries[1], uuid.UUID(other["id"]))]
     assert events == 2  # events stay: other endpoints may still be sent them
+
+
+@pytest.mark.parametrize("since", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+async def test_recover_refuses_a_time_utc_cannot_hold(
+    client: httpx.AsyncClient, org: tuple[str, dict[str, str]], endpoint: str, since: str
+) -> None:
+    response = await client.post(
+        f"/v1/webhook-endpoints/{endpoint}/recover", json={"since": since}, headers=org[1]
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "validation_error"

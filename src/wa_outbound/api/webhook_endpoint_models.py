@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from wa_outbound.callbacks.types import EventType
 
@@ -27,6 +27,16 @@ Events = Annotated[
     ),
 ]
 Description = Annotated[str, StringConstraints(max_length=500)]
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first UTC time
+        raise ValueError("the time is out of range in UTC") from None
+
+
+UtcTime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 DisabledReason = Literal["manual", "gone", "failing"]
 DeliveryStatus = Literal["pending", "succeeded", "failed"]
 
@@ -106,7 +116,7 @@ class Recover(BaseModel):
         extra="forbid",
         json_schema_extra={"examples": [{"since": "2026-12-01T00:00:00Z"}]},
     )
-    since: AwareDatetime = Field(description="Failed deliveries created at or after this time.")
+    since: UtcTime = Field(description="Failed deliveries created at or after this time.")
 
 
 class Requeued(BaseModel):
