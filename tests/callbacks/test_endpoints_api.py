@@ -22,6 +22,7 @@ from wa_outbound.config import Settings
 from wa_outbound.crypto import Keyring
 from wa_outbound.db.callback_schema import callback_endpoint
 from wa_outbound.db.schema import audit_event
+from wa_outbound.events.outgoing import EVENT_TYPES
 
 pytestmark = pytest.mark.asyncio
 
@@ -88,6 +89,14 @@ async def test_events_absent_or_null_mean_every_type_and_duplicates_are_dropped(
     assert (await create(client, auth, events=None))["events"] is None
     twice = await create(client, auth, events=["consent.changed", "consent.changed"])
     assert twice["events"] == ["consent.changed"]
+
+
+async def test_every_type_the_service_emits_can_be_subscribed_to(
+    client: httpx.AsyncClient, org: tuple[str, dict[str, str]]
+) -> None:
+    _, auth = org
+    assert len(EVENT_TYPES) == 10
+    assert (await create(client, auth, events=list(EVENT_TYPES)))["events"] == list(EVENT_TYPES)
 
 
 async def test_an_unknown_event_type_is_refused_naming_its_place(

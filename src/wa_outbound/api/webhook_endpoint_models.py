@@ -5,9 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 
-from wa_outbound.callbacks.types import EventType
+from wa_outbound.events.outgoing import EVENT_TYPES
 
 Url = Annotated[
     str,
@@ -17,6 +25,19 @@ Url = Annotated[
         "every address is public (`WA_CALLBACK_ALLOW_INSECURE=true` lifts this in development).",
         examples=["https://app.example.com/hooks/whatsapp"],
     ),
+]
+
+
+def _known(value: str) -> str:
+    if value not in EVENT_TYPES:
+        raise ValueError(f"unknown event type; the types are {', '.join(EVENT_TYPES)}")
+    return value
+
+
+EventType = Annotated[
+    str,
+    AfterValidator(_known),
+    WithJsonSchema({"type": "string", "enum": list(EVENT_TYPES)}),
 ]
 Events = Annotated[
     list[EventType] | None,

@@ -85,8 +85,8 @@ CREATE: dict[int | str, Any] = _with(
     invalid(
         "the body breaks a rule of the schema, e.g. an event type that does not exist",
         ("body", "events", "0"),
-        "Input should be 'message.accepted', 'message.sent', ... or 'template.updated'",
-        "literal_error",
+        "Value error, unknown event type; the types are message.accepted, message.sent, ...",
+        "value_error",
     ),
     *_CALL,
 )

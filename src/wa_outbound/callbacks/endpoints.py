@@ -124,12 +124,22 @@ async def create(
 
 
 async def owned(
-    conn: AsyncConnection, org_id: str, endpoint_id: uuid.UUID, *, lock: bool = False
+    conn: AsyncConnection,
+    org_id: str,
+    endpoint_id: uuid.UUID,
+    *,
+    lock: bool = False,
+    deleting: bool = False,
 ) -> Endpoint:
-    """The org's endpoint, or 404: another org's endpoint is not found, never forbidden."""
+    """The org's endpoint, or 404: another org's endpoint is not found, never forbidden.
+
+    `lock` takes its row lock without blocking the deliveries that reference it (FOR NO KEY
+    UPDATE); `deleting` takes the full lock, which waits for and then blocks them."""
     query = sa.select(*_PUBLIC).where(e.id == endpoint_id, e.org_id == org_id)
-    if lock:
+    if deleting:
         query = query.with_for_update()
+    elif lock:
+        query = query.with_for_update(key_share=True)
     row = (await conn.execute(query)).first()
     if row is None:
         raise NotFound("webhook endpoint not found")
@@ -189,9 +199,11 @@ async def delete(
 ) -> int:
     """Delete the endpoint and its deliveries (pending ones are dropped); returns how many
     deliveries went. The events stay: other endpoints may still be sent them."""
-    # The row lock orders this against an emission that fans out to the endpoint: that
-    # insertion either commits first (its delivery is deleted here) or finds no endpoint.
-    await owned(conn, org_id, endpoint_id, lock=True)
+    # FOR UPDATE waits for every transaction holding the row's key-share lock, as inserting a
+    # delivery for the endpoint does (its foreign key): those deliveries are then committed, and
+    # deleted below. An emission that reads the endpoint FOR KEY SHARE after this lock waits,
+    # then finds no endpoint.
+    await owned(conn, org_id, endpoint_id, deleting=True)
     dropped = await deliveries.delete_of_endpoint(conn, endpoint_id)
     await conn.execute(callback_endpoint.delete().where(e.id == endpoint_id))
     await record_audit(
