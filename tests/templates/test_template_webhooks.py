@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import NoResultFound
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import meta_payloads as meta
@@ -152,3 +153,14 @@ async def test_a_waba_no_sender_has_is_counted_and_changes_nothing(
     done = await post(db_engine, (field, status_update("order_update", "PAUSED")), waba_id="nope")
     assert done.unrouted == {field: 1}
     assert (await row(db_engine, W, "order_update"))["status"] == "APPROVED"
+
+
+async def test_a_quality_update_for_an_unknown_template_adds_nothing(
+    db_engine: AsyncEngine, orgs: tuple[str, str, str]
+) -> None:
+    """A quality alone says nothing of whether the template may be sent: no row that would
+    refuse it."""
+    done = await post(db_engine, ("message_template_quality_update", quality_update("x", "RED")))
+    assert done.management["message_template_quality_update", "ignored"] == 1
+    with pytest.raises(NoResultFound):
+        await row(db_engine, W, "x")

@@ -8,11 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wa_outbound.api import responses
 from wa_outbound.api.deps import CallerDep, EngineDep, SettingsDep, TemplatesDep
 from wa_outbound.api.openapi import errors
 from wa_outbound.api.template_answers import BAD_WABA, SYNC, TEMPLATES, UNKNOWN_WABA
+from wa_outbound.config import Settings
 from wa_outbound.errors import NotFound
 from wa_outbound.templates import registry
 
@@ -41,7 +43,9 @@ class SyncStarted(BaseModel):
     waba_ids: list[str]
 
 
-async def _wabas(engine: Any, settings: Any, org_id: str, waba_id: str | None) -> set[str]:
+async def _wabas(
+    engine: AsyncEngine, settings: Settings, org_id: str, waba_id: str | None
+) -> set[str]:
     async with engine.connect() as conn:
         wabas = await registry.org_wabas(conn, org_id, shared_available=settings.has_shared_sender)
     if waba_id is None:

@@ -104,10 +104,13 @@ async def change(
     category: str | None = None,
     template_id: str | None = None,
 ) -> bool:
-    """A webhook's change of one template (created when unknown); whether anything changed."""
+    """A webhook's change of one template (created when unknown and the change gives its
+    status: a quality alone says nothing of whether it may be sent); whether anything changed."""
     query = sa.select(template).where(t.waba_id == waba_id, t.name == name, t.language == language)
     found = (await conn.execute(query)).first()
     old = dict(found._mapping) if found is not None else None
+    if old is None and status is None:
+        return False
     new = (
         dict(old)
         if old
@@ -116,7 +119,7 @@ async def change(
             "name": name,
             "language": language,
             "template_id": template_id,
-            "status": status or "UNKNOWN",
+            "status": status,
             "category": category,
             "quality": None,
             "components": [],

@@ -50,7 +50,6 @@ class TemplateSync:
         self._clock = clock
         self._every = timedelta(seconds=settings.template_sync_seconds)
         self._stop = asyncio.Event()
-        self._asked: set[str] = set()
         self._tasks: set[asyncio.Task[bool]] = set()
 
     async def run(self) -> None:
