@@ -25,7 +25,8 @@ from wa_outbound.api.models import (
 )
 from wa_outbound.api.openapi import MessageId
 from wa_outbound.errors import InvalidRequest
-from wa_outbound.outbox import enqueue, messages, one
+from wa_outbound.events.message_view import REPLY_TO
+from wa_outbound.outbox import enqueue, messages, one, replies
 from wa_outbound.status import Status
 
 router = APIRouter(
@@ -35,6 +36,7 @@ router = APIRouter(
 )
 _batch_item = TypeAdapter(BatchItem)
 _batch_items = TypeAdapter(list[BatchItem])
+_GIVEN_AS_IS = ("template", "media", "interactive")
 
 IdempotencyKey = Annotated[
     str | None,
@@ -56,11 +58,14 @@ def _new_message(body: MessageCreate, idempotency_key: str | None) -> enqueue.Ne
     left_out |= {name for name in ("from_", "expires_at") if getattr(body, name) is None}
     content = body.model_dump(mode="json", exclude=left_out)
     request_hash = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    if body.template is not None:
-        # Stored, and sent to Meta, as given: no key the caller left out is added.
-        kind, payload = "template", body.template.model_dump(mode="json", exclude_unset=True)
-    else:
+    if body.text is not None:
         kind, payload = "text", content["text"]
+    else:
+        # Stored, and sent to Meta, as given: no key the caller left out is added.
+        kind, part = next((k, p) for k in _GIVEN_AS_IS if (p := getattr(body, k)) is not None)
+        payload = part.model_dump(mode="json", exclude_unset=True)
+    if body.reply_to is not None:
+        payload[REPLY_TO] = body.reply_to  # an id is turned into its wamid by _resolve_replies
     return enqueue.NewMessage(
         to=body.to,
         kind=kind,
@@ -72,6 +77,33 @@ def _new_message(body: MessageCreate, idempotency_key: str | None) -> enqueue.Ne
         sender=body.from_,
         expires_at=body.expires_at,
     )
+
+
+async def _resolve_replies(
+    engine: EngineDep, org_id: str, items: list[enqueue.NewMessage]
+) -> list[InvalidRequest | None]:
+    """Replace each `reply_to` given as our id of an inbound message by its wamid (in place);
+    the refusal of each item whose id names no inbound message the organisation was told of."""
+    ids = {
+        index: found
+        for index, item in enumerate(items)
+        if (reply_to := item.payload.get(REPLY_TO)) and (found := replies.as_id(reply_to))
+    }
+    refusals: list[InvalidRequest | None] = [None] * len(items)
+    if not ids:
+        return refusals
+    async with engine.connect() as conn:
+        wamids = await replies.wamids_of(conn, org_id=org_id, ids=ids.values())
+    for index, inbound in ids.items():
+        if inbound in wamids:
+            items[index].payload[REPLY_TO] = wamids[inbound]
+        else:
+            refusals[index] = InvalidRequest(
+                "reply_to: no inbound message has this id (give its wamid, or the id of its "
+                "message.received event)",
+                field="reply_to",
+            )
+    return refusals
 
 
 @router.post(
@@ -99,6 +131,9 @@ async def create_message(
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any] | Response:
     new = _new_message(body, idempotency_key)
+    [refused] = await _resolve_replies(engine, principal.org_id, [new])
+    if refused is not None:
+        raise refused
     outcome = None
     if settings.is_postgres:
         outcome = await one.enqueue_one(
@@ -177,6 +212,13 @@ async def create_batch(
             )["error"]
             continue
         valid.append((index, _new_message(item, item.idempotency_key)))
+    refusals = await _resolve_replies(engine, principal.org_id, [new for _, new in valid])
+    for (index, _), refused in zip(valid, refusals, strict=True):
+        if refused is not None:
+            results[index]["error"] = error_body(refused.code, refused.message, refused.details)[
+                "error"
+            ]
+    valid = [item for item, refused in zip(valid, refusals, strict=True) if refused is None]
     async with engine.begin() as conn:
         outcomes = await enqueue.enqueue(
             conn,
