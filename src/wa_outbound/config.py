@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     lease_seconds: PositiveSeconds = 60.0
     send_timeout_seconds: PositiveSeconds = 10.0
     shutdown_grace_seconds: PositiveSeconds = 10.0
+    # A send whose outcome is unknown (timeout, dropped connection) waits this long for a status
+    # webhook naming it before it is sent again (docs/reconciliation.md).
+    reconcile_seconds: float = Field(60.0, ge=0, le=86_400)
 
     default_daily_quota: int = Field(1000, ge=0)
     # Empty (None): an org has no per-second cap of its own; its senders' throughput paces it.
