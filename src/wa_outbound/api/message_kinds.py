@@ -89,75 +89,75 @@ class Media(_Exact):
         return self
 
 
-class MediaRef(_Exact):
+class HeaderMedia(_Exact):
     link: HttpsUrl = _LEFT_OUT
     id: MediaId = _LEFT_OUT
 
     @model_validator(mode="after")
-    def _one_source(self) -> MediaRef:
+    def _one_source(self) -> HeaderMedia:
         if (self.link is None) == (self.id is None):
             raise ValueError("exactly one of 'link' or 'id' is required")
         return self
 
 
-class Header(_Exact):
+class InteractiveHeader(_Exact):
     type: Literal["text", "image", "video", "document"]
     text: Text60 = _LEFT_OUT
-    image: MediaRef = _LEFT_OUT
-    video: MediaRef = _LEFT_OUT
-    document: MediaRef = _LEFT_OUT
+    image: HeaderMedia = _LEFT_OUT
+    video: HeaderMedia = _LEFT_OUT
+    document: HeaderMedia = _LEFT_OUT
 
     @model_validator(mode="after")
-    def _its_part(self) -> Header:
+    def _its_part(self) -> InteractiveHeader:
         given = [k for k in ("text", "image", "video", "document") if getattr(self, k) is not None]
         if given != [self.type]:
             raise ValueError(f"a {self.type} header has exactly the key '{self.type}'")
         return self
 
 
-class Body(_Exact):
+class InteractiveBody(_Exact):
     text: Text1024
 
 
-class Footer(_Exact):
+class InteractiveFooter(_Exact):
     text: Text60
 
 
-class Reply(_Exact):
+class ReplyButtonReply(_Exact):
     id: Text256
     title: Text20
 
 
 class ReplyButton(_Exact):
     type: Literal["reply"]
-    reply: Reply
+    reply: ReplyButtonReply
 
 
-class Row(_Exact):
+class ListRow(_Exact):
     id: Text200
     title: Text24
     description: Text72 = _LEFT_OUT
 
 
-class Section(_Exact):
+class ListSection(_Exact):
     title: Text24 = _LEFT_OUT
-    rows: Annotated[list[Row], Field(min_length=1, max_length=10)]
+    rows: Annotated[list[ListRow], Field(min_length=1, max_length=10)]
 
 
-class CtaParameters(_Exact):
+class CtaUrlParameters(_Exact):
     display_text: Text20
     url: HttpsUrl
 
 
-class Action(_Exact):
+class InteractiveAction(_Exact):
     """`buttons` (type button), `button` and `sections` (list), or `name` "cta_url" and
     `parameters` (cta_url)."""
 
     buttons: Annotated[list[ReplyButton], Field(min_length=1, max_length=3)] = _LEFT_OUT
     button: Text20 = _LEFT_OUT
-    sections: Annotated[list[Section], Field(min_length=1, max_length=10)] = _LEFT_OUT
+    sections: Annotated[list[ListSection], Field(min_length=1, max_length=10)] = _LEFT_OUT
     name: Literal["cta_url"] = _LEFT_OUT
-    parameters: CtaParameters = _LEFT_OUT
+    parameters: CtaUrlParameters = _LEFT_OUT
 
 
 _ACTION_KEYS = {
@@ -171,10 +171,10 @@ class Interactive(_Exact):
     """Reply buttons, a list, or a call-to-action URL button, as Meta's `interactive` object."""
 
     type: Literal["button", "list", "cta_url"]
-    header: Header = _LEFT_OUT
-    body: Body
-    footer: Footer = _LEFT_OUT
-    action: Action
+    header: InteractiveHeader = _LEFT_OUT
+    body: InteractiveBody
+    footer: InteractiveFooter = _LEFT_OUT
+    action: InteractiveAction
 
     @model_validator(mode="after")
     def _fits_its_type(self) -> Interactive:
@@ -191,7 +191,7 @@ class Interactive(_Exact):
         return self
 
 
-def _check_sections(sections: list[Section]) -> None:
+def _check_sections(sections: list[ListSection]) -> None:
     rows = [row for section in sections for row in section.rows]
     if len(rows) > 10:
         raise ValueError(f"action.sections: at most 10 rows in all, not {len(rows)}")

@@ -112,10 +112,13 @@ async def _resolve_replies(
     response_model=Message,
     responses=responses.QUEUE_MESSAGE,
     summary="Queue one message",
-    description="Queues a template message, or a session `text` message, to one recipient. "
-    "The recipient must have granted consent (`PUT /v1/consents/{phone}`); a `text` message is "
-    "accepted only while the recipient's 24-hour service window is open (they wrote to the "
-    "business in the last 24 hours). The message is sent once it is due (`send_after`) and "
+    description="Queues a template message, or a session message (`text`, `media` or "
+    "`interactive`), to one recipient. The recipient must have granted consent "
+    "(`PUT /v1/consents/{phone}`); a session message is accepted only while the recipient's "
+    "24-hour service window with the sender is open (they wrote to it in the last 24 hours). "
+    "`media` and `interactive` are held to Meta's limits here and sent to Meta exactly as "
+    "given; `reply_to` (an inbound wamid, or the `id` of a `message.received` event) is sent "
+    "as Meta's `context`. The message is sent once it is due (`send_after`) and "
     "the organisation's rate limits allow; follow it with `GET /v1/messages/{id}`.\n\n"
     "With an `Idempotency-Key`, a retry with the same key and body answers 200 with the "
     "message first queued and queues nothing; the same key with another body answers 409. "
