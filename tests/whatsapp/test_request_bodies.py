@@ -11,8 +11,9 @@ import pytest
 
 from fake_meta import FakeMeta, running_fake_meta
 from helpers import make_settings
+from wa_outbound.status import REPLY_TO
 from wa_outbound.whatsapp.cloud import CloudProvider
-from wa_outbound.whatsapp.provider import REPLY_TO, OutgoingMessage
+from wa_outbound.whatsapp.provider import OutgoingMessage
 
 TOKEN = "meta-token"
 NUMBER = "106540352242922"

@@ -25,9 +25,8 @@ from wa_outbound.api.models import (
 )
 from wa_outbound.api.openapi import MessageId
 from wa_outbound.errors import InvalidRequest
-from wa_outbound.events.message_view import REPLY_TO
 from wa_outbound.outbox import enqueue, messages, one, replies
-from wa_outbound.status import Status
+from wa_outbound.status import REPLY_TO, Status
 
 router = APIRouter(
     prefix="/v1/messages",

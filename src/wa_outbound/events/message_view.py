@@ -7,9 +7,7 @@ import uuid
 from typing import Any
 
 from wa_outbound.db.schema import SHARED_SENDER_ID
-from wa_outbound.whatsapp.provider import KINDS, REPLY_TO
-
-__all__ = ["KINDS", "REPLY_TO", "view"]
+from wa_outbound.status import KINDS, REPLY_TO
 
 
 def view(row: dict[str, Any]) -> dict[str, Any]:

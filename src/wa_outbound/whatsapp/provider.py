@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from wa_outbound.status import REPLY_TO
 from wa_outbound.whatsapp.retry import ProviderError
 
 
@@ -36,12 +37,6 @@ class Provider(Protocol):
     async def send(self, message: OutgoingMessage) -> SendResult: ...
 
     async def close(self) -> None: ...
-
-
-KINDS = ("template", "text", "media", "interactive")
-REPLY_TO = "_reply_to"
-"""The key of a stored payload holding the wamid it replies to: ours, never the caller's (every
-kind's object refuses keys it does not know), never shown nor sent as part of the object."""
 
 
 def request_body(message: OutgoingMessage) -> dict[str, Any]:
