@@ -84,6 +84,9 @@ class FakeMeta:
         self.token = token
         self.phone_number_id = phone_number_id  # None: any id in the path is accepted
         self.auto_statuses = auto_statuses
+        # Meta echoes a send's `biz_opaque_callback_data` in its statuses; False: as if the
+        # service had sent none (what reconciliation is measured against).
+        self.echo_callback_data = True
         self.hang_s = hang_s
         self.webhooks: StatusWebhooks | None = None
         if auto_statuses and webhook_url is None:
@@ -236,6 +239,7 @@ class FakeMeta:
         self.received.add(RecordedRequest(at, key, body, auth, 200, wamid, number))
         if self.auto_statuses and self.webhooks is not None:
             callback = body.get("biz_opaque_callback_data") if isinstance(body, dict) else None
+            callback = callback if self.echo_callback_data else None
             self.webhooks.queue(wamid, key, number or None, callback)
         return Response(orjson.dumps(send_response(wamid, to)), media_type="application/json")
 
