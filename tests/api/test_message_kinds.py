@@ -4,6 +4,7 @@ wamid or as our id of an inbound message."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any
 
@@ -246,3 +247,15 @@ async def test_reply_to_an_unknown_id_is_refused_with_its_path(
     ).json()["results"]
     assert results[0]["error"]["code"] == "validation_error"
     assert results[1]["message"]["kind"] == "media"
+
+
+def test_a_body_from_before_the_new_kinds_hashes_as_it_did() -> None:
+    # An Idempotency-Key used before media, interactive and reply_to existed still replays.
+    from wa_outbound.api.messages import _new_message
+    from wa_outbound.api.models import MessageCreate
+
+    given = {"to": PHONE, "template": {"name": "order_update", "language": "en_US"}}
+    before = {**given, "text": None, "metadata": {}, "send_after": None}
+    before["template"] = {**given["template"], "components": []}  # type: ignore[dict-item]
+    expected = hashlib.sha256(orjson.dumps(before, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    assert _new_message(MessageCreate.model_validate(given), None).request_hash == expected

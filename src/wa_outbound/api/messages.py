@@ -36,6 +36,7 @@ router = APIRouter(
 _batch_item = TypeAdapter(BatchItem)
 _batch_items = TypeAdapter(list[BatchItem])
 _GIVEN_AS_IS = ("template", "media", "interactive")
+_ADDED_LATER = ("from_", "expires_at", "media", "interactive", "reply_to")
 
 IdempotencyKey = Annotated[
     str | None,
@@ -51,10 +52,10 @@ IdempotencyKey = Annotated[
 def _new_message(body: MessageCreate, idempotency_key: str | None) -> enqueue.NewMessage:
     # The hash covers the body with its defaults filled in: leaving out a default or sending it
     # is the same request.
-    # `from` and `expires_at` count only when given, so keys used before they existed replay
-    # as before.
+    # The fields added after the first (`from`, `expires_at`, the kinds beyond text, `reply_to`)
+    # count only when given, so keys used before they existed replay as before.
     left_out = {"idempotency_key"}
-    left_out |= {name for name in ("from_", "expires_at") if getattr(body, name) is None}
+    left_out |= {name for name in _ADDED_LATER if getattr(body, name) is None}
     content = body.model_dump(mode="json", exclude=left_out)
     request_hash = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
     if body.text is not None:
