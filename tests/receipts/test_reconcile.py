@@ -139,3 +139,20 @@ def test_the_callback_data_is_read_from_a_status() -> None:
     [update] = parse(meta.envelope(statuses=[item])).statuses
     assert update.callback_data == message_id
     assert str(update.named_id) == message_id
+
+
+async def test_a_status_naming_a_cancelled_message_stays_pending_and_untaken(
+    db_engine: AsyncEngine, org_id: str
+) -> None:
+    message_id = await sender_and_message(
+        db_engine, org_id, "111000111", status="CANCELLED", waiting_reason=None
+    )
+    assert await apply(db_engine, named(message_id, "111000111")) == [PENDING]
+    async with db_engine.connect() as conn:
+        first = (await conn.execute(sa.select(pending_status.c.id))).scalar_one()
+    async with db_engine.begin() as conn:
+        assert await apply_known_pending(conn, now=utcnow(), limit=10) == 0
+    async with db_engine.connect() as conn:
+        # Still the same row: it was not taken and stored again (which would renew its age).
+        assert (await conn.execute(sa.select(pending_status.c.id))).scalar_one() == first
+    assert (await row(db_engine, message_id))["status"] == "CANCELLED"

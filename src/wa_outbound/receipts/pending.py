@@ -18,6 +18,7 @@ from wa_outbound.db.schema import (
     pending_status,
     sender,
 )
+from wa_outbound.receipts.reconcile import RECONCILABLE
 from wa_outbound.receipts.statuses import StatusUpdate, apply_statuses
 from wa_outbound.status import Status
 
@@ -66,9 +67,14 @@ async def _take_and_apply(
                     m.id == w.message_id,
                     _same_number(),
                 ),
-                # Its callback data names a message no longer being sent (reconcile.py).
+                # Its callback data names a message it can now be attached to (reconcile.py):
+                # one with another wamid, or one waiting or failed without any. Not one being
+                # sent, nor a cancelled one: taken, such a status would only be pending again.
                 sa.exists().where(
-                    m.id == _named_id(conn), m.status != Status.SENDING, _same_number()
+                    m.id == _named_id(conn),
+                    m.status != Status.SENDING,
+                    sa.or_(m.provider_message_id.is_not(None), m.status.in_(RECONCILABLE)),
+                    _same_number(),
                 ),
             ),
         )

@@ -29,8 +29,8 @@ from wa_outbound.receipts.matching import ERROR_COLUMNS, LockedMessage, StatusUp
 from wa_outbound.status import Status
 
 RECONCILED, DUPLICATE_SEND = "reconciled", "duplicate_send"
-# Where a message may be when a status shows that a send of it reached Meta after all.
-_RECONCILABLE = frozenset({Status.QUEUED, Status.RETRYING, Status.FAILED})
+# Where a message without a wamid may be when a status shows that a send of it reached Meta.
+RECONCILABLE = frozenset({Status.QUEUED, Status.RETRYING, Status.FAILED})
 
 
 async def write_links(conn: AsyncConnection, links: list[dict[str, Any]]) -> None:
@@ -52,7 +52,7 @@ def attach(
     row, wamid = message.row, update.provider_message_id
     before = row["status"]
     details: dict[str, Any] = {"provider_message_id": wamid, "attempt": row["attempts"]}
-    if row["provider_message_id"] is None and before in _RECONCILABLE:
+    if row["provider_message_id"] is None and before in RECONCILABLE:
         details["waiting_reason"] = row["waiting_reason"]
         if before == Status.FAILED:
             details["error_code"] = row["error_code"]
