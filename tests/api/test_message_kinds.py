@@ -135,7 +135,8 @@ async def test_interactive_messages_within_meta_limits_are_queued_exactly_as_giv
     ("content", "where"),
     [
         ({"interactive": buttons(*[(f"b{i}", f"B{i}") for i in range(4)])}, "action.buttons"),
-        ({"interactive": buttons(("same", "One"), ("same", "Two"))}, "action.buttons"),
+        ({"interactive": buttons(("same", "One"), ("same", "Two"))}, "reply.id 'same'"),
+        ({"interactive": buttons(("one", "Same"), ("two", "Same"))}, "reply.title 'Same'"),
         ({"interactive": buttons(("b", "x" * 21))}, "action.buttons.0.reply.title"),
         ({"interactive": buttons(("x" * 257, "B"))}, "action.buttons.0.reply.id"),
         ({"interactive": {**BUTTONS, "body": {"text": "x" * 1025}}}, "body.text"),

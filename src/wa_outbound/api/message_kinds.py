@@ -4,7 +4,7 @@ Both travel to Meta exactly as given (dumped with `exclude_unset`): every model 
 keys and `null`, so what passes here is what Meta is sent. Per-field limits are field
 constraints (the 422 names the field's path); the rules across fields say their path in the
 message. Meta's limits as its interactive-message reference states them: body ≤ 1024, footer
-≤ 60, a text header ≤ 60; reply buttons 1-3, title ≤ 20, id ≤ 256, ids unique; a list's button
+≤ 60, a text header ≤ 60; reply buttons 1-3, title ≤ 20, id ≤ 256, ids and titles unique; a list's button
 ≤ 20, 1-10 sections, 1-10 rows in all, row title ≤ 24, description ≤ 72, id ≤ 200, ids unique,
 a section title ≤ 24 (needed when there are several); a list's header is text only; a CTA URL's
 display_text ≤ 20 and an https url.
@@ -185,7 +185,9 @@ class Interactive(_Exact):
         if self.type == "list" and self.header is not None and self.header.type != "text":
             raise ValueError("header: a list's header is text only")
         if self.action.buttons is not None:
-            _unique([b.reply.id for b in self.action.buttons], "action.buttons", "reply.id")
+            replies = [button.reply for button in self.action.buttons]
+            _unique([reply.id for reply in replies], "action.buttons", "reply.id")
+            _unique([reply.title for reply in replies], "action.buttons", "reply.title")
         if self.action.sections is not None:
             _check_sections(self.action.sections)
         return self
