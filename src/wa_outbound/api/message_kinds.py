@@ -4,10 +4,10 @@ Both travel to Meta exactly as given (dumped with `exclude_unset`): every model 
 keys and `null`, so what passes here is what Meta is sent. Per-field limits are field
 constraints (the 422 names the field's path); the rules across fields say their path in the
 message. Meta's limits as its interactive-message reference states them: body ≤ 1024, footer
-≤ 60, a text header ≤ 60; reply buttons 1-3, title ≤ 20, id ≤ 256, ids and titles unique; a list's button
-≤ 20, 1-10 sections, 1-10 rows in all, row title ≤ 24, description ≤ 72, id ≤ 200, ids unique,
-a section title ≤ 24 (needed when there are several); a list's header is text only; a CTA URL's
-display_text ≤ 20 and an https url.
+≤ 60, a text header ≤ 60; reply buttons 1-3, title ≤ 20, id ≤ 256, ids and titles unique; a
+list's button ≤ 20, 1-10 sections, 1-10 rows in all, row title ≤ 24, description ≤ 72, id ≤ 200,
+ids unique, a section title ≤ 24 (needed when there are several), a text header only; a CTA
+URL's display_text ≤ 20 and an https url.
 """
 
 from __future__ import annotations
