@@ -119,7 +119,11 @@ async def new_org(client: httpx.AsyncClient, name: str = "Acme") -> Org:
 
 
 async def dead_letter(
-    database_url: str, org_id: str, *, to: str = "+33612345678", code: tuple[str, str] = TEMPLATE_ERROR
+    database_url: str,
+    org_id: str,
+    *,
+    to: str = "+33612345678",
+    code: tuple[str, str] = TEMPLATE_ERROR,
 ) -> uuid.UUID:
     """A message that failed for good with `code` (Meta refused its template, say): FAILED and
     dead-lettered, as the dispatcher leaves it."""

@@ -32,9 +32,7 @@ def upgrade() -> None:
         sa.Column("expires_at", TS, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_console_session")),
     )
-    op.create_index(
-        op.f("ix_console_session_expires_at"), "console_session", ["expires_at"]
-    )
+    op.create_index(op.f("ix_console_session_expires_at"), "console_session", ["expires_at"])
 
 
 def downgrade() -> None:

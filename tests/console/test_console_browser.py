@@ -37,7 +37,9 @@ async def api(service: Service) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def open_console(browser: Browser, service: Service) -> tuple[BrowserContext, Page, PageWatch]:
+async def open_console(
+    browser: Browser, service: Service
+) -> tuple[BrowserContext, Page, PageWatch]:
     context = await browser.new_context(service_workers="block")
     page = await context.new_page()
     seen = await watch(page, service_origin(service.base_url))
@@ -143,4 +145,5 @@ async def test_revoking_the_key_ends_the_session(
 
 def test_the_service_logged_no_error(service: Service) -> None:
     text = Path(service.log).read_text(errors="replace")
-    assert " ERROR " not in text and "Traceback" not in text, text[-4000:]
+    assert " ERROR " not in text, text[-4000:]
+    assert "Traceback" not in text, text[-4000:]

@@ -32,6 +32,14 @@ from wa_outbound.console.web import PACKAGE, PREFIX, STATIC_PATH
 
 def install(app: FastAPI) -> None:
     """Serve the console's pages under /console and its assets under /console/static."""
-    for module in (signin, overview, message_pages, dlq_pages, alert_pages, sender_pages, endpoint_pages):
+    for module in (
+        signin,
+        overview,
+        message_pages,
+        dlq_pages,
+        alert_pages,
+        sender_pages,
+        endpoint_pages,
+    ):
         app.include_router(module.router, prefix=PREFIX, include_in_schema=False)
     app.mount(STATIC_PATH, StaticFiles(directory=PACKAGE / "static"), name="console-static")

@@ -48,9 +48,7 @@ def actor_for(principal: Principal) -> str:
     return f"console:{principal.key_prefix}"
 
 
-async def principal_of(
-    engine: AsyncEngine, cache: ApiKeyCache, key_hash: str
-) -> Principal | None:
+async def principal_of(engine: AsyncEngine, cache: ApiKeyCache, key_hash: str) -> Principal | None:
     """The key's principal as the API finds it: the cache first, then the database."""
     principal = cache.get(key_hash)
     if principal is not None:

@@ -72,7 +72,8 @@ async def list_messages(
             error = "Sender: not a sender's id"
     async with request.state.engine.connect() as conn:
         senders = await store.of_org(conn, operator.org_id)
-        rows, next_cursor = ([], None)
+        rows: list[dict[str, Any]] = []
+        next_cursor = None
         if error is None:
             rows, next_cursor = await _page(
                 conn,
@@ -98,7 +99,9 @@ async def list_messages(
 
 
 @router.get("/messages/{message_id}")
-async def show_message(request: Request, operator: OrgOperatorDep, message_id: uuid.UUID) -> Response:
+async def show_message(
+    request: Request, operator: OrgOperatorDep, message_id: uuid.UUID
+) -> Response:
     async with request.state.engine.connect() as conn:
         row = await messages.get_message(conn, org_id=operator.org_id, message_id=message_id)
         events = await messages.list_events(conn, org_id=operator.org_id, message_id=message_id)

@@ -24,9 +24,14 @@ async def overview(request: Request, operator: OrgOperatorDep, hours: int = 3) -
     charts = [
         (
             "Queue depth (rebuilt from message times)",
-            chart("Queue depth", found.depth, start=start, step=step, kind="line", css_class="depth"),
+            chart(
+                "Queue depth", found.depth, start=start, step=step, kind="line", css_class="depth"
+            ),
         ),
-        ("Sent per minute", chart("Sent per minute", found.sent, start=start, step=step, css_class="sent")),
+        (
+            "Sent per minute",
+            chart("Sent per minute", found.sent, start=start, step=step, css_class="sent"),
+        ),
         (
             "Failures per minute",
             chart("Failures per minute", found.failed, start=start, step=step, css_class="failed"),

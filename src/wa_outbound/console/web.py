@@ -85,8 +85,14 @@ def base(request: Request) -> str:
 
 
 def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    html = templates().get_template(name).render(
-        base=base(request), static=f"{request.scope.get('root_path', '')}{STATIC_PATH}", **context
+    html = (
+        templates()
+        .get_template(name)
+        .render(
+            base=base(request),
+            static=f"{request.scope.get('root_path', '')}{STATIC_PATH}",
+            **context,
+        )
     )
     return HTMLResponse(html, status_code=status)
 
@@ -128,11 +134,10 @@ def forget_cookie(response: Response, request: Request, name: str) -> None:
 
 async def form(request: Request, *, csrf_token: str | None) -> dict[str, list[str]]:
     """The posted form's fields; Refused (403) unless it carries `csrf_token`."""
-    if request.headers.get("content-type", "").split(";")[0].strip() != (
-        "application/x-www-form-urlencoded"
-    ):
-        raise Refused(415, "The console takes forms as application/x-www-form-urlencoded.")
     body = await request.body()
+    kind = request.headers.get("content-type", "").split(";")[0].strip()
+    if body and kind != "application/x-www-form-urlencoded":
+        raise Refused(415, "The console takes forms as application/x-www-form-urlencoded.")
     if len(body) > MAX_FORM_BYTES:
         raise Refused(413, "The form is too large.")
     try:
