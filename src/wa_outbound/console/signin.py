@@ -49,9 +49,9 @@ INSECURE_HINT = (
 def _signin_page(request: Request, status: int = 200, error: str | None = None) -> Response:
     name = cookie_name(request)
     if name is None:
-        return page(request, "signin.html", status=403, csrf_token="", error=INSECURE_HINT)
+        return page(request, "signin.html", http_status=403, csrf_token="", error=INSECURE_HINT)
     token = secrets.token_urlsafe(32)
-    response = page(request, "signin.html", status=status, csrf_token=token, error=error)
+    response = page(request, "signin.html", http_status=status, csrf_token=token, error=error)
     set_cookie(response, request, name + SIGNIN_COOKIE_SUFFIX, token, SIGNIN_MAX_AGE_S)
     return response
 

@@ -84,7 +84,7 @@ def base(request: Request) -> str:
     return f"{request.scope.get('root_path', '')}{PREFIX}"
 
 
-def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+def page(request: Request, name: str, http_status: int = 200, **context: Any) -> HTMLResponse:
     html = (
         templates()
         .get_template(name)
@@ -94,7 +94,7 @@ def page(request: Request, name: str, status: int = 200, **context: Any) -> HTML
             **context,
         )
     )
-    return HTMLResponse(html, status_code=status)
+    return HTMLResponse(html, status_code=http_status)
 
 
 def redirect(request: Request, path: str) -> RedirectResponse:
@@ -164,7 +164,7 @@ def first(fields: dict[str, list[str]], name: str, default: str = "") -> str:
 
 
 def error_page(request: Request, status: int, message: str) -> HTMLResponse:
-    return page(request, "error.html", status=status, status_code=status, message=message)
+    return page(request, "error.html", http_status=status, status_code=status, message=message)
 
 
 class ConsoleRoute(APIRoute):
