@@ -47,9 +47,7 @@ def actor_of(auth: dict[str, str]) -> str:
 
 
 async def _post(console: httpx.AsyncClient, path: str, **fields: str) -> httpx.Response:
-    token = csrf_of(
-        (await console.get("/console/").text if False else (await console.get("/console/")).text)
-    )
+    token = csrf_of((await console.get("/console/")).text)
     return await console.post(path, data={"csrf_token": token, **fields})
 
 
@@ -156,7 +154,7 @@ async def test_an_org_retries_and_recovers_its_endpoints_deliveries(
     )
     since = (utcnow() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
     recovered = await _post(console, f"/console/endpoints/{endpoint_id}/recover", since=since)
-    other_id, other_auth = await create_org_with_key(console, "Other")
+    _other_id, other_auth = await create_org_with_key(console, "Other")
     await sign_in(console, other_auth["Authorization"].removeprefix("Bearer "))
     foreign = await console.get(f"/console/endpoints/{endpoint_id}")
 
