@@ -65,6 +65,11 @@ def _when(value: datetime | None) -> str:
     return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _short(value: datetime | None) -> str:
+    """For tables: the day and time, UTC (the pages say so)."""
+    return "" if value is None else value.strftime("%m-%d %H:%M:%S")
+
+
 @functools.cache
 def templates() -> jinja2.Environment:
     """Built on first use: importing the console creates nothing."""
@@ -76,6 +81,7 @@ def templates() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["when"] = _when
+    env.filters["short"] = _short
     return env
 
 
