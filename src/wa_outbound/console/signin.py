@@ -84,6 +84,9 @@ async def sign_in(request: Request) -> Response:
         org_id, is_admin, actor = principal.org_id, False, actor_for(principal)
     now = utcnow()
     async with request.state.engine.begin() as conn:
+        previous = request.cookies.get(name)
+        if previous:  # signing in again ends the session this browser had
+            await sessions.end(conn, sessions.token_hash(previous))
         token = await sessions.create(
             conn, org_id=org_id, is_admin=is_admin, key_hash=key_hash, actor=actor, now=now
         )
