@@ -31,7 +31,7 @@ async def test_sends_failures_and_the_rebuilt_queue_depth_per_minute(
                 age=timedelta(minutes=10),
                 status="READ",
                 accepted_at=minutes_ago(5),
-            )  # fmt: skip
+            )
             for _ in range(2)
         ],
         # One queued 3 minutes ago that failed a minute later.
@@ -42,7 +42,7 @@ async def test_sends_failures_and_the_rebuilt_queue_depth_per_minute(
             status="FAILED",
             failed_at=minutes_ago(2),
             accepted_at=None,
-        ),  # fmt: skip
+        ),
         # One queued 2 minutes ago, still waiting.
         message_row(org_id=org_id, now=NOW, age=timedelta(minutes=2), accepted_at=None),
         # Another organisation's: never counted.
