@@ -171,14 +171,14 @@ async def test_an_org_retries_and_recovers_its_endpoints_deliveries(
         )
         audit = await conn.execute(
             sa.select(audit_event.c.action, audit_event.c.actor).where(
-                audit_event.c.action.like("callback_%")
+                audit_event.c.action.in_(["webhook_delivery.retried", "webhook_endpoint.recovered"])
             )
         )
         actions = sorted(tuple(a) for a in audit)
     assert statuses == {first.deliveries[0]: "pending", second.deliveries[0]: "pending"}
     assert actions == [
-        ("callback_delivery.retried", actor_of(auth)),
-        ("callback_endpoint.recovered", actor_of(auth)),
+        ("webhook_delivery.retried", actor_of(auth)),
+        ("webhook_endpoint.recovered", actor_of(auth)),
     ]
 
 
