@@ -90,7 +90,10 @@ async def test_an_org_replays_a_dead_lettered_code_and_watches_it_reach_read(
 async def test_a_wrong_key_is_refused(browser: Browser, service: Service) -> None:
     context, page, seen = await open_console(browser, service)
 
-    await sign_in(page, service, "wao_not-a-key-of-anyone")
+    # By keyboard alone: the key's field has the focus, Enter submits.
+    await page.goto(f"{service_origin(service.base_url)}/console")
+    await page.keyboard.type("wao_not-a-key-of-anyone")
+    await page.keyboard.press("Enter")
     error = await page.locator("#signin-error").inner_text()
     cookies = {c["name"] for c in await context.cookies()}
     await page.goto(f"{service_origin(service.base_url)}/console/dlq")
