@@ -292,6 +292,18 @@ async def shoot(base_url: str, key: str, endpoint_id: str, ids: dict[str, str], 
             await context.close()
             assert seen.outside == [], seen.outside
             assert seen.errors == [], seen.errors
+        # The admin token signs in, then picks an organisation.
+        context = await browser.new_context(viewport=LAPTOP)
+        page = await context.new_page()
+        seen = await watch(page, origin)
+        await page.goto(f"{origin}/console/sign-in")
+        await page.get_by_label("API key or admin token").fill(ADMIN_TOKEN)
+        await page.get_by_role("button", name="Sign in").click()
+        await page.get_by_role("heading", name="Pick an organisation").wait_for()
+        await page.screenshot(path=out / "orgs.png")
+        await context.close()
+        assert seen.outside == [], seen.outside
+        assert seen.errors == [], seen.errors
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ import pytest
 
 from browser import PageWatch, service_origin, watch
 from console_helpers import Org, Service, console_service, dead_letter, new_org
+from console_helpers import sign_in as sign_in_over_http
 from helpers import ADMIN, grant
 
 if TYPE_CHECKING:
@@ -144,6 +145,22 @@ async def test_revoking_the_key_ends_the_session(
     await context.close()
 
     assert landed.endswith("/console/sign-in")
+
+
+async def test_the_service_refuses_a_form_without_its_csrf_token(
+    service: Service, api: httpx.AsyncClient
+) -> None:
+    org = await new_org(api)
+    message_id = await dead_letter(service.database_url, org.id)
+    assert (await sign_in_over_http(api, org.key)).status_code == 303
+
+    refused = await api.post(
+        "/console/dlq/apply", data={"action": "replay", "ids": str(message_id)}
+    )
+    still_there = await api.get("/console/dlq")
+
+    assert refused.status_code == 403
+    assert str(message_id)[:8] in still_there.text
 
 
 def test_the_service_logged_no_error(service: Service) -> None:
