@@ -238,3 +238,25 @@ async def test_signing_out_ends_the_session(
     assert (await console.get("/console/")).status_code == 303
     async with engine_for(database_url) as engine, engine.connect() as conn:
         assert await conn.scalar(sa.select(sa.func.count()).select_from(console_session)) == 0
+
+
+async def test_revoking_the_key_ends_its_session_at_the_next_request(
+    console: httpx.AsyncClient, database_url: str
+) -> None:
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    created = await console.post("/v1/admin/orgs", json={"name": "Acme"}, headers=admin)
+    org_id = created.json()["id"]
+    key = await console.post(f"/v1/admin/orgs/{org_id}/api-keys", json={}, headers=admin)
+    await sign_in(console, key.json()["api_key"])
+    assert (await console.get("/console/")).status_code == 200
+
+    revoked = await console.delete(
+        f"/v1/admin/orgs/{org_id}/api-keys/{key.json()['id']}", headers=admin
+    )
+    after = await console.get("/console/messages")
+
+    assert revoked.status_code == 204
+    assert after.status_code == 303
+    assert after.headers["location"] == "/console/sign-in"
+    async with engine_for(database_url) as engine, engine.connect() as conn:
+        assert await conn.scalar(sa.select(sa.func.count()).select_from(console_session)) == 0
