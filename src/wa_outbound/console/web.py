@@ -148,7 +148,10 @@ async def form(request: Request, *, csrf_token: str | None) -> dict[str, list[st
         raise Refused(413, "The form is too large.")
     try:
         pairs = parse_qsl(
-            body.decode(), keep_blank_values=True, strict_parsing=False, max_num_fields=1000
+            body.decode(),
+            keep_blank_values=True,
+            strict_parsing=False,
+            max_num_fields=MAX_FORM_FIELDS,
         )
     except (UnicodeDecodeError, ValueError) as exc:
         raise Refused(400, "The form could not be read.") from exc
