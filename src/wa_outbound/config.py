@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     callback_disable_after_seconds: PositiveSeconds = 432_000.0
     # Development and tests only: also http:// and loopback or private addresses.
     callback_allow_insecure: bool = False
+    # Development and tests only: the console's session cookie over plain http:// (without
+    # Secure, so not `__Host-`). Over https the cookie is always `__Host-wa_console`, Secure.
+    console_allow_insecure: bool = False
     # Seconds before each retry (each ±20 %); its length is the number of retries.
     callback_retry_schedule: Annotated[list[PositiveSeconds], NoDecode] = Field(
         default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
