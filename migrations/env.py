@@ -9,6 +9,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from wa_outbound.config import Settings
+from wa_outbound.db.console_schema import console_session  # noqa: F401  (its table in metadata)
 from wa_outbound.db.engine import create_migration_engine
 from wa_outbound.db.template_schema import metadata
 
