@@ -260,9 +260,10 @@ def _event(
 
 
 def _stops_marketing(event: dict[str, Any]) -> bool:
+    """An applied `failed` status with 131050 (other events, e.g. `reconciled`, are not)."""
     details = event["details"]
     error = details.get("error") or {}
-    applied = details["status"] == "failed" and not details["ignored"]
+    applied = details.get("status") == "failed" and details.get("ignored") is False
     return applied and error.get("code") == META_STOPPED_CODE
 
 
