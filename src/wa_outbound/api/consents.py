@@ -3,16 +3,14 @@ admin + `X-Org-Id`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path
-from pydantic import BaseModel
 
 from wa_outbound import phone
 from wa_outbound.api import examples, responses
+from wa_outbound.api.consent_models import Consent, ConsentEvents, ConsentUpdate
 from wa_outbound.api.deps import CallerDep, EngineDep
-from wa_outbound.api.models import Consent, ConsentUpdate
 from wa_outbound.api.openapi import errors
 from wa_outbound.api.template_answers import CONSENT_EVENTS, NO_HISTORY
 from wa_outbound.contacts import consents
@@ -20,23 +18,6 @@ from wa_outbound.errors import InvalidRequest
 
 router = APIRouter(prefix="/v1/consents", tags=["consents"])
 PhonePath = Annotated[str, Path(description="E.164, with or without +", examples=["+33612345678"])]
-Status = Literal["granted", "revoked"] | None
-
-
-class ConsentEvent(BaseModel):
-    """One change of the record: what it became, what it was, and who or what changed it."""
-
-    at: datetime
-    status: Status
-    from_status: Status
-    marketing_opt_out: bool
-    from_marketing_opt_out: bool | None
-    source: str | None
-    actor: str
-
-
-class ConsentEvents(BaseModel):
-    items: list[ConsentEvent]
 
 
 def _normalized(raw: str) -> str:

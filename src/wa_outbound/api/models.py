@@ -15,7 +15,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    field_validator,
     model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
@@ -289,37 +288,6 @@ class MessageEvent(BaseModel):
 
 class MessageEvents(BaseModel):
     items: list[MessageEvent]
-
-
-class ConsentUpdate(Strict):
-    """The status, the marketing preference, or both; what is left out stays as it is."""
-
-    status: Literal["granted", "revoked"] | SkipJsonSchema[None] = None
-    source: Annotated[str, StringConstraints(max_length=200)] | None = None
-    marketing_opt_out: Annotated[bool, Field(strict=True)] | SkipJsonSchema[None] = None
-
-    @field_validator("status", "marketing_opt_out", mode="before")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        if value is None:  # left out is the default; an explicit null is not a value
-            raise ValueError("must not be null; leave the field out to keep it as it is")
-        return value
-
-    @model_validator(mode="after")
-    def _something_to_set(self) -> ConsentUpdate:
-        if self.status is None and self.marketing_opt_out is None:
-            raise ValueError("give status, marketing_opt_out, or both")
-        return self
-
-
-class Consent(BaseModel):
-    phone: str
-    status: Literal["granted", "revoked"] | None
-    source: str | None
-    marketing_opt_out: bool
-    granted_at: datetime | None
-    revoked_at: datetime | None
-    updated_at: datetime
 
 
 class OrgCreate(Strict):
