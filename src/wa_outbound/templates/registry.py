@@ -228,14 +228,10 @@ async def release_paused(
 
 async def org_wabas(conn: AsyncConnection, org_id: str, *, shared_available: bool) -> set[str]:
     """The WABAs the organisation sends from: its senders', else the shared sender's."""
-    own = await conn.execute(sa.select(s.waba_id).where(s.org_id == org_id, s.deleted_at.is_(None)))
+    query = sa.select(s.waba_id).where(s.org_id == org_id, s.deleted_at.is_(None))
+    own = (await conn.execute(query)).all()
     wabas = {row.waba_id for row in own if row.waba_id}
-    has_own = (
-        await conn.scalar(
-            sa.select(sa.func.count()).where(s.org_id == org_id, s.deleted_at.is_(None))
-        )
-    ) or 0
-    if not has_own and shared_available:
+    if not own and shared_available:
         shared = await conn.scalar(sa.select(s.waba_id).where(s.id == SHARED_SENDER_ID))
         if shared:
             wabas.add(shared)
