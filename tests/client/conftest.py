@@ -1,5 +1,5 @@
 """The client's tests run against `wa-outbound serve` as a process of its own (sandbox provider,
-PostgreSQL, dispatcher and callback worker on), one per test module; each test has an
+PostgreSQL, dispatcher and callback worker on), one for the whole run; each test has an
 organisation and an API key of its own."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from helpers import ADMIN
 FAST_RETRY = RetryPolicy(max_attempts=4, initial_delay_s=0.01, max_delay_s=0.05)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def service(pg_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     with running_service(pg_template, tmp_path_factory.mktemp("service")) as running:
         yield running
