@@ -3,7 +3,9 @@ implementation we did not write), and against what it must refuse."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import importlib.util
 import json
 import os
 import time
@@ -12,7 +14,10 @@ from datetime import UTC, datetime
 
 import pytest
 from standardwebhooks.webhooks import Webhook
-from wa_outbound_client import CallbackVerificationError, verify_callback
+from wa_outbound_client import AsyncClient, CallbackVerificationError, verify_callback
+
+from client.service import Service
+from client.test_client_messages import TEMPLATE
 
 
 def _secret() -> str:
@@ -108,3 +113,32 @@ def test_a_signed_body_that_is_not_an_object_is_refused() -> None:
 def test_a_secret_that_is_not_base64_is_a_setting_error() -> None:
     with pytest.raises(ValueError, match="whsec_"):
         verify_callback(BODY, _headers(SECRET, BODY), "whsec_not base64!")
+
+
+async def test_a_callback_delivered_by_the_service_verifies(
+    service: Service, async_client: AsyncClient
+) -> None:
+    if importlib.util.find_spec("wa_outbound.callbacks.worker") is None:
+        pytest.skip("this build has no callback worker (wa_outbound.callbacks.worker) yet")
+    receiving = pytest.importorskip("callback_receiver").receiving
+    phone = "+33612000030"
+    async with receiving() as receiver:
+        endpoint = await async_client.webhook_endpoints.create(
+            receiver.url("/hooks"), events=["message.delivered"]
+        )
+        await async_client.consents.grant(phone)
+        message = await async_client.messages.send(phone, template=TEMPLATE)
+        deadline = time.monotonic() + 30
+        while not receiver.at("/hooks"):
+            assert time.monotonic() < deadline, "no callback arrived"
+            await asyncio.sleep(0.1)
+        request = receiver.at("/hooks")[0]
+
+    event = verify_callback(request.body, request.headers, endpoint["secret"])
+    assert event["type"] == "message.delivered"
+    assert event["data"]["id"] == message["id"]
+    assert event["id"] == request.headers["webhook-id"]
+    # The reference library agrees on the same request.
+    assert Webhook(endpoint["secret"]).verify(request.body, request.headers) == event
+    with pytest.raises(CallbackVerificationError):
+        verify_callback(request.body + b" ", request.headers, endpoint["secret"])

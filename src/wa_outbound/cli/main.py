@@ -196,4 +196,3 @@ def main(argv: list[str] | None = None) -> None:
             sys.stdout.buffer.write(openapi_json().encode())
         else:
             args.output.write_text(openapi_json(), encoding="utf-8")
-
