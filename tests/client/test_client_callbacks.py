@@ -136,7 +136,8 @@ async def test_a_callback_delivered_by_the_service_verifies(
 
     event = verify_callback(request.body, request.headers, endpoint["secret"])
     assert event["type"] == "message.delivered"
-    assert event["data"]["id"] == message["id"]
+    assert event["data"]["message"]["id"] == message["id"]
+    assert event["data"]["message"]["status"] == "DELIVERED"
     assert event["id"] == request.headers["webhook-id"]
     # The reference library agrees on the same request.
     assert Webhook(endpoint["secret"]).verify(request.body, request.headers) == event
