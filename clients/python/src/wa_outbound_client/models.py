@@ -225,7 +225,8 @@ class DeliveryPage(TypedDict):
 
 
 class CallbackEvent(TypedDict):
-    """The body of a callback request: what `verify_callback` returns."""
+    """The body of a callback request: what `verify_callback` returns. A message's events
+    carry `{"message": Message, "sequence": int}` in `data`."""
 
     id: str
     type: EventType
