@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wa_outbound import phone
 from wa_outbound.config import Settings
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace, settings: Settings) -> None:
     """Runs one operator command; an unknown id or organisation exits 1 with the reason."""
     command = _COMMANDS[(args.command, args.ops_command)]
     try:
-        output = asyncio.run(_with_connection(settings, lambda conn: command(conn, args)))
+        output = asyncio.run(_with_engine(settings, lambda engine: command(engine, args)))
     except NotFound as exc:
         print(f"{args.command} {args.ops_command}: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
@@ -97,55 +97,56 @@ def actor() -> str:
         return "cli"
 
 
-async def _with_connection(settings: Settings, command: Callable[[AsyncConnection], Any]) -> Output:
+async def _with_engine(settings: Settings, command: Callable[[AsyncEngine], Any]) -> Output:
+    """Runs `command` on an engine of its own; each command opens its transactions (short ones:
+    a change commits with its events, as the API's route does)."""
     engine = create_engine(settings)
     try:
-        # One transaction: a command that changes rows commits them with their events.
-        async with engine.begin() as conn:
-            result: Output = await command(conn)
-            return result
+        result: Output = await command(engine)
+        return result
     finally:
         await engine.dispose()
 
 
-async def _message_get(conn: AsyncConnection, args: argparse.Namespace) -> Output:
-    # The operator knows the id, not always its organisation: look it up first.
+async def _message_get(engine: AsyncEngine, args: argparse.Namespace) -> Output:
     m = outbound_message.c
-    org_id = await conn.scalar(sa.select(m.org_id).where(m.id == args.message_id))
-    if org_id is None:
-        raise NotFound(f"no message {args.message_id}")
-    row = await messages.get_message(conn, org_id=org_id, message_id=args.message_id)
-    events = await messages.list_events(conn, org_id=org_id, message_id=args.message_id)
+    async with engine.connect() as conn:
+        # The operator knows the id, not always its organisation: look it up first.
+        org_id = await conn.scalar(sa.select(m.org_id).where(m.id == args.message_id))
+        if org_id is None:
+            raise NotFound(f"no message {args.message_id}")
+        row = await messages.get_message(conn, org_id=org_id, message_id=args.message_id)
+        events = await messages.list_events(conn, org_id=org_id, message_id=args.message_id)
     return {"message": messages.view(row), "events": events}
 
 
-async def _dlq_report(conn: AsyncConnection, args: argparse.Namespace) -> Output:
-    if args.org is not None and not await organizations.org_exists(conn, args.org):
-        raise NotFound(f"organisation {args.org!r} not found")
-    return await dlq_report.report(conn, org_id=args.org, now=utcnow())
-
-
-async def _dlq_replay(conn: AsyncConnection, args: argparse.Namespace) -> Output:
-    if args.org is not None:
-        if not await organizations.org_exists(conn, args.org):
+async def _dlq_report(engine: AsyncEngine, args: argparse.Namespace) -> Output:
+    async with engine.connect() as conn:
+        if args.org is not None and not await organizations.org_exists(conn, args.org):
             raise NotFound(f"organisation {args.org!r} not found")
-        org_ids = [args.org]
-    else:
-        m = outbound_message.c
-        org_ids = list(
-            await conn.scalars(
-                sa.select(m.org_id)
-                .where(m.dead_lettered.is_(True), m.error_code == args.code)
-                .distinct()
-                .order_by(m.org_id)
-            )
-        )
+        return await dlq_report.report(conn, org_id=args.org, now=utcnow())
+
+
+async def _dlq_replay(engine: AsyncEngine, args: argparse.Namespace) -> Output:
+    m = outbound_message.c
+    async with engine.connect() as conn:
+        if args.org is not None:
+            if not await organizations.org_exists(conn, args.org):
+                raise NotFound(f"organisation {args.org!r} not found")
+            org_ids = [args.org]
+        else:
+            dead = sa.select(m.org_id).where(m.dead_lettered.is_(True), m.error_code == args.code)
+            org_ids = list(await conn.scalars(dead.distinct().order_by(m.org_id)))
     by_org: dict[str, int] = {}
     for org_id in org_ids:
-        # One call replays at most MAX_BULK_REPLAY: repeat until a call replays fewer.
+        # As through the API: at most MAX_BULK_REPLAY per call, each in a short transaction
+        # of its own, repeated until a call replays fewer.
         total = 0
         while True:
-            rows = await dlq_replay.replay(conn, org_id=org_id, actor=actor(), error_code=args.code)
+            async with engine.begin() as conn:
+                rows = await dlq_replay.replay(
+                    conn, org_id=org_id, actor=actor(), error_code=args.code
+                )
             total += len(rows)
             if len(rows) < dlq_replay.MAX_BULK_REPLAY:
                 break
@@ -153,20 +154,24 @@ async def _dlq_replay(conn: AsyncConnection, args: argparse.Namespace) -> Output
     return {"code": args.code, "replayed": sum(by_org.values()), "by_org": by_org}
 
 
-async def _senders_list(conn: AsyncConnection, args: argparse.Namespace) -> Output:
-    if not await organizations.org_exists(conn, args.org):
-        raise NotFound(f"organisation {args.org!r} not found")
-    items = await store.of_org(conn, args.org)
-    limits = await store.messaging_limits(conn, {i.waba_id for i in items if i.waba_id})
+async def _senders_list(engine: AsyncEngine, args: argparse.Namespace) -> Output:
+    async with engine.connect() as conn:
+        if not await organizations.org_exists(conn, args.org):
+            raise NotFound(f"organisation {args.org!r} not found")
+        items = await store.of_org(conn, args.org)
+        limits = await store.messaging_limits(conn, {i.waba_id for i in items if i.waba_id})
     return {"items": [reporting.view(i, limits.get(i.waba_id or "")) for i in items]}
 
 
-async def _keys_create(conn: AsyncConnection, args: argparse.Namespace) -> Output:
-    key = await organizations.create_api_key(conn, org_id=args.org, name=args.name, actor=actor())
+async def _keys_create(engine: AsyncEngine, args: argparse.Namespace) -> Output:
+    async with engine.begin() as conn:
+        key = await organizations.create_api_key(
+            conn, org_id=args.org, name=args.name, actor=actor()
+        )
     return {"org_id": args.org, "id": key.id, "prefix": key.prefix, "api_key": key.api_key}
 
 
-_COMMANDS: dict[tuple[str, str], Callable[[AsyncConnection, argparse.Namespace], Any]] = {
+_COMMANDS: dict[tuple[str, str], Callable[[AsyncEngine, argparse.Namespace], Any]] = {
     ("messages", "get"): _message_get,
     ("dlq", "report"): _dlq_report,
     ("dlq", "replay"): _dlq_replay,
@@ -200,6 +205,7 @@ def _render_message(output: Output) -> str:
         ("org", message["org_id"]),
         ("to", phone.mask(message["to"])),
         ("kind", message["kind"]),
+        ("template", (message["template"] or {}).get("name")),
         ("status", message["status"]),
         ("attempts", f"{message['attempts']}/{message['max_attempts']}"),
         ("dead-lettered", "yes" if message["dead_lettered"] else "no"),
