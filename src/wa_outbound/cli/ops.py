@@ -39,7 +39,7 @@ COMMANDS = ("messages", "dlq", "senders", "keys")
 Output = dict[str, Any]
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The operator commands, on the CLI's sub-parsers."""
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print JSON, for scripts")
