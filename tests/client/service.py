@@ -17,10 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import httpx
+import orjson
 
+import meta_payloads as meta
 from conftest import _admin_execute, _dsn, _sa_url
 from fuzz_service import _wait_until_live
 from helpers import ADMIN_TOKEN, TEST_SECRET_KEY, free_port
+
+APP_SECRET = "client-tests-app-secret"
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,20 @@ class Service:
         with ThreadPoolExecutor(1) as pool:
             return pool.submit(asyncio.run, read()).result()
 
+    def inbound(self, phone: str, wamid: str) -> None:
+        """A user's message to the shared number, as Meta's signed webhook brings it: it opens
+        the user's service window with the organisations that know the number."""
+        body = orjson.dumps(meta.envelope(value_extra=meta.inbound_text(phone, "hi", wamid=wamid)))
+        answer = httpx.post(
+            f"{self.base_url}/webhooks/whatsapp",
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "X-Hub-Signature-256": meta.sign(body, APP_SECRET),
+            },
+        )
+        assert answer.status_code == 200, answer.text
+
 
 @contextlib.contextmanager
 def running_service(pg_template: str, workdir: Path) -> Iterator[Service]:
@@ -57,6 +76,11 @@ def running_service(pg_template: str, workdir: Path) -> Iterator[Service]:
             "WA_ADMIN_TOKEN": ADMIN_TOKEN,
             "WA_PROVIDER": "sandbox",
             "WA_SECRET_KEYS": TEST_SECRET_KEY,
+            # The shared sender on the webhook payloads' number, so that an inbound message
+            # signed with the app secret opens a service window for session messages.
+            "WA_PHONE_NUMBER_ID": meta.PHONE_NUMBER_ID,
+            "WA_ACCESS_TOKEN": "client-tests-token",
+            "WA_APP_SECRET": APP_SECRET,
             "WA_CALLBACK_ALLOW_INSECURE": "true",
             "WA_ALERT_ENABLED": "false",
             "WA_LOG_FORMAT": "text",

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from wa_outbound_client import AsyncClient, Client, Conflict
+from wa_outbound_client import AsyncClient, Client, Conflict, ValidationError
 from wa_outbound_client.models import Template
 
 from client.service import Service
@@ -113,3 +113,38 @@ def test_batch_gives_every_item_a_key_and_reports_each(
     assert results[2]["message"] is not None
     again = sync_client.messages.send(phone, template=TEMPLATE, idempotency_key="mine")
     assert again["id"] == results[2]["message"]["id"]
+
+
+def test_session_messages_in_reply_once_the_user_wrote(
+    sync_client: Client, service: Service
+) -> None:
+    phone = _phone()
+    sync_client.consents.grant(phone)
+    with pytest.raises(ValidationError) as raised:
+        sync_client.messages.send(phone, text="hello")
+    assert raised.value.code == "outside_service_window"
+
+    wamid = f"wamid.CLIENT{uuid.uuid4().hex}"
+    service.inbound(phone, wamid)
+    text = sync_client.messages.send(phone, text="hello", reply_to=wamid)
+    assert (text["kind"], text["text"], text["reply_to"]) == (
+        "text",
+        {"body": "hello", "preview_url": False},
+        wamid,
+    )
+    media = sync_client.messages.send(
+        phone, media={"type": "image", "link": "https://example.com/a.png", "caption": "A"}
+    )
+    assert media["kind"] == "media"
+    assert media["media"] == {"type": "image", "link": "https://example.com/a.png", "caption": "A"}
+    interactive = sync_client.messages.send(
+        phone,
+        interactive={
+            "type": "button",
+            "body": {"text": "Confirm?"},
+            "action": {"buttons": [{"type": "reply", "reply": {"id": "yes", "title": "Yes"}}]},
+        },
+    )
+    assert interactive["kind"] == "interactive"
+    assert interactive["interactive"] is not None
+    assert interactive["interactive"]["body"] == {"text": "Confirm?"}

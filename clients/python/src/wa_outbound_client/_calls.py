@@ -11,7 +11,14 @@ from datetime import datetime
 from typing import Any, Final
 from urllib.parse import quote
 
-from wa_outbound_client.models import MessageCreate, Template, Text, format_time
+from wa_outbound_client.models import (
+    Interactive,
+    Media,
+    MessageCreate,
+    Template,
+    Text,
+    format_time,
+)
 
 
 class _Unset(enum.Enum):
@@ -59,6 +66,9 @@ def send_message(
     *,
     template: Template | None,
     text: str | Text | None,
+    media: Media | None,
+    interactive: Interactive | None,
+    reply_to: str | None,
     metadata: Mapping[str, str] | None,
     send_after: datetime | str | None,
     expires_at: datetime | str | None,
@@ -70,6 +80,12 @@ def send_message(
         body["template"] = template
     if text is not None:
         body["text"] = {"body": text} if isinstance(text, str) else text
+    if media is not None:
+        body["media"] = media
+    if interactive is not None:
+        body["interactive"] = interactive
+    if reply_to is not None:
+        body["reply_to"] = reply_to
     if metadata is not None:
         body["metadata"] = dict(metadata)
     if send_after is not None:

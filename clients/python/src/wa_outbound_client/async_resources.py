@@ -20,6 +20,8 @@ from wa_outbound_client.models import (
     DeliveryPage,
     DeliveryStatus,
     DlqReport,
+    Interactive,
+    Media,
     Message,
     MessageCreate,
     MessageEvent,
@@ -50,13 +52,17 @@ class Messages(_Resource):
         *,
         template: Template | None = None,
         text: str | Text | None = None,
+        media: Media | None = None,
+        interactive: Interactive | None = None,
+        reply_to: str | None = None,
         metadata: Mapping[str, str] | None = None,
         send_after: datetime | str | None = None,
         expires_at: datetime | str | None = None,
         sender: str | None = None,
         idempotency_key: str | None = None,
     ) -> Message:
-        """Queues one message (`template` or `text`). Every attempt carries the same
+        """Queues one message: a `template`, or a session message (`text`, `media` or
+        `interactive`), optionally in reply to an inbound one. Every attempt carries the same
         Idempotency-Key (a fresh UUID unless given), so it is queued at most once; a retry
         that reaches the service after a lost answer returns the message first queued.
         `sender` is the API's `from`: a sender's id or display number."""
@@ -64,6 +70,9 @@ class Messages(_Resource):
             to,
             template=template,
             text=text,
+            media=media,
+            interactive=interactive,
+            reply_to=reply_to,
             metadata=metadata,
             send_after=send_after,
             expires_at=expires_at,

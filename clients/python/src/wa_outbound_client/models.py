@@ -56,6 +56,31 @@ class Text(TypedDict):
     preview_url: NotRequired[bool]
 
 
+class Media(TypedDict, total=False):
+    """Exactly one of `link` (https) and `id` (a Meta media id)."""
+
+    type: Required[Literal["image", "video", "audio", "document", "sticker"]]
+    link: str
+    id: str
+    caption: str
+    filename: str
+
+
+class InteractiveText(TypedDict):
+    text: str
+
+
+class Interactive(TypedDict, total=False):
+    """Meta's interactive object (reply buttons, a list, a call-to-action URL), sent as given;
+    `header` and `action` follow Meta's reference (docs/api.md lists the limits)."""
+
+    type: Required[Literal["button", "list", "cta_url"]]
+    header: dict[str, Any]
+    body: Required[InteractiveText]
+    footer: InteractiveText
+    action: Required[dict[str, Any]]
+
+
 # `from` is a Python keyword: the functional form is the only way to name that key.
 MessageCreate = TypedDict(
     "MessageCreate",
@@ -63,6 +88,9 @@ MessageCreate = TypedDict(
         "to": Required[str],
         "template": Template,
         "text": Text,
+        "media": Media,
+        "interactive": Interactive,
+        "reply_to": str,
         "metadata": dict[str, str],
         "send_after": str,
         "expires_at": str,
@@ -87,9 +115,12 @@ class Message(TypedDict):
     org_id: str
     channel: str
     to: str
-    kind: Literal["template", "text"]
+    kind: Literal["template", "text", "media", "interactive"]
     template: Template | None
     text: Text | None
+    media: Media | None
+    interactive: Interactive | None
+    reply_to: str | None
     metadata: dict[str, str]
     status: MessageStatus
     attempts: int
