@@ -112,9 +112,7 @@ async def insert_event(
     if message_id is not None:
         body.setdefault("message", {"id": str(message_id)})
         body["sequence"] = seq
-    await conn.execute(
-        callback_event.update().where(callback_event.c.seq == seq).values(data=body)
-    )
+    await conn.execute(callback_event.update().where(callback_event.c.seq == seq).values(data=body))
     if endpoint_ids:
         await conn.execute(
             callback_delivery.insert(),
@@ -143,7 +141,9 @@ async def deliveries(conn: AsyncConnection, endpoint_id: uuid.UUID) -> list[Any]
     return list(
         (
             await conn.execute(
-                sa.select(callback_delivery).where(d.endpoint_id == endpoint_id).order_by(d.event_seq)
+                sa.select(callback_delivery)
+                .where(d.endpoint_id == endpoint_id)
+                .order_by(d.event_seq)
             )
         ).all()
     )
@@ -151,5 +151,7 @@ async def deliveries(conn: AsyncConnection, endpoint_id: uuid.UUID) -> list[Any]
 
 async def endpoint_row(conn: AsyncConnection, endpoint_id: uuid.UUID) -> Any:
     return (
-        await conn.execute(sa.select(callback_endpoint).where(callback_endpoint.c.id == endpoint_id))
+        await conn.execute(
+            sa.select(callback_endpoint).where(callback_endpoint.c.id == endpoint_id)
+        )
     ).one()

@@ -4,6 +4,7 @@ records every request and answers as each path is told (a status, a delay, a han
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -84,14 +85,16 @@ async def receiving(receiver: Receiver | None = None) -> AsyncIterator[Receiver]
     app.router.add_route("*", "/{tail:.*}", receiver._handle)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server = site._server
-    assert server is not None
-    port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    # Bound here, so the port is known up front (and TCP_NODELAY applies: see tests/serving.py).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    await web.SockSite(runner, sock).start()
     receiver.base_url = f"http://127.0.0.1:{port}"
     try:
         yield receiver
     finally:
         receiver.release.set()
         await runner.cleanup()
+        sock.close()

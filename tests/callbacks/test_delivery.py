@@ -49,8 +49,10 @@ async def test_a_delivery_is_signed_and_its_body_is_the_event(
             [row] = await deliveries(conn, endpoint.id)
             ep = await endpoint_row(conn, endpoint.id)
         assert (row.status, row.attempts, row.last_status_code) == ("succeeded", 1, 200)
-        assert row.delivered_at is not None and row.claimed_by is None
-        assert ep.last_success_at is not None and ep.failing_since is None
+        assert row.delivered_at is not None
+        assert row.claimed_by is None
+        assert ep.last_success_at is not None
+        assert ep.failing_since is None
         assert worker.metrics.callback_deliveries.labels(result="succeeded")._value.get() == 1
 
 
@@ -123,7 +125,8 @@ async def test_every_event_of_a_message_arrives_in_order_while_the_receiver_fail
             rows = await deliveries(conn, endpoint.id)
             ep = await endpoint_row(conn, endpoint.id)
         assert [row.attempts for row in rows] == [4, 1, 1, 1]
-        assert ep.failing_since is None and ep.enabled
+        assert ep.failing_since is None
+        assert ep.enabled
 
 
 async def test_a_delivery_fails_after_the_schedule_and_records_the_last_answer(
@@ -149,7 +152,8 @@ async def test_a_delivery_fails_after_the_schedule_and_records_the_last_answer(
             [row] = await deliveries(conn, endpoint.id)
             ep = await endpoint_row(conn, endpoint.id)
         assert (row.attempts, row.last_status_code, row.last_error) == (3, 500, "HTTP 500")
-        assert ep.failing_since is not None and ep.enabled  # not failing for long enough
+        assert ep.failing_since is not None
+        assert ep.enabled
         counted = worker.metrics.callback_deliveries
         assert counted.labels(result="retried")._value.get() == 2
         assert counted.labels(result="failed")._value.get() == 1

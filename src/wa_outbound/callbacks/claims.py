@@ -56,8 +56,9 @@ class Claimed:
     previous_secret_until: datetime | None
 
 
-_PG_CLAIM = sa.text(
-    """
+_PG_CLAIM = (
+    sa.text(
+        """
     WITH due AS (
         SELECT dl.id
         FROM callback_delivery AS dl
@@ -92,22 +93,25 @@ _PG_CLAIM = sa.text(
     JOIN callback_endpoint AS ep ON ep.id = claimed.endpoint_id
     ORDER BY claimed.next_attempt_at, claimed.event_seq
     """
-).bindparams(
-    sa.bindparam("now", type_=d.next_attempt_at.type),
-).columns(
-    d.id,
-    d.endpoint_id,
-    d.event_seq,
-    d.message_id,
-    d.attempts,
-    sa.column("event_id", sa.Uuid()),
-    sa.column("event_type", sa.String()),
-    sa.column("occurred_at", ev.occurred_at.type),
-    sa.column("data", ev.data.type),
-    e.url,
-    e.secret,
-    e.previous_secret,
-    e.previous_secret_until,
+    )
+    .bindparams(
+        sa.bindparam("now", type_=d.next_attempt_at.type),
+    )
+    .columns(
+        d.id,
+        d.endpoint_id,
+        d.event_seq,
+        d.message_id,
+        d.attempts,
+        sa.column("event_id", sa.Uuid()),
+        sa.column("event_type", sa.String()),
+        sa.column("occurred_at", ev.occurred_at.type),
+        sa.column("data", ev.data.type),
+        e.url,
+        e.secret,
+        e.previous_secret,
+        e.previous_secret_until,
+    )
 )
 
 

@@ -85,7 +85,9 @@ async def write_outcomes(
     applied = await _write_deliveries(conn, outcomes, now=now)
     working = sorted({o.delivery.endpoint_id for o in outcomes if o.succeeded})
     # A claim given back at shutdown says nothing of its endpoint.
-    failed = {o.delivery.endpoint_id for o in outcomes if not o.succeeded and o.result != "released"}
+    failed = {
+        o.delivery.endpoint_id for o in outcomes if not o.succeeded and o.result != "released"
+    }
     failing = sorted(failed - set(working))
     gone = sorted({o.delivery.endpoint_id for o in outcomes if o.gone})
     disabled: dict[uuid.UUID, str] = {}

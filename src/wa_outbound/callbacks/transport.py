@@ -124,4 +124,3 @@ async def _drain(response: aiohttp.ClientResponse) -> None:
         if read > MAX_ANSWER_BYTES:
             response.close()
             return
-
