@@ -155,3 +155,24 @@ async def endpoint_row(conn: AsyncConnection, endpoint_id: uuid.UUID) -> Any:
             sa.select(callback_endpoint).where(callback_endpoint.c.id == endpoint_id)
         )
     ).one()
+
+
+MESSAGE_TYPES = ("message.accepted", "message.sent", "message.delivered")
+
+
+async def insert_message_events(
+    conn: AsyncConnection,
+    org_id: str,
+    endpoint_ids: Sequence[uuid.UUID],
+    *,
+    messages: int,
+    types: Sequence[str] = MESSAGE_TYPES,
+) -> list[Event]:
+    """`types` in order for each of `messages` new messages, delivered to every endpoint."""
+    events = []
+    for _ in range(messages):
+        message_id = uuid.uuid4()
+        for kind in types:
+            event = await insert_event(conn, org_id, endpoint_ids, type=kind, message_id=message_id)
+            events.append(event)
+    return events
