@@ -90,10 +90,12 @@ async def insert_event(
     data: dict[str, Any] | None = None,
     next_attempt_at: datetime | None = None,
 ) -> Event:
-    """An event and its pending deliveries to `endpoint_ids`; a message event's data carries
-    its `sequence` (the event's seq) as the emission's do."""
+    """An event and its pending deliveries to `endpoint_ids`, as the emission writes them (a
+    message event's `sequence` is its seq, added to `data` when it is sent)."""
     now = utcnow()
     event_id = uuid.uuid4()
+    if message_id is not None and data is None:
+        data = {"message": {"id": str(message_id)}}
     seq = (
         await conn.execute(
             callback_event.insert()
@@ -103,16 +105,11 @@ async def insert_event(
                 type=type,
                 message_id=message_id,
                 occurred_at=now,
-                data={},
+                data=data or {},
             )
             .returning(callback_event.c.seq)
         )
     ).scalar_one()
-    body = dict(data or {})
-    if message_id is not None:
-        body.setdefault("message", {"id": str(message_id)})
-        body["sequence"] = seq
-    await conn.execute(callback_event.update().where(callback_event.c.seq == seq).values(data=body))
     if endpoint_ids:
         await conn.execute(
             callback_delivery.insert(),

@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
-
-import orjson
+from datetime import datetime
 
 from wa_outbound.callbacks import signing
 from wa_outbound.callbacks.claims import Claimed
 from wa_outbound.callbacks.transport import Request
-
-
-def rfc3339(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+from wa_outbound.events.outgoing import body
 
 
 def body_of(delivery: Claimed) -> bytes:
     """`{"id", "type", "timestamp", "data"}`: the same bytes on every attempt of the event."""
-    return orjson.dumps(
-        {
-            "id": str(delivery.event_id),
-            "type": delivery.event_type,
-            "timestamp": rfc3339(delivery.occurred_at),
-            "data": delivery.data,
-        }
+    return body(
+        event_id=delivery.event_id,
+        seq=delivery.event_seq,
+        type=delivery.event_type,
+        occurred_at=delivery.occurred_at,
+        data=delivery.data,
+        message_id=delivery.message_id,
     )
 
 
@@ -41,11 +36,11 @@ def request_of(
     delivery: Claimed, *, decrypt: Callable[[str], str], now: datetime, timestamp: int
 ) -> Request:
     """The attempt's request; raises crypto.UndecryptableSecret when no key opens a secret."""
-    body = body_of(delivery)
+    content = body_of(delivery)
     headers = signing.headers(
         secrets_of(delivery, decrypt, now),
         webhook_id=str(delivery.event_id),
         timestamp=timestamp,
-        body=body,
+        body=content,
     )
-    return Request(url=delivery.url, body=body, headers=headers)
+    return Request(url=delivery.url, body=content, headers=headers)
