@@ -9,7 +9,9 @@ under its lease, so its successors wait for its outcome. The claimed rows get an
 and one more attempt, and come back with their event and endpoint.
 
 There is no separate reclaim: a claim whose process died keeps its `pending` status, and once its
-lease runs out (by the database's clock) the next claim of any replica takes it again. Its
+lease runs out (by the database's clock) the next claim of any replica takes it again. The claim
+moves `next_attempt_at` to the lease's end as well, so the deliveries in flight leave the head of
+the due index and later claims do not scan past them (the outcome writes the real one). Its
 token is owner and `attempts`; every outcome is guarded by both (outcomes.py).
 
 SQLite has one writer: a plain read, then an update guarded by the same conditions.
@@ -80,7 +82,8 @@ _PG_CLAIM = (
     ), claimed AS (
         UPDATE callback_delivery AS c
         SET attempts = c.attempts + 1, claimed_by = :worker, updated_at = :now,
-            lease_until = clock_timestamp() + make_interval(secs => :lease_s)
+            lease_until = clock_timestamp() + make_interval(secs => :lease_s),
+            next_attempt_at = clock_timestamp() + make_interval(secs => :lease_s)
         FROM due
         WHERE c.id = due.id
         RETURNING c.id, c.endpoint_id, c.event_seq, c.message_id, c.attempts, c.next_attempt_at
@@ -190,6 +193,7 @@ async def _claim_sqlite(
                     attempts=d.attempts + 1,
                     claimed_by=worker,
                     lease_until=clock + timedelta(seconds=lease_s),
+                    next_attempt_at=clock + timedelta(seconds=lease_s),
                     updated_at=now,
                 )
                 .returning(d.id)
@@ -266,6 +270,6 @@ async def extend_leases(
             d.claimed_by == worker,
             sa.tuple_(d.id, d.attempts).in_([(c.id, c.attempt) for c in claims]),
         )
-        .values(lease_until=lease_until)
+        .values(lease_until=lease_until, next_attempt_at=lease_until)
     )
     return int(result.rowcount)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -152,7 +153,10 @@ class CallbackWorker:
     async def _round(self) -> tuple[int, int]:
         capacity = self._capacity()
         claimed = 0
-        if capacity > 0:
+        # Claims of a few rows each cost as much as full ones: wait for room for a good batch,
+        # unless little is in flight.
+        room = min(self.settings.callback_batch_size, self.settings.callback_concurrency) // 4
+        if capacity >= max(room, 1) or (capacity > 0 and not self._owned):
             batch = await self._claim(min(self.settings.callback_batch_size, capacity))
             for delivery in batch:
                 task = asyncio.create_task(self._attempt_and_settle(delivery), name="callback")
@@ -162,10 +166,12 @@ class CallbackWorker:
         return claimed, capacity
 
     async def _claim(self, limit: int) -> list[Claimed]:
+        # A host with every slot busy and as many deliveries waiting for one has enough at hand
+        # until its next claim: its endpoints are left to other replicas meanwhile.
         saturated = [
             endpoint_id
             for host, load in self._host_load.items()
-            if load >= self._per_host
+            if load >= 2 * self._per_host
             for endpoint_id in self._host_endpoints.get(host, ())
         ]
         async with self.engine.begin() as conn:
@@ -225,6 +231,8 @@ class CallbackWorker:
         return await self._transport.post(request)
 
     def _release_host(self, host: str, endpoint_id: uuid.UUID) -> None:
+        if self._host_load[host] == 2 * self._per_host:
+            self._wake.set()  # the host was saturated: its endpoints may be claimed again
         self._host_load[host] -= 1
         if self._host_load[host] <= 0:
             del self._host_load[host]
@@ -235,7 +243,6 @@ class CallbackWorker:
                 del endpoints[endpoint_id]
             if not endpoints:
                 del self._host_endpoints[host]
-        self._wake.set()  # a host's slot freed: its endpoints may be claimed again
 
     async def _write_loop(self) -> None:
         while True:
@@ -330,6 +337,7 @@ class CallbackWorker:
             await asyncio.gather(*pending, return_exceptions=True)
 
 
+@functools.lru_cache(maxsize=4096)
 def _host_of(url: str) -> str:
     """The connection pool's key of a URL (host and port), for the per-host limits."""
     try:
