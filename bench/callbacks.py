@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import base64
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -37,6 +36,7 @@ from _support import (
     free_port,
     migrate,
     service_env,
+    start,
     table,
     wait_http,
     write_results,
@@ -227,11 +227,7 @@ async def run(quick: bool) -> dict[str, Any]:
     key = base64.urlsafe_b64encode(os.urandom(32)).decode()
     secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
     port = free_port()
-    receiver = subprocess.Popen(
-        [sys.executable, str(Path(__file__)), "--receiver", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    receiver = start([sys.executable, str(Path(__file__)), "--receiver", str(port)])
     dsn, database_url = await create_database("wa_bench_callbacks")
     try:
         await asyncio.to_thread(wait_http, f"http://127.0.0.1:{port}/health")
