@@ -1,8 +1,9 @@
 """The delivery worker's hot SQL: claiming due deliveries under a lease, and keeping it alive.
 
-A claim is one statement on PostgreSQL. It locks the due deliveries at the head of the queue with
-`FOR UPDATE SKIP LOCKED` (replicas look at once without waiting on each other or taking the same
-row), takes only deliveries of enabled endpoints whose lease is free or expired, and of the
+A claim is one statement on PostgreSQL, sent on the asyncpg connection itself (db/raw.py: no
+SQLAlchemy execution layer on the hot path). It locks the due deliveries at the head of the queue
+with `FOR UPDATE SKIP LOCKED` (replicas look at once without waiting on each other or taking the
+same row), takes only deliveries of enabled endpoints whose lease is free or expired, and of the
 pending deliveries of one message to one endpoint only the lowest `event_seq`: a later event is
 not attempted while an earlier one is pending, and a delivery being attempted stays `pending`
 under its lease, so its successors wait for its outcome. The claimed rows get an owner, a lease
@@ -25,9 +26,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wa_outbound.db import raw
 from wa_outbound.db.callback_schema import callback_delivery, callback_endpoint, callback_event
 from wa_outbound.db.dialect import is_postgres
 from wa_outbound.db.types import utcnow
@@ -58,18 +61,16 @@ class Claimed:
     previous_secret_until: datetime | None
 
 
-_PG_CLAIM = (
-    sa.text(
-        """
+_PG_CLAIM = """
     WITH due AS (
         SELECT dl.id
         FROM callback_delivery AS dl
         JOIN callback_endpoint AS ep ON ep.id = dl.endpoint_id
         WHERE dl.status = 'pending'
-          AND dl.next_attempt_at <= :now
+          AND dl.next_attempt_at <= $1
           AND ep.enabled
           AND (dl.lease_until IS NULL OR dl.lease_until < clock_timestamp())
-          AND dl.endpoint_id <> ALL(CAST(:skip AS uuid[]))
+          AND dl.endpoint_id <> ALL($5::uuid[])
           AND (dl.message_id IS NULL OR NOT EXISTS (
               SELECT 1 FROM callback_delivery AS earlier
               WHERE earlier.endpoint_id = dl.endpoint_id
@@ -77,15 +78,16 @@ _PG_CLAIM = (
                 AND earlier.status = 'pending'
                 AND earlier.event_seq < dl.event_seq))
         ORDER BY dl.next_attempt_at
-        LIMIT :limit
+        LIMIT $2
         FOR UPDATE OF dl SKIP LOCKED
     ), claimed AS (
+        -- By primary key whatever the planner thinks of the table's size (a join with `due`
+        -- may become a scan of the whole table).
         UPDATE callback_delivery AS c
-        SET attempts = c.attempts + 1, claimed_by = :worker, updated_at = :now,
-            lease_until = clock_timestamp() + make_interval(secs => :lease_s),
-            next_attempt_at = clock_timestamp() + make_interval(secs => :lease_s)
-        FROM due
-        WHERE c.id = due.id
+        SET attempts = c.attempts + 1, claimed_by = $3, updated_at = $1,
+            lease_until = clock_timestamp() + make_interval(secs => $4::double precision),
+            next_attempt_at = clock_timestamp() + make_interval(secs => $4::double precision)
+        WHERE c.id = ANY(ARRAY(SELECT id FROM due))
         RETURNING c.id, c.endpoint_id, c.event_seq, c.message_id, c.attempts, c.next_attempt_at
     )
     SELECT claimed.id, claimed.endpoint_id, claimed.event_seq, claimed.message_id,
@@ -96,26 +98,6 @@ _PG_CLAIM = (
     JOIN callback_endpoint AS ep ON ep.id = claimed.endpoint_id
     ORDER BY claimed.next_attempt_at, claimed.event_seq
     """
-    )
-    .bindparams(
-        sa.bindparam("now", type_=d.next_attempt_at.type),
-    )
-    .columns(
-        d.id,
-        d.endpoint_id,
-        d.event_seq,
-        d.message_id,
-        d.attempts,
-        sa.column("event_id", sa.Uuid()),
-        sa.column("event_type", sa.String()),
-        sa.column("occurred_at", ev.occurred_at.type),
-        sa.column("data", ev.data.type),
-        e.url,
-        e.secret,
-        e.previous_secret,
-        e.previous_secret_until,
-    )
-)
 
 
 async def claim(
@@ -130,14 +112,12 @@ async def claim(
     """Claim up to `limit` due deliveries, oldest first, leaving out `skip_endpoints` (those
     whose host already has every connection this replica may open busy)."""
     if is_postgres(conn):
-        params = {
-            "now": now,
-            "limit": limit,
-            "worker": worker,
-            "lease_s": lease_s,
-            "skip": list(skip_endpoints),
-        }
-        rows = (await conn.execute(_PG_CLAIM, params)).mappings().all()
+        try:
+            rows = await (await raw.driver(conn)).fetch(
+                _PG_CLAIM, now, limit, worker, lease_s, list(skip_endpoints)
+            )
+        except raw.CONNECTION_LOST as exc:
+            raise await raw.connection_lost(conn, exc) from exc
         return [_claimed(row, worker) for row in rows]
     return await _claim_sqlite(
         conn, worker=worker, limit=limit, lease_s=lease_s, now=now, skip=skip_endpoints
@@ -243,7 +223,8 @@ def _claimed(row: Any, worker: str) -> Claimed:
         event_id=row["event_id"],
         event_type=row["event_type"],
         occurred_at=row["occurred_at"],
-        data=row["data"],
+        # The asyncpg connection hands JSON over as text; SQLAlchemy decodes it.
+        data=orjson.loads(row["data"]) if isinstance(row["data"], str) else row["data"],
         url=row["url"],
         secret=row["secret"],
         previous_secret=row["previous_secret"],

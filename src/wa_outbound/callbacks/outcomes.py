@@ -12,12 +12,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound.callbacks.policy import Outcome
+from wa_outbound.db import raw
 from wa_outbound.db.callback_schema import callback_delivery, callback_endpoint
 from wa_outbound.db.dialect import is_postgres
 
@@ -28,19 +29,50 @@ e = callback_endpoint.c
 # rewritten for every delivery (it only decides, in days, whether the endpoint is failing).
 SUCCESS_RESOLUTION = timedelta(seconds=1)
 
-_PG_DELIVERIES = sa.text(
-    """
+# The whole batch in one statement (and one round trip, outside any transaction): the fenced
+# deliveries, then the endpoints that worked, and those that failed, which it may disable (`gone`
+# at once, `failing` after $12). An endpoint is in at most one of the two updates.
+_PG_WRITE = """
+WITH o AS (
+    SELECT * FROM unnest($3::uuid[], $4::integer[], $5::text[], $6::timestamptz[],
+                         $7::integer[], $8::text[]) AS o(id, attempts, status, next_at, code, error)
+), applied AS (
     UPDATE callback_delivery AS c
     SET status = o.status, next_attempt_at = o.next_at, last_status_code = o.code,
-        last_error = o.error, lease_until = NULL, claimed_by = NULL, updated_at = :now,
-        delivered_at = CASE WHEN o.status = 'succeeded' THEN :now ELSE c.delivered_at END
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:attempts AS integer[]), CAST(:statuses AS text[]),
-                CAST(:next_ats AS timestamptz[]), CAST(:codes AS integer[]),
-                CAST(:errors AS text[])) AS o(id, attempts, status, next_at, code, error)
-    WHERE c.id = o.id AND c.attempts = o.attempts AND c.claimed_by = :worker
+        last_error = o.error, lease_until = NULL, claimed_by = NULL, updated_at = $1,
+        delivered_at = CASE WHEN o.status = 'succeeded' THEN $1 ELSE c.delivered_at END
+    FROM o
+    WHERE c.id = o.id AND c.attempts = o.attempts AND c.claimed_by = $2
       AND c.status = 'pending'
-    """
-).bindparams(sa.bindparam("now", type_=d.updated_at.type))
+    RETURNING c.id
+), working AS (
+    UPDATE callback_endpoint AS e SET last_success_at = $1, failing_since = NULL
+    WHERE e.id = ANY($9::uuid[])
+      AND (e.failing_since IS NOT NULL OR e.last_success_at IS NULL OR e.last_success_at < $13)
+    RETURNING e.id
+), failing AS (
+    UPDATE callback_endpoint AS e
+    SET failing_since = COALESCE(e.failing_since, $1),
+        enabled = e.enabled AND NOT f.disable,
+        disabled_reason = CASE WHEN e.enabled AND f.disable THEN f.reason
+                               ELSE e.disabled_reason END,
+        updated_at = CASE WHEN e.enabled AND f.disable THEN $1 ELSE e.updated_at END
+    FROM (
+        SELECT x.id,
+               x.id = ANY($11::uuid[]) OR COALESCE(x.failing_since <= $12, false) AS disable,
+               CASE WHEN x.id = ANY($11::uuid[]) THEN 'gone' ELSE 'failing' END AS reason
+        FROM callback_endpoint AS x
+        WHERE x.id = ANY($10::uuid[])
+    ) AS f
+    WHERE e.id = f.id AND (e.failing_since IS NULL OR (e.enabled AND f.disable))
+    RETURNING e.id, e.disabled_reason, (NOT e.enabled AND f.disable AND e.updated_at = $1)
+        AS disabled_now
+)
+SELECT (SELECT count(*) FROM applied) AS applied,
+       (SELECT count(*) FROM working) AS working,
+       (SELECT json_agg(json_build_array(id, disabled_reason)) FROM failing
+        WHERE disabled_now) AS disabled
+"""
 
 _b = sa.bindparam
 _SQLITE_DELIVERY = (
@@ -82,14 +114,72 @@ async def write_outcomes(
     """Apply a batch of outcomes (all of one worker) and what they say of their endpoints."""
     if not outcomes:
         return Written(0, {})
-    applied = await _write_deliveries(conn, outcomes, now=now)
-    working = sorted({o.delivery.endpoint_id for o in outcomes if o.succeeded})
+    gone = {o.delivery.endpoint_id for o in outcomes if o.gone}
+    working = {o.delivery.endpoint_id for o in outcomes if o.succeeded} - gone
     # A claim given back at shutdown says nothing of its endpoint.
     failed = {
         o.delivery.endpoint_id for o in outcomes if not o.succeeded and o.result != "released"
     }
-    failing = sorted(failed - set(working))
-    gone = sorted({o.delivery.endpoint_id for o in outcomes if o.gone})
+    failing = (failed - working) | gone
+    if is_postgres(conn):
+        return await _write_pg(
+            conn,
+            outcomes,
+            now=now,
+            disable_after_s=disable_after_s,
+            endpoints=(sorted(working), sorted(failing), sorted(gone)),
+        )
+    return await _write_sqlite(
+        conn,
+        outcomes,
+        now=now,
+        disable_after_s=disable_after_s,
+        endpoints=(sorted(working), sorted(failing), sorted(gone)),
+    )
+
+
+async def _write_pg(
+    conn: AsyncConnection,
+    outcomes: Sequence[Outcome],
+    *,
+    now: datetime,
+    disable_after_s: float,
+    endpoints: tuple[list[uuid.UUID], list[uuid.UUID], list[uuid.UUID]],
+) -> Written:
+    working, failing, gone = endpoints
+    try:
+        row = await (await raw.driver(conn)).fetchrow(
+            _PG_WRITE,
+            now,
+            outcomes[0].delivery.worker,
+            [o.delivery.id for o in outcomes],
+            [o.delivery.attempt for o in outcomes],
+            [o.status for o in outcomes],
+            [o.next_attempt_at for o in outcomes],
+            [o.status_code for o in outcomes],
+            [o.error for o in outcomes],
+            working,
+            failing,
+            gone,
+            now - timedelta(seconds=disable_after_s),
+            now - SUCCESS_RESOLUTION,
+        )
+    except raw.CONNECTION_LOST as exc:
+        raise await raw.connection_lost(conn, exc) from exc
+    disabled = {uuid.UUID(str(i)): str(r) for i, r in orjson.loads(row["disabled"] or "[]")}
+    return Written(int(row["applied"]), disabled)
+
+
+async def _write_sqlite(
+    conn: AsyncConnection,
+    outcomes: Sequence[Outcome],
+    *,
+    now: datetime,
+    disable_after_s: float,
+    endpoints: tuple[list[uuid.UUID], list[uuid.UUID], list[uuid.UUID]],
+) -> Written:
+    working, failing, gone = endpoints
+    applied = await _write_deliveries(conn, outcomes, now=now)
     disabled: dict[uuid.UUID, str] = {}
     if working:
         await conn.execute(
@@ -135,19 +225,6 @@ async def write_outcomes(
 async def _write_deliveries(
     conn: AsyncConnection, outcomes: Sequence[Outcome], *, now: datetime
 ) -> int:
-    worker = outcomes[0].delivery.worker
-    if is_postgres(conn):
-        params: dict[str, Any] = {
-            "now": now,
-            "worker": worker,
-            "ids": [o.delivery.id for o in outcomes],
-            "attempts": [o.delivery.attempt for o in outcomes],
-            "statuses": [o.status for o in outcomes],
-            "next_ats": [o.next_attempt_at for o in outcomes],
-            "codes": [o.status_code for o in outcomes],
-            "errors": [o.error for o in outcomes],
-        }
-        return int((await conn.execute(_PG_DELIVERIES, params)).rowcount)
     result = await conn.execute(
         _SQLITE_DELIVERY,
         [

@@ -9,6 +9,7 @@ not followed, and at most `callback_per_host_connections` connections go to one 
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
 from dataclasses import dataclass
@@ -91,7 +92,7 @@ class Transport:
         """One attempt: an answer with a status code, or with the error that prevented one."""
         started = time.perf_counter()
         try:
-            target = urls.check_url(request.url, allow_insecure=self._allow_insecure)
+            target = _checked(request.url, self._allow_insecure)
             addresses = await urls.resolve(target, allow_insecure=self._allow_insecure)
         except UrlNotAllowed:
             return Answer(error=URL_NOT_ALLOWED, elapsed_s=time.perf_counter() - started)
@@ -114,6 +115,13 @@ class Transport:
 
     async def close(self) -> None:
         await self._session.close()
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked(url: str, allow_insecure: bool) -> urls.Target:
+    """`urls.check_url`, remembered: it depends on the URL's text only (a refusal is not
+    remembered, so it is checked again and refused again)."""
+    return urls.check_url(url, allow_insecure=allow_insecure)
 
 
 async def _drain(response: aiohttp.ClientResponse) -> None:

@@ -37,13 +37,14 @@ from wa_outbound.config import Settings
 from wa_outbound.crypto import UndecryptableSecret
 from wa_outbound.db.listener import CALLBACKS_CHANNEL, Listener
 from wa_outbound.db.types import utcnow
-from wa_outbound.metrics import Metrics
+from wa_outbound.metrics import CALLBACK_RESULTS, Metrics
 
 log = logging.getLogger(__name__)
 
 # How long the writer waits, after an outcome, for more to write with it.
 SETTLE_LINGER_S = 0.02
 SETTLE_MAX = 1000
+SETTLE_BACKLOG = 32
 WRITE_TRIES = 5
 
 
@@ -68,6 +69,7 @@ class CallbackWorker:
         # Long enough for a wait for a host's slot and a whole attempt; renewed meanwhile.
         self.lease_s = 2 * settings.callback_timeout_seconds + 5
         self._per_host = settings.callback_per_host_connections
+        self._saturated_at = self._per_host + settings.callback_batch_size
         self._slots = asyncio.Semaphore(settings.callback_concurrency)
         self._host_slots: dict[str, asyncio.Semaphore] = {}
         self._host_load: Counter[str] = Counter()
@@ -78,6 +80,11 @@ class CallbackWorker:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._transport: Transport | None = None
+        self._counted = {r: metrics.callback_deliveries.labels(result=r) for r in CALLBACK_RESULTS}
+        self._timed = {
+            True: metrics.callback_latency.labels(outcome="success"),
+            False: metrics.callback_latency.labels(outcome="error"),
+        }
 
     def wake(self) -> None:
         """New deliveries were written: claim now rather than at the next poll."""
@@ -166,12 +173,12 @@ class CallbackWorker:
         return claimed, capacity
 
     async def _claim(self, limit: int) -> list[Claimed]:
-        # A host with every slot busy and as many deliveries waiting for one has enough at hand
+        # A host with every slot busy and a whole batch waiting for one has enough at hand
         # until its next claim: its endpoints are left to other replicas meanwhile.
         saturated = [
             endpoint_id
             for host, load in self._host_load.items()
-            if load >= 2 * self._per_host
+            if load >= self._saturated_at
             for endpoint_id in self._host_endpoints.get(host, ())
         ]
         async with self.engine.begin() as conn:
@@ -214,10 +221,8 @@ class CallbackWorker:
         outcome = outcome_of(
             delivery, answer, schedule=self.settings.callback_retry_schedule, now=self.clock()
         )
-        self.metrics.callback_deliveries.labels(result=outcome.result).inc()
-        self.metrics.callback_latency.labels(
-            outcome="success" if outcome.succeeded else "error"
-        ).observe(answer.elapsed_s)
+        self._counted[outcome.result].inc()
+        self._timed[outcome.succeeded].observe(answer.elapsed_s)
         return outcome
 
     async def _post(self, delivery: Claimed) -> Answer:
@@ -231,7 +236,7 @@ class CallbackWorker:
         return await self._transport.post(request)
 
     def _release_host(self, host: str, endpoint_id: uuid.UUID) -> None:
-        if self._host_load[host] == 2 * self._per_host:
+        if self._host_load[host] == self._saturated_at:
             self._wake.set()  # the host was saturated: its endpoints may be claimed again
         self._host_load[host] -= 1
         if self._host_load[host] <= 0:
@@ -250,7 +255,9 @@ class CallbackWorker:
             if first is None:
                 return
             batch = [first]
-            await asyncio.sleep(SETTLE_LINGER_S)
+            if self._results.qsize() < SETTLE_BACKLOG:
+                # Wait a moment for more answers to share the write; behind, write at once.
+                await asyncio.sleep(SETTLE_LINGER_S)
             ended = False
             while not self._results.empty() and len(batch) < SETTLE_MAX:
                 item = self._results.get_nowait()
