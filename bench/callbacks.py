@@ -1,6 +1,7 @@
 """Callback delivery benchmark: deliveries/s of the delivery worker to a local receiver, beside a
 bare aiohttp POST loop to the same receiver (same concurrency, same connection limit, same body
-size) measured in the same run. PostgreSQL; run from the repository:
+size and headers) measured in the same run, before and after the worker. PostgreSQL; run from
+the repository:
 
     .venv/bin/python bench/callbacks.py [--quick]
 
@@ -46,6 +47,7 @@ CONCURRENCY = 64  # WA_CALLBACK_CONCURRENCY's default
 EVENTS_PER_MESSAGE = 3
 TARGET_PER_S = 2_000
 TARGET_RATIO = 0.5
+SIGNATURE = "v1," + base64.b64encode(bytes(32)).decode()
 
 
 def _receiver(port: int) -> None:
@@ -163,7 +165,14 @@ async def _bare_loop(url: str, body: bytes, n: int) -> float:
             nonlocal remaining
             while remaining > 0:
                 remaining -= 1
-                headers = {"content-type": "application/json", "webhook-id": str(uuid.uuid4())}
+                # The worker's headers, with a signature of the same size (not computed).
+                headers = {
+                    "content-type": "application/json",
+                    "user-agent": "wa-outbound-webhooks/1",
+                    "webhook-id": str(uuid.uuid4()),
+                    "webhook-timestamp": str(int(time.time())),
+                    "webhook-signature": SIGNATURE,
+                }
                 async with session.post(url, data=body, headers=headers) as response:
                     await response.read()
                     assert response.status == 200

@@ -91,7 +91,8 @@ _PG_CLAIM = """
         RETURNING c.id, c.endpoint_id, c.event_seq, c.message_id, c.attempts, c.next_attempt_at
     )
     SELECT claimed.id, claimed.endpoint_id, claimed.event_seq, claimed.message_id,
-           claimed.attempts, ev.id AS event_id, ev.type AS event_type, ev.occurred_at, ev.data,
+           claimed.attempts, ev.id AS event_id, ev.type AS event_type, ev.occurred_at,
+           ev.data::text AS data,
            ep.url, ep.secret, ep.previous_secret, ep.previous_secret_until
     FROM claimed
     JOIN callback_event AS ev ON ev.seq = claimed.event_seq
@@ -223,7 +224,8 @@ def _claimed(row: Any, worker: str) -> Claimed:
         event_id=row["event_id"],
         event_type=row["event_type"],
         occurred_at=row["occurred_at"],
-        # The asyncpg connection hands JSON over as text; SQLAlchemy decodes it.
+        # As text from PostgreSQL: orjson decodes it several times faster than the driver's
+        # codec (json.loads); SQLAlchemy hands SQLite's over decoded.
         data=orjson.loads(row["data"]) if isinstance(row["data"], str) else row["data"],
         url=row["url"],
         secret=row["secret"],

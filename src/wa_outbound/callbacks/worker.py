@@ -1,30 +1,27 @@
 """The callback delivery worker: drains `callback_delivery` into the organisations' endpoints.
 
-Each round claims due deliveries under a lease (one short transaction, claims.py) and attempts
-them concurrently: at most `callback_concurrency` at once, and at most
-`callback_per_host_connections` to one host, waited for *before* a global slot is taken, so an
-endpoint that hangs holds its own host's slots and no one else's. Endpoints whose host is
-saturated are left out of the next claims. Outcomes go to a writer that writes whatever has
-arrived within `SETTLE_LINGER_S` in one transaction (outcomes.py). No transaction is held across
-a request. A heartbeat keeps the leases of everything claimed alive, so only a dead or stalled
-replica's claims expire, and any replica then takes them again.
+Each round claims due deliveries under a lease (one short statement, claims.py) and hands them to
+the slots (slots.py): at most `callback_concurrency` attempts at once and at most
+`callback_per_host_connections` to one host, so an endpoint that hangs holds its own host's slots
+and no one else's; endpoints whose host holds enough are left out of the next claims. Outcomes go
+to a writer that writes whatever has arrived within `SETTLE_LINGER_S` in one statement
+(outcomes.py). No transaction is held across a request. A heartbeat keeps the leases of
+everything claimed alive, so only a dead or stalled replica's claims expire, and any replica then
+takes them again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import random
 import socket
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,6 +29,7 @@ from wa_outbound.callbacks import claims, outcomes
 from wa_outbound.callbacks.claims import Claimed
 from wa_outbound.callbacks.policy import Answer, Outcome, outcome_of
 from wa_outbound.callbacks.request import request_of
+from wa_outbound.callbacks.slots import Slots
 from wa_outbound.callbacks.transport import Transport
 from wa_outbound.config import Settings
 from wa_outbound.crypto import UndecryptableSecret
@@ -41,10 +39,11 @@ from wa_outbound.metrics import CALLBACK_RESULTS, Metrics
 
 log = logging.getLogger(__name__)
 
-# How long the writer waits, after an outcome, for more to write with it.
+# How long the writer waits, after an outcome, for more to write with it (not when behind).
 SETTLE_LINGER_S = 0.02
-SETTLE_MAX = 1000
 SETTLE_BACKLOG = 32
+SETTLE_MAX = 1000
+CLAIMS_IN_FLIGHT = 2
 WRITE_TRIES = 5
 
 
@@ -68,13 +67,18 @@ class CallbackWorker:
         self.worker_id = f"{socket.gethostname()[:40]}:{os.getpid()}:{id(self) % 10_000}"
         # Long enough for a wait for a host's slot and a whole attempt; renewed meanwhile.
         self.lease_s = 2 * settings.callback_timeout_seconds + 5
-        self._per_host = settings.callback_per_host_connections
-        self._saturated_at = self._per_host + settings.callback_batch_size
-        self._slots = asyncio.Semaphore(settings.callback_concurrency)
-        self._host_slots: dict[str, asyncio.Semaphore] = {}
-        self._host_load: Counter[str] = Counter()
-        self._host_endpoints: dict[str, Counter[uuid.UUID]] = {}
+        self._slots = Slots(
+            concurrency=settings.callback_concurrency,
+            per_host=settings.callback_per_host_connections,
+            # All of a host's slots busy and a whole batch waiting: enough until the next claim.
+            saturated_at=settings.callback_per_host_connections + settings.callback_batch_size,
+            start=self._start,
+        )
         self._owned: dict[uuid.UUID, Claimed] = {}
+        self._claims: dict[asyncio.Task[int], int] = {}
+        """Claims in flight, with how many rows each may bring."""
+        self._failures = 0
+        self._empty_claims = False
         self._attempts: set[asyncio.Task[None]] = set()
         self._results: asyncio.Queue[Outcome | None] = asyncio.Queue()
         self._wake = asyncio.Event()
@@ -108,21 +112,10 @@ class CallbackWorker:
         if listener is not None:
             side.append(asyncio.create_task(listener.run(), name="callback-listener"))
         try:
-            failures = 0
             while not self._stopping.is_set():
-                try:
-                    claimed, capacity = await self._round()
-                    failures = 0
-                except Exception as exc:
-                    # The database is unavailable: keep the loop, back off, claim again later.
-                    failures += 1
-                    log.warning(
-                        "callback claim failed", extra={"error": repr(exc), "failures": failures}
-                    )
-                    await self._idle(min(self.settings.callback_poll_seconds * 2**failures, 5.0))
-                    continue
-                if claimed == 0 or capacity <= 0:
-                    await self._idle(self.settings.callback_poll_seconds)
+                if not self._round():
+                    await self._idle(self._pause_s())
+                    self._empty_claims = False  # news, or the poll: look again
         finally:
             if listener is not None:
                 await listener.stop()
@@ -143,44 +136,65 @@ class CallbackWorker:
             self._transport = Transport(self.settings)
         try:
             batch = await self._claim(self.settings.callback_batch_size)
-            results = await asyncio.gather(*(self._attempt(c) for c in batch))
-            await self._write(list(results))
+            for delivery in batch:
+                self._slots.add(delivery)
+            results = [await self._results.get() for _ in batch]
+            await self._write([r for r in results if r is not None])
             return len(batch)
         finally:
             if own_transport and self._transport is not None:
                 await self._transport.close()
                 self._transport = None
 
-    def _capacity(self) -> int:
-        # A host's deliveries beyond its own connection limit wait for that host, not for a
-        # global slot: they do not count against what other endpoints may claim.
-        busy = sum(min(n, self._per_host) for n in self._host_load.values())
-        return 2 * self.settings.callback_concurrency - busy
-
-    async def _round(self) -> tuple[int, int]:
-        capacity = self._capacity()
-        claimed = 0
+    def _round(self) -> bool:
+        """Start a claim when there is room for a good batch; False when none was started.
+        Up to CLAIMS_IN_FLIGHT claims run at once: while one waits for the database, the
+        other's deliveries are already being attempted."""
+        if len(self._claims) >= CLAIMS_IN_FLIGHT or (self._failures and self._claims):
+            return False
+        reserved = sum(self._claims.values())
+        capacity = 2 * self.settings.callback_concurrency - self._slots.busy() - reserved
         # Claims of a few rows each cost as much as full ones: wait for room for a good batch,
-        # unless little is in flight.
+        # unless nothing is held.
         room = min(self.settings.callback_batch_size, self.settings.callback_concurrency) // 4
-        if capacity >= max(room, 1) or (capacity > 0 and not self._owned):
-            batch = await self._claim(min(self.settings.callback_batch_size, capacity))
-            for delivery in batch:
-                task = asyncio.create_task(self._attempt_and_settle(delivery), name="callback")
-                self._attempts.add(task)
-                task.add_done_callback(self._attempts.discard)
-            claimed = len(batch)
-        return claimed, capacity
+        if capacity < max(room, 1) and (capacity <= 0 or self._owned or self._claims):
+            return False
+        if self._empty_claims:
+            return False  # the last claim found nothing: wait for news or the poll
+        limit = min(self.settings.callback_batch_size, capacity)
+        task = asyncio.create_task(self._claim_and_start(limit), name="callback-claim")
+        self._claims[task] = limit
+        task.add_done_callback(self._claim_done)
+        return True
+
+    async def _claim_and_start(self, limit: int) -> int:
+        batch = await self._claim(limit)
+        for delivery in batch:
+            self._slots.add(delivery)
+        return len(batch)
+
+    def _claim_done(self, task: asyncio.Task[int]) -> None:
+        self._claims.pop(task, None)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            # The database is unavailable: back off, claim again later.
+            self._failures += 1
+            log.warning(
+                "callback claim failed", extra={"error": repr(exc), "failures": self._failures}
+            )
+            return
+        self._failures = 0
+        self._empty_claims = task.result() == 0
+        if not self._empty_claims:
+            self._wake.set()  # there may be more: claim again without waiting for the poll
+
+    def _pause_s(self) -> float:
+        poll_s = self.settings.callback_poll_seconds
+        return min(poll_s * 2**self._failures, 5.0) if self._failures else poll_s
 
     async def _claim(self, limit: int) -> list[Claimed]:
-        # A host with every slot busy and a whole batch waiting for one has enough at hand
-        # until its next claim: its endpoints are left to other replicas meanwhile.
-        saturated = [
-            endpoint_id
-            for host, load in self._host_load.items()
-            if load >= self._saturated_at
-            for endpoint_id in self._host_endpoints.get(host, ())
-        ]
         async with self.engine.begin() as conn:
             batch = await claims.claim(
                 conn,
@@ -188,14 +202,16 @@ class CallbackWorker:
                 limit=limit,
                 lease_s=self.lease_s,
                 now=self.clock(),
-                skip_endpoints=saturated,
+                skip_endpoints=self._slots.saturated_endpoints(),
             )
         for delivery in batch:
             self._owned[delivery.id] = delivery
-            host = _host_of(delivery.url)
-            self._host_load[host] += 1
-            self._host_endpoints.setdefault(host, Counter())[delivery.endpoint_id] += 1
         return batch
+
+    def _start(self, delivery: Claimed) -> None:
+        task = asyncio.create_task(self._attempt_and_settle(delivery), name="callback")
+        self._attempts.add(task)
+        task.add_done_callback(self._attempts.discard)
 
     async def _attempt_and_settle(self, delivery: Claimed) -> None:
         try:
@@ -203,23 +219,24 @@ class CallbackWorker:
         except asyncio.CancelledError:
             # Shutdown past its grace: give the claim back now rather than at lease expiry.
             # The request may have gone out: the attempt counts (at least once).
-            outcome = Outcome(delivery, "released", "pending", self.clock(), None, "interrupted")
-            self._results.put_nowait(outcome)
+            self._results.put_nowait(self._released(delivery))
             raise
+        finally:
+            if self._slots.done(delivery):
+                self._wake.set()  # its host held enough until now: claim for it again
         self._results.put_nowait(outcome)
 
+    def _released(self, delivery: Claimed) -> Outcome:
+        return Outcome(delivery, "released", "pending", self.clock(), None, "interrupted")
+
     async def _attempt(self, delivery: Claimed) -> Outcome:
-        host = _host_of(delivery.url)
-        slot = self._host_slots.get(host)
-        if slot is None:
-            slot = self._host_slots[host] = asyncio.Semaphore(self._per_host)
-        try:
-            async with slot, self._slots:
-                answer = await self._post(delivery)
-        finally:
-            self._release_host(host, delivery.endpoint_id)
+        answer = await self._post(delivery)
         outcome = outcome_of(
-            delivery, answer, schedule=self.settings.callback_retry_schedule, now=self.clock()
+            delivery,
+            answer,
+            schedule=self.settings.callback_retry_schedule,
+            now=self.clock(),
+            rng=self.rng,
         )
         self._counted[outcome.result].inc()
         self._timed[outcome.succeeded].observe(answer.elapsed_s)
@@ -234,20 +251,6 @@ class CallbackWorker:
         except UndecryptableSecret:
             return Answer(error="secret_unreadable")
         return await self._transport.post(request)
-
-    def _release_host(self, host: str, endpoint_id: uuid.UUID) -> None:
-        if self._host_load[host] == self._saturated_at:
-            self._wake.set()  # the host was saturated: its endpoints may be claimed again
-        self._host_load[host] -= 1
-        if self._host_load[host] <= 0:
-            del self._host_load[host]
-        endpoints = self._host_endpoints.get(host)
-        if endpoints is not None:
-            endpoints[endpoint_id] -= 1
-            if endpoints[endpoint_id] <= 0:
-                del endpoints[endpoint_id]
-            if not endpoints:
-                del self._host_endpoints[host]
 
     async def _write_loop(self) -> None:
         while True:
@@ -331,8 +334,12 @@ class CallbackWorker:
         self._wake.clear()
 
     async def _drain(self) -> None:
-        """Shutdown: let attempts in flight finish within the grace period, then cancel them
-        (a cancelled attempt gives its claim back)."""
+        """Shutdown: give back the claims not started, let attempts in flight finish within
+        the grace period, then cancel them (a cancelled attempt gives its claim back too)."""
+        if self._claims:
+            await asyncio.wait(set(self._claims), timeout=self.settings.shutdown_grace_seconds)
+        for delivery in self._slots.take_queued():
+            self._results.put_nowait(self._released(delivery))
         if not self._attempts:
             return
         _done, pending = await asyncio.wait(
@@ -342,13 +349,3 @@ class CallbackWorker:
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
-
-
-@functools.lru_cache(maxsize=4096)
-def _host_of(url: str) -> str:
-    """The connection pool's key of a URL (host and port), for the per-host limits."""
-    try:
-        parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.hostname}:{parts.port or ''}"
-    except ValueError:
-        return url
