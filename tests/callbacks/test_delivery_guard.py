@@ -113,3 +113,27 @@ async def test_an_endpoint_that_hangs_does_not_delay_another_endpoints_deliverie
         async with pg_engine.connect() as conn:
             rows = await deliveries(conn, fast.id)
         assert {row.status for row in rows} == {"succeeded"}
+
+
+async def test_a_worker_stopping_gives_back_what_it_has_not_finished(
+    pg_engine: AsyncEngine, postgres_url: str
+) -> None:
+    async with receiving() as receiver:
+        receiver.behaviours["/slow"] = Behaviour(hang=True)
+        async with pg_engine.begin() as conn:
+            org_id = await insert_org(conn)
+            endpoint = await insert_endpoint(conn, org_id, receiver.url("/slow"))
+            for _ in range(20):
+                await insert_event(conn, org_id, [endpoint.id], message_id=uuid.uuid4())
+        settings = callback_settings(
+            postgres_url, callback_timeout_seconds=10.0, shutdown_grace_seconds=0.5
+        )
+        async with running(new_worker(pg_engine, settings)):
+            await eventually(lambda: len(receiver.at("/slow")) == 8)
+        # Stopped past its grace: the 8 attempts in flight were cut, the 12 queued never began.
+        async with pg_engine.connect() as conn:
+            rows = await deliveries(conn, endpoint.id)
+        assert {row.status for row in rows} == {"pending"}
+        assert {row.claimed_by for row in rows} == {None}  # claimable again at once
+        assert sorted(row.attempts for row in rows) == [1] * 20
+        assert {row.last_error for row in rows} == {"interrupted"}
