@@ -1,10 +1,9 @@
 """Callback rows written straight into the real database: an endpoint with its encrypted secret,
-and events with one delivery per endpoint (as the emission writes them)."""
+and events with one delivery per endpoint (as the emission writes them), for tests that need
+deliveries in a given state."""
 
 from __future__ import annotations
 
-import base64
-import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from helpers import TEST_SECRET_KEY
+from wa_outbound.callbacks import secrets
 from wa_outbound.crypto import Keyring
 from wa_outbound.db.callback_schema import callback_delivery, callback_endpoint, callback_event
 from wa_outbound.db.types import utcnow
@@ -24,7 +24,7 @@ KEYRING = Keyring([TEST_SECRET_KEY])
 
 
 def new_secret() -> str:
-    return "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    return secrets.new_secret()
 
 
 @dataclass(frozen=True)
@@ -173,3 +173,68 @@ async def insert_message_events(
             event = await insert_event(conn, org_id, endpoint_ids, type=kind, message_id=message_id)
             events.append(event)
     return events
+
+
+@dataclass(frozen=True, slots=True)
+class InsertedEvent:
+    seq: int
+    id: uuid.UUID
+    deliveries: list[uuid.UUID]
+    """One per endpoint, in the order the endpoints were given."""
+
+
+async def insert_event_with_deliveries(
+    conn: AsyncConnection,
+    *,
+    org_id: str,
+    endpoint_ids: list[uuid.UUID],
+    event_type: str = "message.delivered",
+    message_id: uuid.UUID | None = None,
+    data: dict[str, Any] | None = None,
+    at: datetime | None = None,
+    **delivery: Any,
+) -> InsertedEvent:
+    """A `callback_event` and one `callback_delivery` per endpoint: pending, never attempted,
+    due at `at` (now by default), unless `delivery` sets other columns (status, attempts...)."""
+    at = at or utcnow()
+    event_id = uuid.uuid4()
+    result = await conn.execute(
+        callback_event.insert().values(
+            id=event_id,
+            org_id=org_id,
+            type=event_type,
+            message_id=message_id,
+            occurred_at=at,
+            data=data if data is not None else {"sequence": 1},
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    seq = int(key[0])
+    ids = [uuid.uuid4() for _ in endpoint_ids]
+    if ids:
+        await conn.execute(
+            callback_delivery.insert(),
+            [
+                {
+                    "id": delivery_id,
+                    "endpoint_id": endpoint_id,
+                    "event_seq": seq,
+                    "org_id": org_id,
+                    "message_id": message_id,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": at,
+                    "lease_until": None,
+                    "claimed_by": None,
+                    "last_status_code": None,
+                    "last_error": None,
+                    "created_at": at,
+                    "updated_at": at,
+                    "delivered_at": None,
+                }
+                | delivery
+                for delivery_id, endpoint_id in zip(ids, endpoint_ids, strict=True)
+            ],
+        )
+    return InsertedEvent(seq=seq, id=event_id, deliveries=ids)

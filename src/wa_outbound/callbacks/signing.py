@@ -14,13 +14,10 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 
-SECRET_PREFIX = "whsec_"
+from wa_outbound.callbacks import secrets
 
-
-@functools.lru_cache(maxsize=4096)
-def signing_key(secret: str) -> bytes:
-    """The HMAC key of a `whsec_` secret (remembered: it is decoded for every attempt)."""
-    return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+# Remembered: a secret's key is decoded for every attempt.
+signing_key = functools.lru_cache(maxsize=4096)(secrets.signing_key)
 
 
 def signature(secrets: Sequence[str], *, webhook_id: str, timestamp: int, body: bytes) -> str:
