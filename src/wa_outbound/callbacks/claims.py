@@ -13,7 +13,8 @@ There is no separate reclaim: a claim whose process died keeps its `pending` sta
 lease runs out (by the database's clock) the next claim of any replica takes it again. The claim
 moves `next_attempt_at` to the lease's end as well, so the deliveries in flight leave the head of
 the due index and later claims do not scan past them (the outcome writes the real one). Its
-token is owner and `attempts`; every outcome is guarded by both (outcomes.py).
+token is `claimed_by` (unique per claim) and `attempts`; every outcome is guarded by both
+(outcomes.py).
 
 SQLite has one writer: a plain read, then an update guarded by the same conditions.
 """
@@ -42,7 +43,10 @@ ev = callback_event.c
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """A delivery claimed by `worker` for its `attempt`-th attempt, with what it sends."""
+    """A delivery claimed for its `attempt`-th attempt, with what it sends. `worker` is the
+    claim's own token (`claimed_by`): the worker's id and the number of the claim, so that a
+    claim is never mistaken for an earlier one of the same worker, even when the API has reset
+    the delivery's attempts meanwhile (enabling an endpoint, recover)."""
 
     id: uuid.UUID
     endpoint_id: uuid.UUID
@@ -234,10 +238,8 @@ def _claimed(row: Any, worker: str) -> Claimed:
     )
 
 
-async def extend_leases(
-    conn: AsyncConnection, claims: Sequence[Claimed], *, worker: str, lease_s: float
-) -> int:
-    """The owner's heartbeat: push the lease of each delivery it still holds (same owner, same
+async def extend_leases(conn: AsyncConnection, claims: Sequence[Claimed], *, lease_s: float) -> int:
+    """The owner's heartbeat: push the lease of each delivery it still holds (same claim, same
     attempt, still pending) one lease ahead of the database's clock; returns how many."""
     if not claims:
         return 0
@@ -250,8 +252,9 @@ async def extend_leases(
         callback_delivery.update()
         .where(
             d.status == "pending",
-            d.claimed_by == worker,
-            sa.tuple_(d.id, d.attempts).in_([(c.id, c.attempt) for c in claims]),
+            sa.tuple_(d.id, d.claimed_by, d.attempts).in_(
+                [(c.id, c.worker, c.attempt) for c in claims]
+            ),
         )
         .values(lease_until=lease_until, next_attempt_at=lease_until)
     )

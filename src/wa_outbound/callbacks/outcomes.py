@@ -1,9 +1,11 @@
 """Writing delivery outcomes back: a few statements per batch, never one per delivery.
 
-The deliveries' statement is fenced by each claim's token (owner and attempt, still pending): an
-outcome whose lease expired and whose delivery another replica took again changes nothing. The
-endpoints' statements are not fenced: what an answer says of an endpoint (it works, it fails,
-it is gone) is true whichever claim got it.
+Every write is fenced by the claim that produced it (its `claimed_by`, unique per claim, and its
+attempt, still pending): an outcome whose lease expired and whose delivery was taken again, or
+whose delivery the API reset meanwhile (an endpoint enabled again, a recover), changes nothing,
+neither the delivery nor its endpoint. What the outcomes that hold say of their endpoints is
+written with them: it works (last success), it fails (since when), it is gone or has failed for
+too long (disabled).
 """
 
 from __future__ import annotations
@@ -35,20 +37,32 @@ SUCCESS_RESOLUTION = timedelta(seconds=1)
 _PG_WRITE = """
 WITH o AS (
     SELECT * FROM unnest($3::uuid[], $4::integer[], $5::text[], $6::timestamptz[],
-                         $7::integer[], $8::text[]) AS o(id, attempts, status, next_at, code, error)
+                         $7::integer[], $8::text[], $2::text[], $9::text[])
+        AS o(id, attempts, status, next_at, code, error, claimed_by, result)
 ), applied AS (
     UPDATE callback_delivery AS c
     SET status = o.status, next_attempt_at = o.next_at, last_status_code = o.code,
         last_error = o.error, lease_until = NULL, claimed_by = NULL, updated_at = $1,
         delivered_at = CASE WHEN o.status = 'succeeded' THEN $1 ELSE c.delivered_at END
     FROM o
-    WHERE c.id = o.id AND c.attempts = o.attempts AND c.claimed_by = $2
+    WHERE c.id = o.id AND c.attempts = o.attempts AND c.claimed_by = o.claimed_by
       AND c.status = 'pending'
-    RETURNING c.id
+    RETURNING c.endpoint_id, o.result
+), gone AS (
+    SELECT DISTINCT endpoint_id AS id FROM applied WHERE result = 'gone'
+), works AS (
+    SELECT DISTINCT endpoint_id AS id FROM applied WHERE result = 'succeeded'
+    EXCEPT SELECT id FROM gone
+), fails AS (
+    -- A claim given back at shutdown says nothing of its endpoint.
+    (SELECT endpoint_id AS id FROM applied WHERE result NOT IN ('succeeded', 'released')
+     EXCEPT SELECT id FROM works)
+    UNION SELECT id FROM gone
 ), working AS (
     UPDATE callback_endpoint AS e SET last_success_at = $1, failing_since = NULL
-    WHERE e.id = ANY($9::uuid[])
-      AND (e.failing_since IS NOT NULL OR e.last_success_at IS NULL OR e.last_success_at < $13)
+    FROM works
+    WHERE e.id = works.id
+      AND (e.failing_since IS NOT NULL OR e.last_success_at IS NULL OR e.last_success_at < $11)
     RETURNING e.id
 ), failing AS (
     UPDATE callback_endpoint AS e
@@ -59,10 +73,11 @@ WITH o AS (
         updated_at = CASE WHEN e.enabled AND f.disable THEN $1 ELSE e.updated_at END
     FROM (
         SELECT x.id,
-               x.id = ANY($11::uuid[]) OR COALESCE(x.failing_since <= $12, false) AS disable,
-               CASE WHEN x.id = ANY($11::uuid[]) THEN 'gone' ELSE 'failing' END AS reason
+               x.id IN (SELECT id FROM gone) OR COALESCE(x.failing_since <= $10, false)
+                   AS disable,
+               CASE WHEN x.id IN (SELECT id FROM gone) THEN 'gone' ELSE 'failing' END AS reason
         FROM callback_endpoint AS x
-        WHERE x.id = ANY($10::uuid[])
+        WHERE x.id IN (SELECT id FROM fails)
     ) AS f
     WHERE e.id = f.id AND (e.failing_since IS NULL OR (e.enabled AND f.disable))
     RETURNING e.id, e.disabled_reason, (NOT e.enabled AND f.disable AND e.updated_at = $1)
@@ -111,56 +126,30 @@ async def write_outcomes(
     now: datetime,
     disable_after_s: float,
 ) -> Written:
-    """Apply a batch of outcomes (all of one worker) and what they say of their endpoints."""
+    """Apply the batch's outcomes whose claim still holds, and what they say of their
+    endpoints."""
     if not outcomes:
         return Written(0, {})
-    gone = {o.delivery.endpoint_id for o in outcomes if o.gone}
-    working = {o.delivery.endpoint_id for o in outcomes if o.succeeded} - gone
-    # A claim given back at shutdown says nothing of its endpoint.
-    failed = {
-        o.delivery.endpoint_id for o in outcomes if not o.succeeded and o.result != "released"
-    }
-    failing = (failed - working) | gone
     if is_postgres(conn):
-        return await _write_pg(
-            conn,
-            outcomes,
-            now=now,
-            disable_after_s=disable_after_s,
-            endpoints=(sorted(working), sorted(failing), sorted(gone)),
-        )
-    return await _write_sqlite(
-        conn,
-        outcomes,
-        now=now,
-        disable_after_s=disable_after_s,
-        endpoints=(sorted(working), sorted(failing), sorted(gone)),
-    )
+        return await _write_pg(conn, outcomes, now=now, disable_after_s=disable_after_s)
+    return await _write_sqlite(conn, outcomes, now=now, disable_after_s=disable_after_s)
 
 
 async def _write_pg(
-    conn: AsyncConnection,
-    outcomes: Sequence[Outcome],
-    *,
-    now: datetime,
-    disable_after_s: float,
-    endpoints: tuple[list[uuid.UUID], list[uuid.UUID], list[uuid.UUID]],
+    conn: AsyncConnection, outcomes: Sequence[Outcome], *, now: datetime, disable_after_s: float
 ) -> Written:
-    working, failing, gone = endpoints
     try:
         row = await (await raw.driver(conn)).fetchrow(
             _PG_WRITE,
             now,
-            outcomes[0].delivery.worker,
+            [o.delivery.worker for o in outcomes],
             [o.delivery.id for o in outcomes],
             [o.delivery.attempt for o in outcomes],
             [o.status for o in outcomes],
             [o.next_attempt_at for o in outcomes],
             [o.status_code for o in outcomes],
             [o.error for o in outcomes],
-            working,
-            failing,
-            gone,
+            [o.result for o in outcomes],
             now - timedelta(seconds=disable_after_s),
             now - SUCCESS_RESOLUTION,
         )
@@ -171,15 +160,44 @@ async def _write_pg(
 
 
 async def _write_sqlite(
-    conn: AsyncConnection,
-    outcomes: Sequence[Outcome],
-    *,
-    now: datetime,
-    disable_after_s: float,
-    endpoints: tuple[list[uuid.UUID], list[uuid.UUID], list[uuid.UUID]],
+    conn: AsyncConnection, outcomes: Sequence[Outcome], *, now: datetime, disable_after_s: float
 ) -> Written:
-    working, failing, gone = endpoints
-    applied = await _write_deliveries(conn, outcomes, now=now)
+    """The same in a few statements (SQLite: one writer, this transaction holds it)."""
+    tokens = [(o.delivery.id, o.delivery.worker, o.delivery.attempt) for o in outcomes]
+    held = set(
+        (
+            await conn.execute(
+                sa.select(d.id).where(
+                    d.status == "pending", sa.tuple_(d.id, d.claimed_by, d.attempts).in_(tokens)
+                )
+            )
+        ).scalars()
+    )
+    current = [o for o in outcomes if o.delivery.id in held]
+    if not current:
+        return Written(0, {})
+    await conn.execute(
+        _SQLITE_DELIVERY,
+        [
+            {
+                "b_id": o.delivery.id,
+                "b_attempt": o.delivery.attempt,
+                "b_worker": o.delivery.worker,
+                "b_status": o.status,
+                "b_next": o.next_attempt_at,
+                "b_code": o.status_code,
+                "b_error": o.error,
+                "b_now": now,
+                "b_delivered": now if o.succeeded else None,
+            }
+            for o in current
+        ],
+    )
+    gone = {o.delivery.endpoint_id for o in current if o.gone}
+    working = {o.delivery.endpoint_id for o in current if o.succeeded} - gone
+    # A claim given back at shutdown says nothing of its endpoint.
+    failed = {o.delivery.endpoint_id for o in current if not o.succeeded and o.result != "released"}
+    failing = (failed - working) | gone
     disabled: dict[uuid.UUID, str] = {}
     if working:
         await conn.execute(
@@ -203,7 +221,7 @@ async def _write_sqlite(
         rows = await conn.execute(
             callback_endpoint.update()
             .where(
-                e.id.in_(failing),
+                e.id.in_(failing - gone),
                 e.enabled.is_(True),
                 e.failing_since <= now - timedelta(seconds=disable_after_s),
             )
@@ -219,27 +237,4 @@ async def _write_sqlite(
             .returning(e.id)
         )
         disabled |= dict.fromkeys(rows.scalars(), "gone")
-    return Written(applied, disabled)
-
-
-async def _write_deliveries(
-    conn: AsyncConnection, outcomes: Sequence[Outcome], *, now: datetime
-) -> int:
-    result = await conn.execute(
-        _SQLITE_DELIVERY,
-        [
-            {
-                "b_id": o.delivery.id,
-                "b_attempt": o.delivery.attempt,
-                "b_worker": o.delivery.worker,
-                "b_status": o.status,
-                "b_next": o.next_attempt_at,
-                "b_code": o.status_code,
-                "b_error": o.error,
-                "b_now": now,
-                "b_delivered": now if o.succeeded else None,
-            }
-            for o in outcomes
-        ],
-    )
-    return int(result.rowcount)
+    return Written(len(current), disabled)

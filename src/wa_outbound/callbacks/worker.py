@@ -64,7 +64,8 @@ class CallbackWorker:
         self.decrypt = decrypt
         self.clock = clock
         self.rng = rng or random.Random()
-        self.worker_id = f"{socket.gethostname()[:40]}:{os.getpid()}:{id(self) % 10_000}"
+        self.worker_id = f"{socket.gethostname()[:24]}:{os.getpid()}:{id(self) % 10_000}"
+        self._claim_no = 0
         # Long enough for a wait for a host's slot and a whole attempt; renewed meanwhile.
         self.lease_s = 2 * settings.callback_timeout_seconds + 5
         self._slots = Slots(
@@ -195,10 +196,11 @@ class CallbackWorker:
         return min(poll_s * 2**self._failures, 5.0) if self._failures else poll_s
 
     async def _claim(self, limit: int) -> list[Claimed]:
+        self._claim_no += 1
         async with self.engine.begin() as conn:
             batch = await claims.claim(
                 conn,
-                worker=self.worker_id,
+                worker=f"{self.worker_id}/{self._claim_no}",
                 limit=limit,
                 lease_s=self.lease_s,
                 now=self.clock(),
@@ -311,7 +313,7 @@ class CallbackWorker:
         """Push the lease of every delivery this worker holds one lease ahead."""
         async with self.engine.begin() as conn:
             return await claims.extend_leases(
-                conn, list(self._owned.values()), worker=self.worker_id, lease_s=self.lease_s
+                conn, list(self._owned.values()), lease_s=self.lease_s
             )
 
     async def _heartbeat(self) -> None:
