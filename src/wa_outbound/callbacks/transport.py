@@ -10,6 +10,7 @@ not followed, and at most `callback_per_host_connections` connections go to one 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import socket
 import time
 from dataclasses import dataclass
@@ -93,7 +94,9 @@ class Transport:
         started = time.perf_counter()
         try:
             target = _checked(request.url, self._allow_insecure)
-            addresses = await urls.resolve(target, allow_insecure=self._allow_insecure)
+            addresses = _literal_addresses(target, self._allow_insecure)
+            if addresses is None:
+                addresses = await urls.resolve(target, allow_insecure=self._allow_insecure)
         except UrlNotAllowed:
             return Answer(error=URL_NOT_ALLOWED, elapsed_s=time.perf_counter() - started)
         self._resolver.pin(target.host, target.port, addresses)
@@ -122,6 +125,18 @@ def _checked(url: str, allow_insecure: bool) -> urls.Target:
     """`urls.check_url`, remembered: it depends on the URL's text only (a refusal is not
     remembered, so it is checked again and refused again)."""
     return urls.check_url(url, allow_insecure=allow_insecure)
+
+
+@functools.lru_cache(maxsize=4096)
+def _literal_addresses(target: urls.Target, allow_insecure: bool) -> list[str] | None:
+    """A literal IP's checked address, remembered (nothing to look up); None for a host name,
+    which is resolved and checked at every attempt."""
+    try:
+        ipaddress.ip_address(target.host.strip("[]"))
+    except ValueError:
+        return None
+    # Checked by check_url already; resolve() says the same, without a lookup.
+    return [str(ipaddress.ip_address(target.host.strip("[]")))]
 
 
 async def _drain(response: aiohttp.ClientResponse) -> None:
