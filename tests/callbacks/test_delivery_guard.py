@@ -135,5 +135,6 @@ async def test_a_worker_stopping_gives_back_what_it_has_not_finished(
             rows = await deliveries(conn, endpoint.id)
         assert {row.status for row in rows} == {"pending"}
         assert {row.claimed_by for row in rows} == {None}  # claimable again at once
-        assert sorted(row.attempts for row in rows) == [1] * 20
+        # The attempts cut may have reached the app: they count. The others are given back.
+        assert sorted(row.attempts for row in rows) == [0] * 12 + [1] * 8
         assert {row.last_error for row in rows} == {"interrupted"}

@@ -37,13 +37,14 @@ SUCCESS_RESOLUTION = timedelta(seconds=1)
 _PG_WRITE = """
 WITH o AS (
     SELECT * FROM unnest($3::uuid[], $4::integer[], $5::text[], $6::timestamptz[],
-                         $7::integer[], $8::text[], $2::text[], $9::text[])
-        AS o(id, attempts, status, next_at, code, error, claimed_by, result)
+                         $7::integer[], $8::text[], $2::text[], $9::text[], $12::integer[])
+        AS o(id, attempts, status, next_at, code, error, claimed_by, result, given_back)
 ), applied AS (
     UPDATE callback_delivery AS c
     SET status = o.status, next_attempt_at = o.next_at, last_status_code = o.code,
         last_error = o.error, lease_until = NULL, claimed_by = NULL, updated_at = $1,
-        delivered_at = CASE WHEN o.status = 'succeeded' THEN $1 ELSE c.delivered_at END
+        delivered_at = CASE WHEN o.status = 'succeeded' THEN $1 ELSE c.delivered_at END,
+        attempts = c.attempts - o.given_back
     FROM o
     WHERE c.id = o.id AND c.attempts = o.attempts AND c.claimed_by = o.claimed_by
       AND c.status = 'pending'
@@ -107,6 +108,7 @@ _SQLITE_DELIVERY = (
         claimed_by=None,
         updated_at=_b("b_now", type_=d.updated_at.type),
         delivered_at=_b("b_delivered", type_=d.delivered_at.type),
+        attempts=d.attempts - _b("b_given_back"),
     )
 )
 
@@ -152,6 +154,7 @@ async def _write_pg(
             [o.result for o in outcomes],
             now - timedelta(seconds=disable_after_s),
             now - SUCCESS_RESOLUTION,
+            [0 if o.attempted else 1 for o in outcomes],
         )
     except raw.CONNECTION_LOST as exc:
         raise await raw.connection_lost(conn, exc) from exc
@@ -189,6 +192,7 @@ async def _write_sqlite(
                 "b_error": o.error,
                 "b_now": now,
                 "b_delivered": now if o.succeeded else None,
+                "b_given_back": 0 if o.attempted else 1,
             }
             for o in current
         ],

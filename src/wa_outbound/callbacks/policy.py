@@ -44,6 +44,8 @@ class Outcome:
     next_attempt_at: datetime
     status_code: int | None
     error: str | None
+    attempted: bool = True
+    """False for a claim given back before its request began: its attempt is given back too."""
 
     @property
     def succeeded(self) -> bool:

@@ -228,8 +228,10 @@ class CallbackWorker:
                 self._wake.set()  # its host held enough until now: claim for it again
         self._results.put_nowait(outcome)
 
-    def _released(self, delivery: Claimed) -> Outcome:
-        return Outcome(delivery, "released", "pending", self.clock(), None, "interrupted")
+    def _released(self, delivery: Claimed, *, attempted: bool = True) -> Outcome:
+        return Outcome(
+            delivery, "released", "pending", self.clock(), None, "interrupted", attempted
+        )
 
     async def _attempt(self, delivery: Claimed) -> Outcome:
         answer = await self._post(delivery)
@@ -341,7 +343,7 @@ class CallbackWorker:
         if self._claims:
             await asyncio.wait(set(self._claims), timeout=self.settings.shutdown_grace_seconds)
         for delivery in self._slots.take_queued():
-            self._results.put_nowait(self._released(delivery))
+            self._results.put_nowait(self._released(delivery, attempted=False))
         if not self._attempts:
             return
         _done, pending = await asyncio.wait(
