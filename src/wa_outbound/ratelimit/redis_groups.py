@@ -170,10 +170,10 @@ class RedisGroups:
             stopped = reply[1] - 1
             if reply[0] == -2 and call.groups[stopped].waba_id:
                 await self._load_reach(call.tag, call.groups[stopped].waba_id)
-            elif reply[0] == -1 and call.quota_org is not None:
+            elif reply[0] == -1 and (org_id := call.quota_org) is not None:
                 decided += _verdicts(call.rows[:stopped], [1, *reply[4:]])
-                call = self._call(call.groups[stopped:], call.rows[stopped:], call.quota_org)
-                allotment = await self._allotter.allot(call.quota_org, reply[2], reply[3] / 1e6)
+                call = self._call(call.groups[stopped:], call.rows[stopped:], org_id)
+                allotment = await self._allotter.allot(org_id, reply[2], reply[3] / 1e6)
                 tail = list(allotment.argv())
             reply = await self._scripts.admit(call.command(*tail))
         if reply.__class__ is int or reply[0] == 1:

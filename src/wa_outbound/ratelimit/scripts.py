@@ -113,14 +113,15 @@ def admit_reach(tag: str, waba_id: str | None) -> bytes:
 @functools.lru_cache(maxsize=1024)
 def admit_settings(interval_s: float, quota_on: int, senders: int) -> bytes:
     """admit.lua's argv after `now` up to the senders' settings."""
-    argv = (repr(interval_s), quota_on, epoch_length_ms(interval_s), senders)
+    argv: tuple[str | int, ...] = (repr(interval_s), quota_on, epoch_length_ms(interval_s), senders)
     return b"".join(map(bulk, argv))
 
 
 @functools.lru_cache(maxsize=16_384)
 def sender_settings(sender_id: str, mps: float, cap: int, n: int) -> bytes:
     """One sender's settings in admit.lua's argv, encoded once per distinct group."""
-    return b"".join(map(bulk, (sender_id, repr(mps), cap, n)))
+    argv: tuple[str | int, ...] = (sender_id, repr(mps), cap, n)
+    return b"".join(map(bulk, argv))
 
 
 @dataclass(frozen=True, slots=True)
