@@ -5,7 +5,7 @@ one after another in the order given, as separate calls would decide them."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import pytest
@@ -93,7 +93,7 @@ def group(
     return SenderGroup(sender_id or uuid.uuid4(), org, mps, waba, cap, rows)
 
 
-def reasons(group: SenderGroup, verdicts: dict[uuid.UUID, Verdict]) -> list[str | None]:
+def reasons(group: SenderGroup, verdicts: Mapping[uuid.UUID, Verdict]) -> list[str | None]:
     return [verdicts[row.id].reason for row in group.rows]
 
 

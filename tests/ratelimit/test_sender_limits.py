@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -99,7 +99,7 @@ def at(i: int) -> datetime:
     return utcnow() + timedelta(microseconds=i)
 
 
-def reasons(group: SenderGroup, verdicts: dict[uuid.UUID, Verdict]) -> list[str | None]:
+def reasons(group: SenderGroup, verdicts: Mapping[uuid.UUID, Verdict]) -> list[str | None]:
     return [verdicts[row.id].reason for row in group.rows]
 
 
@@ -185,7 +185,7 @@ async def test_quota_is_used_only_by_what_every_limit_granted(backend: Backend) 
     assert quota["used"] == 4
     more = group(org, phones(3, 20))
     assert reasons(more, await backend.limiter.admit(more)) == [None, "quota", "quota"]
-    quota_retry = (await backend.limiter.admit(group(org, phones(1, 30)))).popitem()[1]
+    (quota_retry,) = (await backend.limiter.admit(group(org, phones(1, 30)))).values()
     assert quota_retry.reason == "quota"
     assert quota_retry.retry_after_s > 60, "until the window resets"
 

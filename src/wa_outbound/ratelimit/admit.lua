@@ -5,15 +5,16 @@
 -- the senders' throughput counts and their pair slots are read once and written once a call.
 --
 -- KEYS[1..3] the org's counter, limit and throttle (acquire.lua; unused when quota is 0)
--- KEYS[4]    hash {sender: "bucket:grants,..."}: each sender's grants per 100 ms
+-- KEYS[4]    hash {sender: msgpack {bucket, grants, ...}}: each sender's grants per 100 ms
 -- KEYS[5..6] hashes {sender:recipient: when the sender may next send to it (Unix s)} of this
 --            epoch and the one before (an epoch is at least the pair interval: an older slot
 --            is past)
 -- KEYS[5+2s] sorted set {recipient: when reached (ms)}: sender s's WABA's reached recipients
 --            (a cache of the database's waba_reach), KEYS[6+2s] present while it is loaded
 -- ARGV  now, pair interval s, quota (1/0), epoch ms, S (senders), then per sender (id, mps,
---       cap (-1: none), n), then per message in the senders' order (reaches 1/0, recipient),
---       then acquire.lua's optional allotment tail (block ... tat_floor).
+--       cap (-1: none), n, whether each message reaches: a '1' or '0' a message), then per
+--       message in the senders' order its pair field (sender id:recipient), then acquire.lua's
+--       optional allotment tail (block ... tat_floor).
 -- Returns the number of messages when all are granted; {-2, s} when sender s's reached
 -- recipients must be loaded (nothing decided); {-1, s, shortfall, tat_us, code, retry_ms, ...}
 -- when the database must allot quota before sender s can be decided (the pairs are those of
@@ -24,17 +25,17 @@ local interval = tonumber(ARGV[2])
 local quota_on = ARGV[3] == '1'
 local epoch_ms = tonumber(ARGV[4])
 local count = tonumber(ARGV[5])
-local first_row = 6 + 4 * count
--- Sender s's settings start at ARGV[2 + 4s]; its messages are rows starts[s] .. stops[s].
+local first_row = 6 + 5 * count
+-- Sender s's settings start at ARGV[1 + 5s]; its messages are starts[s] .. stops[s], message
+-- i's field at ARGV[first_row + i - 1] (the recipient from its 34th byte on).
 local starts, stops, total = {}, {}, 0
 for s = 1, count do
   starts[s] = total + 1
-  total = total + tonumber(ARGV[5 + 4 * s])
+  total = total + tonumber(ARGV[4 + 5 * s])
   stops[s] = total
 end
-local tail = first_row + 2 * total
-local function reaches(i) return ARGV[first_row + 2 * i - 2] == '1' end
-local function phone(i) return ARGV[first_row + 2 * i - 1] end
+local last_row = first_row + total - 1
+local tail = last_row + 1
 
 if quota_on and ARGV[tail] then
   -- acquire.lua's allotment, at this script's offsets.
@@ -65,30 +66,25 @@ end
 -- A messaging limit's cache must be loaded before it can refuse anyone.
 local reach_on = {}
 for s = 1, count do
-  if tonumber(ARGV[4 + 4 * s]) >= 0 then
-    for i = starts[s], stops[s] do
-      if reaches(i) then
-        if redis.call('EXISTS', KEYS[6 + 2 * s]) == 0 then
-          return {-2, s}
-        end
-        reach_on[s] = true
-        break
-      end
+  if tonumber(ARGV[3 + 5 * s]) >= 0 and string.find(ARGV[5 + 5 * s], '1', 1, true) then
+    if redis.call('EXISTS', KEYS[6 + 2 * s]) == 0 then
+      return {-2, s}
     end
+    reach_on[s] = true
   end
 end
 
--- Commands over a long list go in chunks (Lua's unpack has a limit).
-local function chunked(command, key, list, step)
-  if #list == 0 then
+-- Commands over a long list go in chunks (Lua's unpack has a limit): list[from .. to].
+local function chunked(command, key, list, from, to)
+  if to < from then
     return {}
   end
-  if #list <= step then
-    return redis.call(command, key, unpack(list))
+  if to - from < 1000 then
+    return redis.call(command, key, unpack(list, from, to))
   end
   local out = {}
-  for from = 1, #list, step do
-    local got = redis.call(command, key, unpack(list, from, math.min(from + step - 1, #list)))
+  for start = from, to, 1000 do
+    local got = redis.call(command, key, unpack(list, start, math.min(start + 999, to)))
     if type(got) == 'table' then
       for i = 1, #got do
         out[#out + 1] = got[i]
@@ -98,21 +94,20 @@ local function chunked(command, key, list, step)
   return out
 end
 
--- The pair slots of every message's (sender, recipient), the newer epoch's first.
-local fields, slots = {}, {}
+-- The pair slots of every message's (sender, recipient), the newer epoch's first. A slot in
+-- the older epoch's hash was granted before this epoch began, so it is past once this epoch is
+-- a pair interval old: that hash is read only before then.
+local slots = {}
 if interval > 0 then
-  for s = 1, count do
-    local prefix = ARGV[2 + 4 * s] .. ':'
-    for i = starts[s], stops[s] do
-      fields[i] = prefix .. phone(i)
-    end
+  local newer = chunked('HMGET', KEYS[5], ARGV, first_row, last_row)
+  local older = {}
+  if now * 1000 < (math.floor(now * 1000 / epoch_ms) * epoch_ms) + interval * 1000 + 1 then
+    older = chunked('HMGET', KEYS[6], ARGV, first_row, last_row)
   end
-  local older = chunked('HMGET', KEYS[6], fields, 1000)
-  local newer = chunked('HMGET', KEYS[5], fields, 1000)
   for i = 1, total do
     local at = newer[i] or older[i]
     if at then
-      slots[fields[i]] = tonumber(at)
+      slots[ARGV[first_row + i - 1]] = tonumber(at)
     end
   end
 end
@@ -122,7 +117,7 @@ local bucket = math.floor(now / 0.1 + 1e-9)
 local first = bucket - 11
 local ids = {}
 for s = 1, count do
-  ids[s] = ARGV[2 + 4 * s]
+  ids[s] = ARGV[1 + 5 * s]
 end
 local counts = redis.call('HMGET', KEYS[4], unpack(ids))
 local tput = {}  -- sender id: {used, oldest, {index, grants, ...}} of the window
@@ -130,16 +125,18 @@ local function throughput_of(s)
   local id = ids[s]
   if not tput[id] then
     local used, oldest, kept = 0, nil, {}
-    for at, n in string.gmatch(counts[s] or '', '(%d+):(%d+)') do
-      local index = tonumber(at)
-      if index >= first then
-        local grants = tonumber(n)
-        used = used + grants
-        if not oldest or index < oldest then
-          oldest = index
+    if counts[s] then
+      local stored = cmsgpack.unpack(counts[s])
+      for k = 1, #stored, 2 do
+        local index = stored[k]
+        if index >= first then
+          used = used + stored[k + 1]
+          if not oldest or index < oldest then
+            oldest = index
+          end
+          kept[#kept + 1] = index
+          kept[#kept + 1] = stored[k + 1]
         end
-        kept[#kept + 1] = index
-        kept[#kept + 1] = grants
       end
     end
     tput[id] = {used, oldest, kept}
@@ -160,7 +157,8 @@ local written = {}  -- sender ids whose throughput counts changed
 local allot_for = nil
 
 for s = 1, count do
-  local mps, cap = tonumber(ARGV[3 + 4 * s]), tonumber(ARGV[4 + 4 * s])
+  local mps, cap = tonumber(ARGV[2 + 5 * s]), tonumber(ARGV[3 + 5 * s])
+  local mask, before = ARGV[5 + 5 * s], starts[s] - 1
   local reach_key = KEYS[5 + 2 * s]
   local reached = 0
   if reach_on[s] then
@@ -181,22 +179,24 @@ for s = 1, count do
   -- `slots` only (written below for what is granted).
   local passing, fresh = {}, {}
   for i = starts[s], stops[s] do
-    local to = phone(i)
     if interval > 0 then
-      local slot = slots[fields[i]] or 0
+      local field = ARGV[first_row + i - 1]
+      local slot = slots[field] or 0
       -- Whatever happens to this message, the next one to this recipient comes after it.
-      slots[fields[i]] = math.max(slot, now) + interval
+      slots[field] = math.max(slot, now) + interval
       if slot > now + 1e-9 then
         codes[i], retries[i] = 2, slot - now
       end
     end
-    if not codes[i] and reaches(i) and cap >= 0 and not fresh[to]
-        and not redis.call('ZSCORE', reach_key, to) then
-      if reached >= cap then
-        codes[i], retries[i] = 3, tier_retry()
-      else
-        reached = reached + 1
-        fresh[to] = true
+    if reach_on[s] and not codes[i] and string.byte(mask, i - before) == 49 then
+      local to = string.sub(ARGV[first_row + i - 1], 34)
+      if not fresh[to] and not redis.call('ZSCORE', reach_key, to) then
+        if reached >= cap then
+          codes[i], retries[i] = 3, tier_retry()
+        else
+          reached = reached + 1
+          fresh[to] = true
+        end
       end
     end
     if not codes[i] then
@@ -265,11 +265,11 @@ for s = 1, count do
     if j <= granted then
       codes[i], retries[i] = 0, 0
       if interval > 0 then
-        pair_set[#pair_set + 1] = fields[i]
+        pair_set[#pair_set + 1] = ARGV[first_row + i - 1]
         pair_set[#pair_set + 1] = next_slot
       end
-      if reach_on[s] and reaches(i) then
-        redis.call('ZADD', reach_key, now_ms, phone(i))
+      if reach_on[s] and string.byte(mask, i - before) == 49 then
+        redis.call('ZADD', reach_key, now_ms, string.sub(ARGV[first_row + i - 1], 34))
       end
     elseif j <= got then
       codes[i] = 1
@@ -310,17 +310,13 @@ if quota_taken then
   redis.call('HSET', KEYS[1], 'used', used, 'tat', tat)
 end
 if #pair_set > 0 then
-  chunked('HSET', KEYS[5], pair_set, 1000)
+  chunked('HSET', KEYS[5], pair_set, 1, #pair_set)
   redis.call('PEXPIRE', KEYS[5], 2 * epoch_ms + 1000)
 end
 local tput_set = {}
 for id in pairs(written) do
-  local kept, parts = tput[id][3], {}
-  for k = 1, #kept, 2 do
-    parts[#parts + 1] = kept[k] .. ':' .. kept[k + 1]
-  end
   tput_set[#tput_set + 1] = id
-  tput_set[#tput_set + 1] = table.concat(parts, ',')
+  tput_set[#tput_set + 1] = cmsgpack.pack(tput[id][3])
 end
 if #tput_set > 0 then
   redis.call('HSET', KEYS[4], unpack(tput_set))

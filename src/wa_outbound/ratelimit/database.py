@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -64,7 +65,7 @@ class DatabaseLimiter:
         self._decisions = DecisionCounter(metrics, "database")
         self._pruned_at = time.monotonic()
 
-    async def admit(self, group: SenderGroup) -> dict[uuid.UUID, Verdict]:
+    async def admit(self, group: SenderGroup) -> Mapping[uuid.UUID, Verdict]:
         """Every limit of a sender group in one transaction (see plan.py and senderdb.py)."""
         now = utcnow()
         now_s = now.timestamp()
@@ -98,7 +99,7 @@ class DatabaseLimiter:
         await self.maybe_prune()
         return decided.verdicts
 
-    async def admit_many(self, groups: list[SenderGroup]) -> list[dict[uuid.UUID, Verdict]]:
+    async def admit_many(self, groups: list[SenderGroup]) -> list[Mapping[uuid.UUID, Verdict]]:
         """One transaction per group, all at once (their locks are the senders', apart)."""
         return list(await asyncio.gather(*(self.admit(group) for group in groups)))
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -39,8 +39,8 @@ from wa_outbound.ratelimit.scripts import (
     sender_tag,
 )
 from wa_outbound.ratelimit.senders import (
-    GRANTED,
     REASON_CODES,
+    AllGranted,
     Candidate,
     SenderGroup,
     Verdict,
@@ -52,7 +52,7 @@ MAX_CALLS = 5
 REACH_LOADED_TTL_S = 3600
 
 Acquire = Callable[[str, int], Awaitable[Decision]]
-Verdicts = dict[uuid.UUID, Verdict]
+Verdicts = Mapping[uuid.UUID, Verdict]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,7 @@ class Call:
     def command(self, *tail: str | int | float) -> bytes:
         senders = len(self.groups)
         count = 3 + ADMIT_KEYS + 2 * senders + 1 + ADMIT_SETTINGS + SENDER_ARGS * senders
-        count += 2 * sum(map(len, self.rows)) + len(tail)
+        count += sum(map(len, self.rows)) + len(tail)
         now = repr(time.time()).encode()
         parts = [b"*%d\r\n" % count, self.head, b"$%d\r\n%b\r\n" % (len(now), now)]
         parts.append(self.packed_rest)
@@ -118,7 +118,7 @@ class RedisGroups:
         return results
 
     async def _admit_shared(self, group: SenderGroup) -> Verdicts:
-        verdicts: Verdicts = {}
+        verdicts: dict[uuid.UUID, Verdict] = {}
         asked: list[Candidate] = []
         rows = group.ordered()
         for org_id in dict.fromkeys(row.org_id for row in rows):
@@ -152,11 +152,16 @@ class RedisGroups:
             parts.append(
                 sender_settings(group.sender_id.hex, group.messages_per_second, cap, len(mine))
             )
-        for mine in rows:
-            for row in mine:
-                to = row.to.encode()
-                parts.append(_REACHES if row.reaches else _NOT_REACHES)
-                parts.append(b"$%d\r\n%b\r\n" % (len(to), to))
+            parts.append(bulk("".join(["1" if row.reaches else "0" for row in mine])))
+        for group, mine in zip(groups, rows, strict=True):
+            # Each message's pair field, `pair_field(sender, recipient)`, ready made; encoded
+            # at once when ASCII (numbers are), where a character is a byte.
+            prefix = group.sender_id.hex + ":"
+            fields = "".join([f"${len(row.to) + 33}\r\n{prefix}{row.to}\r\n" for row in mine])
+            if fields.isascii():
+                parts.append(fields.encode())
+            else:
+                parts.extend(bulk(prefix + row.to) for row in mine)
         return Call(groups, rows, tag, quota_org, b"".join(head), b"".join(parts))
 
     async def _finish(self, call: Call, reply: Any) -> list[Verdicts]:
@@ -170,6 +175,7 @@ class RedisGroups:
             stopped = reply[1] - 1
             if reply[0] == -2 and call.groups[stopped].waba_id:
                 await self._load_reach(call.tag, call.groups[stopped].waba_id)
+                call = self._call(call.groups, call.rows, call.quota_org)  # a later pair epoch
             elif reply[0] == -1 and (org_id := call.quota_org) is not None:
                 decided += _verdicts(call.rows[:stopped], [1, *reply[4:]])
                 call = self._call(call.groups[stopped:], call.rows[stopped:], org_id)
@@ -201,14 +207,11 @@ class RedisGroups:
                     await senderdb.record_reached(conn, waba_id, dict.fromkeys(phones), now)
 
 
-_REACHES, _NOT_REACHES = bulk("1"), bulk("0")
-
-
 def _verdicts(rows: list[list[Candidate]], reply: Any) -> list[Verdicts]:
     """Each group's verdicts from a reply that decided them all (its codes from reply[1])."""
     if reply.__class__ is int:
-        return [dict.fromkeys((row.id for row in mine), GRANTED) for mine in rows]
-    out = []
+        return [AllGranted(mine) for mine in rows]
+    out: list[Verdicts] = []
     at = 1
     for mine in rows:
         verdicts = {}

@@ -65,7 +65,8 @@ def pair_keys_of(tag: str, epoch: int) -> tuple[str, str]:
 
 
 def pair_field(sender_id: str, phone: str) -> str:
-    """A pair slot's field: admit.lua joins the sender's hex id and the recipient so."""
+    """A pair slot's field: the sender's id in 32 hex digits, a colon, the recipient (admit.lua
+    reads the recipient from the 34th byte)."""
     return f"{sender_id}:{phone}"
 
 
@@ -86,7 +87,7 @@ def acquire_head(sha: str, org_id: str) -> bytes:
 
 ADMIT_KEYS = 6  # and two per sender
 ADMIT_SETTINGS = 4  # pair interval, quota on, epoch length, senders
-SENDER_ARGS = 4  # id, mps, cap, n
+SENDER_ARGS = 5  # id, mps, cap, n, which messages reach
 
 
 @functools.lru_cache(maxsize=16_384)
@@ -119,7 +120,8 @@ def admit_settings(interval_s: float, quota_on: int, senders: int) -> bytes:
 
 @functools.lru_cache(maxsize=16_384)
 def sender_settings(sender_id: str, mps: float, cap: int, n: int) -> bytes:
-    """One sender's settings in admit.lua's argv, encoded once per distinct group."""
+    """One sender's settings in admit.lua's argv but which messages reach, encoded once per
+    distinct group."""
     argv: tuple[str | int, ...] = (sender_id, repr(mps), cap, n)
     return b"".join(map(bulk, argv))
 
