@@ -149,13 +149,20 @@ async def _read_reach(
 async def write_batch(conn: AsyncConnection, state: BatchState, now: datetime) -> None:
     """Store what the batch's decisions consumed (every sender's throughput row even when
     nothing was granted: its old buckets are dropped)."""
+    # The rows exist (locked above): an upsert is how one statement updates them all.
+    stmt = dialect.insert(conn, sender_throughput)
     await conn.execute(
-        sender_throughput.update()
-        .where(t.sender_id == sa.bindparam("row_sender"))
-        .values(buckets=sa.bindparam("row_buckets"), updated_at=now),
+        stmt.on_conflict_do_update(
+            index_elements=[t.sender_id],
+            set_={"buckets": stmt.excluded.buckets, "updated_at": stmt.excluded.updated_at},
+        ),
         [
-            {"row_sender": sender_id, "row_buckets": {str(k): v for k, v in buckets.items()}}
-            for sender_id, buckets in state.buckets.items()
+            {
+                "sender_id": sender,
+                "buckets": {str(k): v for k, v in made.items()},
+                "updated_at": now,
+            }
+            for sender, made in state.buckets.items()
         ],
     )
     if state.pair_writes:
