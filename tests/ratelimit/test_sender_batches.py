@@ -4,6 +4,7 @@ one after another in the order given, as separate calls would decide them."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -156,3 +157,26 @@ async def test_senders_of_one_waba_share_its_messaging_limit_within_a_batch(
         [None],
     ]
     assert (await backend.limiter.quota(org))["used"] == 4
+
+
+async def test_batches_asking_the_same_senders_and_orgs_in_opposite_orders_never_deadlock(
+    backend: Backend,
+) -> None:
+    first, second = await backend.org(), await backend.org()
+    senders = [uuid.uuid4(), uuid.uuid4()]
+    owners = [(first, senders[0]), (second, senders[1])]  # a sender belongs to one org
+
+    def batch(start: int, order: list[tuple[str, uuid.UUID]]) -> list[SenderGroup]:
+        return [
+            group(org, phones(3, start + 3 * i), mps=20, sender_id=sender)
+            for i, (org, sender) in enumerate(order)
+        ]
+
+    asked = [batch(100 * i, owners) for i in range(5)]
+    asked += [batch(1000 + 100 * i, owners[::-1]) for i in range(5)]
+    answers = await asyncio.gather(*(backend.limiter.admit_many(b) for b in asked))
+    granted = dict.fromkeys(senders, 0)
+    for groups, verdicts in zip(asked, answers, strict=True):
+        for g, v in zip(groups, verdicts, strict=True):
+            granted[g.sender_id] += sum(1 for row in g.rows if v[row.id].granted)
+    assert granted == dict.fromkeys(senders, 20), "each sender's throughput, no more"
