@@ -6,6 +6,11 @@ loopback, and enqueue→ACCEPTED latency on an idle system. PostgreSQL; run from
 With `--senders N`, the same run is made twice, from the shared sender alone and then spread over
 N senders of the organisation, and the ratio of the two is printed: what sending per sender
 costs the dispatcher (every sender's limits set far above the load, so only the cost shows).
+
+With `--callbacks`, runs without and with a webhook endpoint of the organisation subscribed to
+every event alternate (`--rounds` pairs), and the ratio of their medians is printed: what writing
+the callback events in the dispatcher's transactions costs it. The delivery worker is off in
+both (WA_CALLBACK_ENABLED=false): its own figures are bench/callbacks.py's.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import argparse
 import asyncio
 import json
 import signal
+import statistics
 import sys
 import time
 import uuid
@@ -220,8 +226,29 @@ def _profile(pid: int) -> Any:
     )
 
 
+async def _insert_endpoint(dsn: str, org_id: str) -> None:
+    """A webhook endpoint of the org subscribed to every event (its secret is never used)."""
+    now = datetime.now(UTC)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO callback_endpoint (id, org_id, url, events, enabled, secret, created_at,"
+            " updated_at) VALUES ($1, $2, 'https://example.com/hook', NULL, true,"
+            " 'plain:whsec_YmVuY2g=', $3, $3)",
+            uuid.uuid4(),
+            org_id,
+            now,
+        )
+    finally:
+        await conn.close()
+
+
 async def run(
-    quick: bool = False, profile: bool = False, senders: int = 0, redis_url: str = ""
+    quick: bool = False,
+    profile: bool = False,
+    senders: int = 0,
+    redis_url: str = "",
+    callback_endpoint: bool = False,
 ) -> dict[str, Any]:
     """Dispatch throughput over `messages` pre-queued rows, enqueue→ACCEPTED latency, and the
     ceiling: a bare aiohttp loop to the same fake Meta at the dispatcher's concurrency."""
@@ -237,6 +264,7 @@ async def run(
         WA_PHONE_NUMBER_ID="106540352242922",
         WA_APP_SECRET="bench",
         WA_DISPATCH_POLL_SECONDS="0.5",
+        WA_CALLBACK_ENABLED="false",
         **({"WA_REDIS_URL": redis_url} if redis_url else {}),
     )
     processes = []
@@ -261,6 +289,8 @@ async def run(
         )
         _org_id, key = await prepare_org(dsn, env, phones)
         sender_ids = await _insert_senders(dsn, _org_id, senders)
+        if callback_endpoint:
+            await _insert_endpoint(dsn, _org_id)
         await _insert_queued(dsn, _org_id, phones, messages, sender_ids)
         service = start(
             [str(BIN / "wa-outbound"), "serve", "--no-migrate", "--port", str(port)],
@@ -311,7 +341,16 @@ def main() -> None:
     parser.add_argument(
         "--redis-url", default="", help="the limiter on this Redis (default: the database's)"
     )
+    parser.add_argument(
+        "--callbacks",
+        action="store_true",
+        help="alternate runs without and with a webhook endpoint subscribed to every event",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="pairs of runs with --callbacks")
     args = parser.parse_args()
+    if args.callbacks:
+        _compare_callbacks(args.quick, args.rounds, args.redis_url)
+        return
     results = uvloop.run(run(args.quick, args.profile, redis_url=args.redis_url))
     if args.senders:
         spread = uvloop.run(
@@ -325,6 +364,26 @@ def main() -> None:
         }
     print(table([(name, value, "") for name, value in results.items()]))
     print(f"written to {write_results('dispatch', results)}")
+
+
+def _compare_callbacks(quick: bool, rounds: int, redis_url: str) -> None:
+    without: list[float] = []
+    with_endpoint: list[float] = []
+    for _ in range(rounds):
+        for figures, endpoint in ((without, False), (with_endpoint, True)):
+            result = uvloop.run(run(quick, redis_url=redis_url, callback_endpoint=endpoint))
+            figures.append(result["dispatch_msgs_per_s"])
+            print(f"endpoint={endpoint}: {result['dispatch_msgs_per_s']:,.0f} msgs/s", flush=True)
+    results: dict[str, Any] = {
+        "rounds": rounds,
+        "without_endpoint_msgs_per_s": without,
+        "with_endpoint_msgs_per_s": with_endpoint,
+        "median_without": statistics.median(without),
+        "median_with": statistics.median(with_endpoint),
+        "ratio_with_to_without": statistics.median(with_endpoint) / statistics.median(without),
+    }
+    print(table([(name, value, "") for name, value in results.items()]))
+    print(f"written to {write_results('dispatch-callbacks', results)}")
 
 
 if __name__ == "__main__":

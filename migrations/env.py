@@ -9,8 +9,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from wa_outbound.config import Settings
+from wa_outbound.db.callback_schema import metadata
 from wa_outbound.db.engine import create_migration_engine
-from wa_outbound.db.schema import metadata
 
 config = context.config
 

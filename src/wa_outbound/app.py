@@ -20,6 +20,7 @@ from wa_outbound.api import (
     openapi,
     ratelimits,
     senders,
+    webhook_endpoints,
     webhooks,
 )
 from wa_outbound.api import channel_health as channel_health_api
@@ -151,7 +152,18 @@ def create_app(settings: Settings) -> FastAPI:
     # Every /v1 route refuses text the databases cannot store. Not Meta's webhook: what Meta
     # sends is stored whatever its text holds (docs/webhooks.md).
     text_check = [Depends(storable_text)]
-    routers = (admin, messages, senders, consents, dlq, ratelimits, webhooks, alerts, health)
+    routers = (
+        admin,
+        messages,
+        senders,
+        webhook_endpoints,
+        consents,
+        dlq,
+        ratelimits,
+        webhooks,
+        alerts,
+        health,
+    )
     for module in (*routers, channel_health_api, metrics_api):
         checked = module.router.prefix.startswith("/v1/")
         app.include_router(module.router, dependencies=text_check if checked else None)

@@ -67,6 +67,23 @@ class Settings(BaseSettings):
     # At most one message per this many seconds from a sender to one recipient (0: off).
     pair_interval_seconds: float = Field(6.0, ge=0, le=86_400)
 
+    # Callbacks to the organisations' webhook endpoints (wa_outbound.callbacks).
+    callback_enabled: bool = True
+    callback_timeout_seconds: PositiveSeconds = 10.0
+    callback_disable_after_seconds: PositiveSeconds = 432_000.0
+    # Development and tests only: also http:// and loopback or private addresses.
+    callback_allow_insecure: bool = False
+    # Seconds before each retry (each ±20 %); its length is the number of retries.
+    callback_retry_schedule: Annotated[list[PositiveSeconds], NoDecode] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
+    )
+    callback_poll_seconds: PositiveSeconds = 1.0
+    callback_batch_size: int = Field(100, ge=1, le=10_000)
+    callback_concurrency: int = Field(64, ge=1, le=10_000)
+    # At most this many connections to one endpoint's host at a time, so one slow endpoint
+    # cannot take every connection of the worker.
+    callback_per_host_connections: int = Field(8, ge=1, le=1_000)
+
     alert_enabled: bool = True
     alert_interval_seconds: PositiveSeconds = 60.0
     alert_cooldown_seconds: float = Field(1800.0, ge=0)
@@ -99,6 +116,13 @@ class Settings(BaseSettings):
     @field_validator("alert_email_recipients", mode="before")
     @classmethod
     def _split_recipients(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("callback_retry_schedule", mode="before")
+    @classmethod
+    def _split_schedule(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value

@@ -13,7 +13,8 @@ ServiceError                    500 internal_error
  │    ├── AlreadyExists         409 already_exists
  │    ├── SenderExists          409 sender_exists
  │    ├── SenderInUse           409 sender_in_use
- │    └── SenderIsDefault       409 sender_is_default
+ │    ├── SenderIsDefault       409 sender_is_default
+ │    └── DeliveryBlocked       409 delivery_blocked
  ├── PayloadTooLarge            413 payload_too_large
  ├── Unprocessable              422 (code set per case)
  │    ├── InvalidRequest        422 validation_error
@@ -22,7 +23,8 @@ ServiceError                    500 internal_error
  │    ├── NoSender              422 no_sender
  │    ├── UnknownSender         422 unknown_sender
  │    ├── DefaultRequired       422 default_required
- │    └── SenderVerificationFailed 422 sender_verification_failed
+ │    ├── SenderVerificationFailed 422 sender_verification_failed
+ │    └── UrlNotAllowed         422 url_not_allowed
  └── Unavailable                503 service_unavailable
 """
 
@@ -127,6 +129,12 @@ class SenderIsDefault(Conflict):
     code = "sender_is_default"
 
 
+class DeliveryBlocked(Conflict):
+    """An earlier event of the same message is still pending for this endpoint: it goes first."""
+
+    code = "delivery_blocked"
+
+
 class PayloadTooLarge(ServiceError):
     """The request body is too large."""
 
@@ -183,6 +191,13 @@ class SenderVerificationFailed(Unprocessable):
     """Meta did not confirm this phone number with this access token."""
 
     code = "sender_verification_failed"
+
+
+class UrlNotAllowed(Unprocessable):
+    """Callback URLs must be https:// without credentials, on a host whose every address is
+    public."""
+
+    code = "url_not_allowed"
 
 
 class Unavailable(ServiceError):

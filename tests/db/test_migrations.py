@@ -11,8 +11,8 @@ from sqlalchemy.exc import DBAPIError
 
 from helpers import make_settings
 from wa_outbound.db import migrate
+from wa_outbound.db.callback_schema import metadata
 from wa_outbound.db.engine import create_engine
-from wa_outbound.db.schema import metadata
 
 
 async def _tables(url: str) -> set[str]:

@@ -12,7 +12,7 @@ from wa_outbound.db.dialect import insert, is_postgres
 from wa_outbound.db.schema import consent
 from wa_outbound.db.types import utcnow
 from wa_outbound.errors import NotFound
-from wa_outbound.events import record_audit
+from wa_outbound.events import outgoing, record_audit
 
 GRANTED = "granted"
 REVOKED = "revoked"
@@ -63,7 +63,19 @@ async def set_consent(
         subject=phone,
         details={"source": source},
     )
-    return dict(row._mapping)
+    record = dict(row._mapping)
+    await outgoing.write(
+        conn,
+        [
+            outgoing.Outgoing(
+                org_id=org_id,
+                type=outgoing.CONSENT_CHANGED,
+                data=outgoing.json_ready(record),
+                occurred_at=now,
+            )
+        ],
+    )
+    return record
 
 
 async def get_consent(conn: AsyncConnection, *, org_id: str, phone: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from wa_outbound.db.callback_schema import callback_endpoint
 from wa_outbound.db.schema import sender
 
 
@@ -29,4 +30,12 @@ class SecretColumn:
 
 SECRET_COLUMNS: tuple[SecretColumn, ...] = (
     SecretColumn(table=sender, key=sender.c.id, column=sender.c.access_token),
+    SecretColumn(
+        table=callback_endpoint, key=callback_endpoint.c.id, column=callback_endpoint.c.secret
+    ),
+    SecretColumn(
+        table=callback_endpoint,
+        key=callback_endpoint.c.id,
+        column=callback_endpoint.c.previous_secret,
+    ),
 )

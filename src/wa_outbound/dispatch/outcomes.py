@@ -21,9 +21,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound.db.dialect import insert
-from wa_outbound.db.schema import message_event, message_wamid, outbound_message
+from wa_outbound.db.schema import message_wamid, outbound_message
 from wa_outbound.dispatch.claims import Claimed, lease_clock
-from wa_outbound.events import message_event_row
+from wa_outbound.events import message_event_row, record_message_events
 from wa_outbound.senders import health
 from wa_outbound.status import Status
 from wa_outbound.whatsapp.retry import ProviderError
@@ -189,7 +189,7 @@ async def write_outcomes(
         if rows:
             await conn.execute(statement, rows)
     events = [_event(o, now, actor) for o in current] + [_stale_event(o, now, actor) for o in stale]
-    await conn.execute(message_event.insert(), events)
+    await record_message_events(conn, events)
     paused = [o for o in outcomes if o.pause is not None]
     if paused:
         await _pause_senders(conn, paused, now=now, actor=actor)
@@ -330,8 +330,8 @@ async def reclaim_expired(conn: AsyncConnection, *, now: datetime, actor: str) -
         )
     ).all()
     if rows:
-        await conn.execute(
-            message_event.insert(),
+        await record_message_events(
+            conn,
             [
                 message_event_row(
                     message_id=r.id,

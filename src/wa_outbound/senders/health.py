@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound.db.schema import outbound_message, sender
 from wa_outbound.events import record_audit
+from wa_outbound.senders.reporting import report_updated
 from wa_outbound.senders.store import ACCOUNT_REASONS, PAUSE_REASONS, Sender, from_row
 
 s = sender.c
@@ -40,6 +41,7 @@ async def add_reason(
     sender_ids: Iterable[uuid.UUID] | None = None,
     waba_id: str | None = None,
     details: dict[str, object] | None = None,
+    report: bool = True,
 ) -> list[Sender]:
     """Add `reason` to these senders (or every sender of `waba_id`); returns those that were not
     paused for it before, as they are now."""
@@ -76,6 +78,8 @@ async def add_reason(
             subject=str(before.id),
             details={"reason": reason, "paused_reasons": reasons, **(details or {})},
         )
+    if report and changed:
+        await report_updated(conn, now=now, senders=changed)
     return changed
 
 
@@ -87,6 +91,7 @@ async def remove_reasons(
     actor: str,
     sender_ids: Iterable[uuid.UUID] | None = None,
     waba_id: str | None = None,
+    report: bool = True,
 ) -> list[Sender]:
     """Remove `reasons` (None: every reason) from these senders (or every sender of
     `waba_id`); returns those that changed. A sender left with no reason resumes: its waiting
@@ -132,6 +137,8 @@ async def remove_reasons(
                 "paused_reasons": left,
             },
         )
+    if report and changed:
+        await report_updated(conn, now=now, senders=changed)
     return changed
 
 

@@ -24,6 +24,8 @@ from wa_outbound.errors import (
 )
 from wa_outbound.events import message_event_row, record_audit, record_message_events
 from wa_outbound.senders import health, store
+from wa_outbound.senders.reporting import report_updated
+from wa_outbound.senders.reporting import view as view
 from wa_outbound.senders.store import Sender
 from wa_outbound.whatsapp.graph import NumberInfo
 
@@ -177,12 +179,16 @@ async def update(
         )
     if "access_token" in changes:
         await health.remove_reasons(
-            conn, ["token_invalid"], now=now, actor=actor, sender_ids=[sender_id]
+            conn, ["token_invalid"], now=now, actor=actor, sender_ids=[sender_id], report=False
         )
     if changes.get("paused") is True:
-        await health.add_reason(conn, "manual", now=now, actor=actor, sender_ids=[sender_id])
+        await health.add_reason(
+            conn, "manual", now=now, actor=actor, sender_ids=[sender_id], report=False
+        )
     elif changes.get("paused") is False:
-        await health.remove_reasons(conn, None, now=now, actor=actor, sender_ids=[sender_id])
+        await health.remove_reasons(
+            conn, None, now=now, actor=actor, sender_ids=[sender_id], report=False
+        )
     if "messaging_limit" in changes and current.waba_id:
         await store.set_messaging_limit(conn, current.waba_id, changes["messaging_limit"], now=now)
     await record_audit(
@@ -196,6 +202,13 @@ async def update(
     )
     updated = await store.get(conn, sender_id)
     assert updated is not None
+    # One event for the whole PATCH, the WABA's other senders too when its limit changed.
+    await report_updated(
+        conn,
+        now=now,
+        senders=[updated],
+        waba_id=current.waba_id if "messaging_limit" in changes else None,
+    )
     return updated
 
 
@@ -274,25 +287,3 @@ async def _cancel_waiting(
         ],
     )
     return len(ids)
-
-
-def view(item: Sender, messaging_limit: str | None) -> dict[str, Any]:
-    """The sender object of the API: never its token."""
-    return {
-        "id": str(item.id),
-        "org_id": item.org_id,
-        "name": item.name,
-        "phone_number_id": item.phone_number_id,
-        "waba_id": item.waba_id,
-        "display_phone_number": item.display_phone_number,
-        "default": item.is_default,
-        "messages_per_second": item.messages_per_second,
-        "status": "paused" if item.paused else "active",
-        "paused_reasons": list(item.paused_reasons),
-        "paused_at": item.paused_at,
-        "messaging_limit": messaging_limit,
-        "quality_rating": item.quality_rating,
-        "token_last4": item.token_last4,
-        "created_at": item.created_at,
-        "updated_at": item.updated_at,
-    }

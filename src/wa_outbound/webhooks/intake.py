@@ -25,6 +25,7 @@ from wa_outbound.receipts.statuses import APPLIED, KNOWN_STATUSES, apply_statuse
 from wa_outbound.status import CHANNEL_WHATSAPP
 from wa_outbound.webhooks import payload, routing
 from wa_outbound.webhooks.management import UNROUTED, apply_management
+from wa_outbound.webhooks.received import report_received
 from wa_outbound.webhooks.service_windows import open_service_windows
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ async def process(conn: AsyncConnection, body: dict[str, Any], *, now: datetime)
     )
     inbound = [item for item in content.inbound if routes.knows(item.phone_number_id)]
     await open_service_windows(conn, inbound, routes, now=now)
+    await report_received(conn, inbound, routes, now=now)
     processed = Processed(unused=content.unused)
     processed.unrouted["messages"] = sum(1 for n in content.numbers if not routes.knows(n))
     processed.management = await apply_management(conn, content.management, now=now)

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wa_outbound.events import record_audit
 from wa_outbound.senders import health
 from wa_outbound.senders import store as senders
+from wa_outbound.senders.reporting import report_updated
 from wa_outbound.webhooks.payload import ManagementChange, timestamp
 from wa_outbound.webhooks.routing import known_wabas
 
@@ -155,6 +156,7 @@ async def _set_limit(
             subject=waba_id,
             details={"from": before, "to": tier, "given": str(given)[:64], "source": source},
         )
+        await report_updated(conn, now=now, waba_id=waba_id)
 
 
 async def _upgrade(conn: AsyncConnection, waba_id: str, display: Any, now: datetime) -> bool:
@@ -170,6 +172,7 @@ async def _upgrade(conn: AsyncConnection, waba_id: str, display: Any, now: datet
         await senders.set_messages_per_second(
             conn, sender.id, UPGRADED_MESSAGES_PER_SECOND, now=now
         )
+        await report_updated(conn, now=now, sender_ids=[sender.id])
         await record_audit(
             conn,
             org_id=sender.org_id,

@@ -19,6 +19,7 @@ from wa_outbound.receipts.statuses import StatusUpdate
 
 _MAX_WAMID = 128  # the width of provider_message_id: a longer id cannot be one of ours
 _MAX_ID = 64  # the width of phone_number_id and waba_id: a longer id cannot be one of ours
+MEDIA_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
 # The management changes this service acts on, routed by WABA (see management.py).
 MANAGEMENT_FIELDS = frozenset(
     {"account_update", "phone_number_quality_update", "business_capability_update"}
@@ -27,12 +28,19 @@ MANAGEMENT_FIELDS = frozenset(
 
 @dataclass(frozen=True)
 class Inbound:
-    """A message a user sent to one of our numbers: it opens their 24-hour service window."""
+    """A message a user sent to one of our numbers: it opens their 24-hour service window and
+    is reported to the organisation that owns the number (`message.received`)."""
 
-    phone: str  # E.164
+    phone: str | None  # E.164; None when Meta names the user by a business-scoped id only
     at: datetime | None
     phone_number_id: str | None = None  # the business number it was sent to
     context_id: str | None = None  # the wamid of the message it replies to
+    wamid: str | None = None
+    user_id: str | None = None  # Meta's business-scoped user id (`from_user_id`)
+    type: str = "unknown"
+    text: str | None = None  # a text's body, a button's or reply's title, a media caption
+    payload: str | None = None  # a button's payload, an interactive reply's id
+    media_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,21 +124,54 @@ def _status(item: dict[str, Any], number: str | None) -> StatusUpdate | None:
 
 
 def _inbound(item: dict[str, Any], number: str | None) -> Inbound | None:
-    sender = item.get("from")
-    if not isinstance(sender, str):
-        return None
-    try:
-        user = phone.normalize(sender)
-    except ValueError:
+    user = _user(item.get("from"))
+    user_id = _id(item.get("from_user_id"))
+    if user is None and user_id is None:
         return None
     context = item.get("context")
     replied = context.get("id") if isinstance(context, dict) else None
+    wamid = item.get("id")
+    kind = item.get("type")
+    kind = kind[:32] if isinstance(kind, str) and kind else "unknown"
     return Inbound(
         phone=user,
         at=timestamp(item.get("timestamp")),
         phone_number_id=number,
         context_id=replied if isinstance(replied, str) and 0 < len(replied) <= _MAX_WAMID else None,
+        wamid=wamid if isinstance(wamid, str) and 0 < len(wamid) <= _MAX_WAMID else None,
+        user_id=user_id,
+        type=kind,
+        **inbound_content(kind, item),
     )
+
+
+def inbound_content(kind: str, item: dict[str, Any]) -> dict[str, str | None]:
+    """The text, reply payload and media id of an inbound message of this type, as Meta nests
+    them (`text.body`, `button.payload`, `interactive.button_reply.id`, `image.id`, ...)."""
+    part = item.get(kind)
+    if not isinstance(part, dict):
+        return {}
+    if kind == "text":
+        return {"text": _text(part.get("body"))}
+    if kind == "button":
+        return {"text": _text(part.get("text")), "payload": _text(part.get("payload"))}
+    if kind == "interactive":
+        reply = part.get(str(part.get("type")))
+        if isinstance(reply, dict):
+            return {"text": _text(reply.get("title")), "payload": _text(reply.get("id"))}
+        return {}
+    if kind in MEDIA_TYPES:
+        return {"text": _text(part.get("caption")), "media_id": _id(part.get("id"))}
+    return {}
+
+
+def _user(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return phone.normalize(value)
+    except ValueError:
+        return None
 
 
 def _error(item: dict[str, Any]) -> dict[str, Any]:

@@ -31,16 +31,16 @@ async def open_service_windows(
     """Open (or move forward) the windows these inbound messages open; return how many rows
     were written. Messages to numbers without a live sender open none."""
     windows: Windows = {}
-    shared: list[tuple[Inbound, datetime]] = []
+    shared: list[tuple[str, str | None, datetime]] = []
     for item in inbound:
         owner = routes.live.get(item.phone_number_id or "")
-        if owner is None:
+        if owner is None or item.phone is None:
             continue
         # Meta's time of the message, never in the future: a late webhook opens a window that
         # is already partly, or wholly, over.
         at = min(item.at or now, now)
         if owner.is_shared:
-            shared.append((item, at))
+            shared.append((item.phone, item.context_id, at))
         elif owner.org_id is not None:
             _keep_latest(windows, (owner.org_id, owner.id, item.phone), at)
     if shared:
@@ -49,9 +49,10 @@ async def open_service_windows(
 
 
 async def _route_shared(
-    conn: AsyncConnection, inbound: list[tuple[Inbound, datetime]], windows: Windows
+    conn: AsyncConnection, inbound: list[tuple[str, str | None, datetime]], windows: Windows
 ) -> None:
-    replied = {item.context_id for item, _ in inbound if item.context_id}
+    """(user, wamid replied to, time) of inbound messages to the shared number."""
+    replied = {context_id for _, context_id, _ in inbound if context_id}
     owners: dict[str, str] = {}
     if replied:
         rows = await conn.execute(
@@ -62,12 +63,12 @@ async def _route_shared(
         )
         owners = {row.provider_message_id: row.org_id for row in rows}
     unowned: dict[str, datetime] = {}
-    for item, at in inbound:
-        org_id = owners.get(item.context_id or "")
+    for user, context_id, at in inbound:
+        org_id = owners.get(context_id or "")
         if org_id is not None:
-            _keep_latest(windows, (org_id, SHARED_SENDER_ID, item.phone), at)
+            _keep_latest(windows, (org_id, SHARED_SENDER_ID, user), at)
         else:
-            unowned[item.phone] = max(unowned.get(item.phone, at), at)
+            unowned[user] = max(unowned.get(user, at), at)
     if unowned:
         rows = await conn.execute(
             sa.select(consent.c.org_id, consent.c.phone).where(consent.c.phone.in_(unowned))

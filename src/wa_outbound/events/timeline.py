@@ -1,4 +1,7 @@
-"""Audit trail: message events (the timeline) and organisation-level audit events."""
+"""Audit trail: message events (the timeline) and organisation-level audit events.
+
+Every message event that moves a message into a status the organisation's app is told of is
+also written as a callback event (`outgoing`), in the same transaction."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound.db.schema import audit_event, message_event
+from wa_outbound.events import outgoing
 
 
 def message_event_row(
@@ -37,6 +41,7 @@ def message_event_row(
 async def record_message_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     if rows:
         await conn.execute(message_event.insert(), rows)
+        await outgoing.message_changes(conn, rows)
 
 
 async def record_audit(
