@@ -249,10 +249,10 @@ async def profile_run(limiter: RedisLimiter, batches: Batches, size: int) -> dic
 
 def show_profile(taken: dict[str, list[dict[str, float]]]) -> None:
     columns = ("messages_per_s", "python_cpu_us", "redis_cpu_us", "evalsha_per_batch", "evalsha_us")
-    print(f"{'':36}" + "".join(f"{c:>20}" for c in columns))
+    print(f"{'':36}" + "".join(f"{c:>26}" for c in columns))
     for name, samples in taken.items():
         cells = [" / ".join(f"{s[c]:,.0f}" for s in samples) for c in columns]
-        print(f"{name:36}" + "".join(f"{cell:>20}" for cell in cells))
+        print(f"{name:36}" + "".join(f"{cell:>26}" for cell in cells))
 
 
 def verdict(rows: list[Row], quick: bool, round_trips: dict[str, float]) -> dict[str, object]:
