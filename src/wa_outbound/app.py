@@ -12,6 +12,7 @@ from wa_outbound.api import (
     admin,
     alerts,
     consents,
+    contacts,
     dlq,
     docs,
     errors,
@@ -32,6 +33,7 @@ from wa_outbound.db.engine import create_engine
 from wa_outbound.db.listener import API_KEYS_CHANNEL, Listener
 from wa_outbound.db.revision import SchemaWatch
 from wa_outbound.dispatch.dispatcher import Dispatcher
+from wa_outbound.lifecycle.worker import RetentionWorker
 from wa_outbound.metrics import Metrics
 from wa_outbound.monitoring.queue_gauges import QueueGauges
 from wa_outbound.orgs.key_cache import ApiKeyCache
@@ -115,6 +117,9 @@ def create_app(settings: Settings) -> FastAPI:
                     pending_max_age_s=settings.pending_status_max_age_seconds,
                 ),
             )
+            if settings.retention_days > 0:
+                # Deletes on the replica holding the retention lock only (PostgreSQL).
+                supervisor.start("retention", RetentionWorker(settings, engine, metrics))
             supervisor.start(
                 "queue-gauges",
                 QueueGauges(engine, metrics, interval_s=settings.metrics_refresh_seconds),
@@ -151,7 +156,18 @@ def create_app(settings: Settings) -> FastAPI:
     # Every /v1 route refuses text the databases cannot store. Not Meta's webhook: what Meta
     # sends is stored whatever its text holds (docs/webhooks.md).
     text_check = [Depends(storable_text)]
-    routers = (admin, messages, senders, consents, dlq, ratelimits, webhooks, alerts, health)
+    routers = (
+        admin,
+        messages,
+        senders,
+        consents,
+        contacts,
+        dlq,
+        ratelimits,
+        webhooks,
+        alerts,
+        health,
+    )
     for module in (*routers, channel_health_api, metrics_api):
         checked = module.router.prefix.startswith("/v1/")
         app.include_router(module.router, dependencies=text_check if checked else None)
