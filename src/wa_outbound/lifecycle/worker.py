@@ -41,10 +41,15 @@ class RetentionWorker:
                 what="retention round",
             )
         finally:
-            await self._leadership.release()
+            await self.release()
 
     async def stop(self) -> None:
         self._stop.set()
+
+    async def release(self) -> None:
+        """Step down, so another replica leads at its next round (`run()` does it as it ends;
+        tests that drive `run_once()` call it)."""
+        await self._leadership.release()
 
     async def run_once(self) -> Counter[str] | None:
         """One round; the rows deleted per table, or None when another replica holds the lock
