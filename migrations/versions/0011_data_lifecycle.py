@@ -26,6 +26,9 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("redacted", sa.Boolean(), nullable=False, server_default=sa.false())
         )
+    # An erased contact's windows are kept under its token (`redacted:` + 64 hex digits).
+    with op.batch_alter_table("service_window") as batch:
+        batch.alter_column("phone", existing_type=sa.String(16), type_=sa.String(80))
     # Retention's batches: the oldest finished messages, processed webhook bodies and events.
     op.create_index(
         "ix_outbound_message_finished_updated",
@@ -53,6 +56,9 @@ def downgrade() -> None:
     op.drop_index("ix_callback_event_occurred_at", "callback_event")
     op.drop_index("ix_webhook_event_processed_received", "webhook_event")
     op.drop_index("ix_outbound_message_finished_updated", "outbound_message")
+    op.execute("DELETE FROM service_window WHERE phone LIKE 'redacted:%'")
+    with op.batch_alter_table("service_window") as batch:
+        batch.alter_column("phone", existing_type=sa.String(80), type_=sa.String(16))
     with op.batch_alter_table("outbound_message") as batch:
         batch.drop_column("redacted")
     # Erased messages have no recipient left: an empty one, to go back under NOT NULL.

@@ -73,7 +73,7 @@ service_window = sa.Table(
     sa.Column("org_id", sa.String(64), sa.ForeignKey("organization.id"), primary_key=True),
     # Meta keys a window by business number and user: the sender the user wrote to.
     sa.Column("sender_id", sa.Uuid(), primary_key=True),
-    sa.Column("phone", sa.String(16), primary_key=True),
+    sa.Column("phone", sa.String(80), primary_key=True),  # an erased contact's: its token
     sa.Column("last_inbound_at", UTCDateTime(), nullable=False),
 )
 

@@ -104,7 +104,7 @@ def _redact_value(value: dict[str, Any], redactor: Redactor, scope: Scope) -> bo
     changed |= _replace(
         value.get("contacts"),
         lambda item: redactor.is_phone(item.get("wa_id")) and (own or from_user),
-        redactor.content,
+        lambda item: redactor.content(item, keep=()),  # a profile's `name` is the user's
     )
     if own:
         scrubbed = redactor.scrub(value)
