@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import meta_payloads as meta
 from factories import accept, insert_sender
 from helpers import ADMIN, TEMPLATE, app_client, create_org_with_key, grant, make_settings
-from lifecycle.retention_rows import add_endpoint
+from lifecycle_rows import add_endpoint
 from wa_outbound.app import create_app
 from wa_outbound.db.callback_schema import callback_delivery, callback_event, metadata
 from wa_outbound.db.engine import create_engine

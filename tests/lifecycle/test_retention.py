@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from factories import insert_org
 from helpers import TEMPLATE, app_client, create_org_with_key, grant, make_settings
-from lifecycle.retention_rows import OLD, add_body, add_endpoint, add_event, add_message
+from lifecycle_rows import OLD, add_body, add_endpoint, add_event, add_message
 from wa_outbound.app import create_app
 from wa_outbound.db.callback_schema import callback_delivery, callback_event
 from wa_outbound.db.engine import create_engine
@@ -32,7 +32,7 @@ RECENT = timedelta(days=10)
 
 
 def worker(
-    engine: AsyncEngine, metrics: Metrics | None = None, **overrides: object
+    engine: AsyncEngine, metrics: Metrics | None = None, /, **overrides: object
 ) -> RetentionWorker:
     url = engine.url.render_as_string(hide_password=False)
     values = {"retention_pause_seconds": 0, **overrides}
@@ -41,7 +41,7 @@ def worker(
 
 async def one_round(engine: AsyncEngine, **overrides: object) -> Counter[str] | None:
     """A round of a worker that then steps down."""
-    retainer = worker(engine, **overrides)
+    retainer = worker(engine, None, **overrides)
     try:
         return await retainer.run_once()
     finally:
