@@ -24,9 +24,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound.db.callback_schema import callback_delivery, callback_event
+from wa_outbound.db.dialect import is_postgres
 from wa_outbound.db.schema import message_event, message_wamid, outbound_message, webhook_event
 from wa_outbound.status import PENDING
 
@@ -50,20 +52,22 @@ async def delete_messages(conn: AsyncConnection, *, before: datetime, limit: int
     deleted: Counter[str] = Counter()
     if not ids:
         return deleted
-    events = sa.select(e.seq).where(e.message_id.in_(ids)).scalar_subquery()
+    events = sa.select(e.seq).where(_among(conn, e.message_id, ids)).scalar_subquery()
     deleted["callback_delivery"] = await _count(
         conn, callback_delivery.delete().where(d.event_seq.in_(events))
     )
     deleted["callback_event"] = await _count(
-        conn, callback_event.delete().where(e.message_id.in_(ids))
+        conn, callback_event.delete().where(_among(conn, e.message_id, ids))
     )
     deleted["message_event"] = await _count(
-        conn, message_event.delete().where(message_event.c.message_id.in_(ids))
+        conn, message_event.delete().where(_among(conn, message_event.c.message_id, ids))
     )
     deleted["message_wamid"] = await _count(
-        conn, message_wamid.delete().where(message_wamid.c.message_id.in_(ids))
+        conn, message_wamid.delete().where(_among(conn, message_wamid.c.message_id, ids))
     )
-    deleted["outbound_message"] = await _count(conn, outbound_message.delete().where(m.id.in_(ids)))
+    deleted["outbound_message"] = await _count(
+        conn, outbound_message.delete().where(_among(conn, m.id, ids))
+    )
     return deleted
 
 
@@ -85,9 +89,11 @@ async def delete_callback_events(
     if not seqs:
         return deleted
     deleted["callback_delivery"] = await _count(
-        conn, callback_delivery.delete().where(d.event_seq.in_(seqs))
+        conn, callback_delivery.delete().where(_among(conn, d.event_seq, seqs))
     )
-    deleted["callback_event"] = await _count(conn, callback_event.delete().where(e.seq.in_(seqs)))
+    deleted["callback_event"] = await _count(
+        conn, callback_event.delete().where(_among(conn, e.seq, seqs))
+    )
     return deleted
 
 
@@ -105,8 +111,19 @@ async def delete_webhook_bodies(
     ids: Sequence[int] = list((await conn.execute(chosen)).scalars())
     deleted: Counter[str] = Counter()
     if ids:
-        deleted["webhook_event"] = await _count(conn, webhook_event.delete().where(w.id.in_(ids)))
+        deleted["webhook_event"] = await _count(
+            conn, webhook_event.delete().where(_among(conn, w.id, ids))
+        )
     return deleted
+
+
+def _among(conn: AsyncConnection, column: Any, values: Sequence[Any]) -> Any:
+    """`column IN values`; on PostgreSQL one array parameter (`= ANY`), which costs a batch of
+    a thousand ids one bind instead of a thousand."""
+    if is_postgres(conn):
+        array = ARRAY(column.type)
+        return column == sa.any_(sa.bindparam(None, list(values), type_=array))
+    return column.in_(values)
 
 
 async def _count(conn: AsyncConnection, statement: Any) -> int:

@@ -1,12 +1,14 @@
 """The retention worker: a round every `WA_RETENTION_INTERVAL_SECONDS` on the one replica that
 holds the retention lock (a PostgreSQL advisory lock, `db.leader`; SQLite serves one process).
-A round runs batches until one comes back short, a short pause between two so that the
-service's own writes get the database in between."""
+A round runs batches until one comes back short, with a pause between two at least as long
+as the batch took, so that the service's own work gets the database (and the process) in
+between."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -67,14 +69,18 @@ class RetentionWorker:
         total: Counter[str] = Counter()
         for chosen, batch in BATCHES:
             while not self._stop.is_set():
+                began = time.monotonic()
                 async with conn.begin():
                     deleted = await batch(conn, before=before, limit=limit)
+                took_s = time.monotonic() - began
                 for table, n in deleted.items():
                     self._metrics.retention_deleted.labels(table=table).inc(n)
                 total.update(deleted)
                 if deleted[chosen] < limit:  # the last batch of its kind
                     break
-                await asyncio.sleep(self._settings.retention_pause_seconds)
+                # At least as long as the batch took: retention has the database at most half
+                # the time, however slow it is under load.
+                await asyncio.sleep(max(self._settings.retention_pause_seconds, took_s))
         if total:
             log.info("retention deleted old rows", extra={"deleted": dict(total)})
         return total
