@@ -227,6 +227,9 @@ async def main(args: argparse.Namespace) -> None:
         samples = json.loads((await asyncio.to_thread(loaded.communicate))[0])
         during = [s for s in samples if retained["began"] <= s[0] <= retained["ended"]]
         with_retention = summary(during)
+        after = [s for s in samples if s[0] > retained["ended"]]
+        if after:
+            print(f"after retention, same load: {summary(after)}", flush=True)
         ratio = with_retention["max_ms"] / baseline["p99_ms"]
         seconds = retained["ended"] - retained["began"]
         results = {
