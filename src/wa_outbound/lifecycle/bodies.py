@@ -51,7 +51,7 @@ async def redact_bodies(conn: AsyncConnection, redactor: Redactor, scope: Scope)
     )
     changed = 0
     for row in rows.all():
-        body = _redacted(bytes(row.body), redactor, scope)
+        body = redact_body(bytes(row.body), redactor, scope)
         error = redactor.text(row.last_error)
         if body is None and error == row.last_error:
             continue
@@ -63,7 +63,8 @@ async def redact_bodies(conn: AsyncConnection, redactor: Redactor, scope: Scope)
     return changed
 
 
-def _redacted(raw: bytes, redactor: Redactor, scope: Scope) -> bytes | None:
+def redact_body(raw: bytes, redactor: Redactor, scope: Scope) -> bytes | None:
+    """`raw` without what is about the contact in `scope`; None when nothing changed."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
