@@ -21,6 +21,7 @@ from wa_outbound.api import (
     openapi,
     ratelimits,
     senders,
+    webhook_endpoints,
     webhooks,
 )
 from wa_outbound.api import channel_health as channel_health_api
@@ -160,6 +161,7 @@ def create_app(settings: Settings) -> FastAPI:
         admin,
         messages,
         senders,
+        webhook_endpoints,
         consents,
         contacts,
         dlq,

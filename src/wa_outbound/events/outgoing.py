@@ -138,7 +138,13 @@ async def subscribers(conn: AsyncConnection, org_ids: Iterable[str]) -> Endpoint
     if not orgs:
         return found
     e = callback_endpoint.c
-    rows = await conn.execute(sa.select(e.id, e.org_id, e.events).where(e.org_id.in_(orgs)))
+    # FOR KEY SHARE: an endpoint being deleted waits for this transaction (its deliveries are
+    # inserted below), while other events, changes of the endpoint and its deliveries do not.
+    rows = await conn.execute(
+        sa.select(e.id, e.org_id, e.events)
+        .where(e.org_id.in_(orgs))
+        .with_for_update(read=True, key_share=True)
+    )
     for row in rows:
         types = None if row.events is None else frozenset(row.events)
         found[row.org_id].append((row.id, types))
