@@ -34,6 +34,7 @@ from wa_outbound.db.engine import create_engine
 from wa_outbound.db.listener import API_KEYS_CHANNEL, Listener
 from wa_outbound.db.revision import SchemaWatch
 from wa_outbound.dispatch.dispatcher import Dispatcher
+from wa_outbound.lifecycle.keys import warn_if_public
 from wa_outbound.lifecycle.worker import RetentionWorker
 from wa_outbound.metrics import Metrics
 from wa_outbound.monitoring.queue_gauges import QueueGauges
@@ -98,6 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
                     Listener(engine, api_keys.clear, channel=API_KEYS_CHANNEL),
                 )
             warn_if_clear(keyring)
+            warn_if_public(settings)
             if (await schema.run_once()).usable:
                 # A stored secret no key decrypts stops start-up here, naming its row.
                 await check_stored_secrets(engine, keyring)

@@ -5,11 +5,14 @@ key that protects nothing."""
 from __future__ import annotations
 
 import base64
+import logging
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from wa_outbound.config import Settings
+
+log = logging.getLogger(__name__)
 
 SANDBOX_ERASURE_KEY = b"wa-outbound sandbox erasure key: not a secret"
 _INFO = b"wa-outbound erasure tokens v1"
@@ -33,3 +36,12 @@ def key_source(settings: Settings) -> str:
     if settings.erasure_key.get_secret_value():
         return "WA_ERASURE_KEY"
     return "WA_SECRET_KEYS" if settings.secret_keys else "sandbox"
+
+
+def warn_if_public(settings: Settings) -> None:
+    """At start-up: say so when erased data is tokenised under the public sandbox key."""
+    if key_source(settings) == "sandbox":
+        log.warning(
+            "WA_ERASURE_KEY and WA_SECRET_KEYS are empty: erased contacts are tokenised under "
+            "the sandbox's public key (anyone can test a number against a token)"
+        )
