@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from wa_outbound.config import Settings
 from wa_outbound.db.callback_schema import metadata
+from wa_outbound.db.console_schema import console_session  # noqa: F401  (its table in metadata)
 from wa_outbound.db.engine import create_migration_engine
 
 config = context.config

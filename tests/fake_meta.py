@@ -28,7 +28,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fake_meta_numbers import FakeNumber, Numbers
 from fake_meta_records import Received, RecordedRequest
@@ -38,6 +38,7 @@ from fake_meta_steps import (
     Step,
     accept,
     delay,
+    drop,
     hang,
     http_status,
     meta_error,
@@ -54,6 +55,7 @@ __all__ = [
     "Step",
     "accept",
     "delay",
+    "drop",
     "hang",
     "http_status",
     "meta_error",
@@ -82,6 +84,9 @@ class FakeMeta:
         self.token = token
         self.phone_number_id = phone_number_id  # None: any id in the path is accepted
         self.auto_statuses = auto_statuses
+        # Meta echoes a send's `biz_opaque_callback_data` in its statuses; False: as if the
+        # service had sent none (what reconciliation is measured against).
+        self.echo_callback_data = True
         self.hang_s = hang_s
         self.webhooks: StatusWebhooks | None = None
         if auto_statuses and webhook_url is None:
@@ -112,19 +117,25 @@ class FakeMeta:
         self.chaos = None if chaos_seed is None else Chaos(chaos_seed)
         self._released = asyncio.Event()
         self.numbers = Numbers()
-        self.app = Starlette(
-            routes=[
-                Route("/{version}/{phone_number_id}/messages", self._messages, methods=["POST"]),
-                Route("/_fake/script", self._control_script, methods=["POST"]),
-                Route("/_fake/reset", self._control_reset, methods=["POST"]),
-                Route("/_fake/requests", self._control_requests, methods=["GET"]),
-                # After the control routes, which these patterns would match too.
-                Route(
-                    "/{version}/{waba_id}/phone_numbers", self.numbers.waba_numbers, methods=["GET"]
-                ),
-                Route("/{version}/{object_id}", self.numbers.read_object, methods=["GET"]),
-            ],
-            lifespan=self._lifespan,
+        self.app: ASGIApp = _WithTransport(
+            Starlette(
+                routes=[
+                    Route(
+                        "/{version}/{phone_number_id}/messages", self._messages, methods=["POST"]
+                    ),
+                    Route("/_fake/script", self._control_script, methods=["POST"]),
+                    Route("/_fake/reset", self._control_reset, methods=["POST"]),
+                    Route("/_fake/requests", self._control_requests, methods=["GET"]),
+                    # After the control routes, which these patterns would match too.
+                    Route(
+                        "/{version}/{waba_id}/phone_numbers",
+                        self.numbers.waba_numbers,
+                        methods=["GET"],
+                    ),
+                    Route("/{version}/{object_id}", self.numbers.read_object, methods=["GET"]),
+                ],
+                lifespan=self._lifespan,
+            )
         )
 
     # Numbers ---------------------------------------------------------------------------------
@@ -227,7 +238,9 @@ class FakeMeta:
         wamid = f"{self._wamid_prefix}{next(self._wamid_seq)}"
         self.received.add(RecordedRequest(at, key, body, auth, 200, wamid, number))
         if self.auto_statuses and self.webhooks is not None:
-            self.webhooks.queue(wamid, key, number or None)
+            callback = body.get("biz_opaque_callback_data") if isinstance(body, dict) else None
+            callback = callback if self.echo_callback_data else None
+            self.webhooks.queue(wamid, key, number or None, callback)
         return Response(orjson.dumps(send_response(wamid, to)), media_type="application/json")
 
     async def _messages(self, request: Request) -> Response:
@@ -262,6 +275,12 @@ class FakeMeta:
             response = self._accept(at, to, key, body, auth, sender)
             await self._wait(step.seconds)
             return response
+        if step.kind == "drop":
+            response = self._accept(at, to, key, body, auth, sender)
+            transport = request.scope.get(_TRANSPORT)
+            if transport is not None:
+                transport.abort()  # no answer at all: the client sees the connection drop
+            return response
         if step.kind == "hang":
             self._record(at, key, body, auth, 0, sender)
             await self._wait(self.hang_s)
@@ -289,16 +308,42 @@ class FakeMeta:
         return Response(orjson.dumps(self.summary()), media_type="application/json")
 
 
+_TRANSPORT = "fake_meta.transport"
+_MEDIA = ("image", "video", "audio", "document", "sticker")
+
+
+class _WithTransport:
+    """Puts the connection's transport in the scope (uvicorn's `send` is a method of the
+    request's cycle, which holds it), so a `drop` step can cut the connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[_TRANSPORT] = getattr(getattr(send, "__self__", None), "transport", None)
+        await self.app(scope, receive, send)
+
+
 def _valid_send(body: Any) -> bool:
     """Meta's request shape, checked no further than the service could get wrong."""
     if not isinstance(body, dict) or body.get("messaging_product") != "whatsapp":
         return False
     to, kind = body.get("to"), body.get("type")
-    if not (isinstance(to, str) and to.lstrip("+")) or kind not in ("template", "text"):
+    if not (isinstance(to, str) and to.lstrip("+")) or kind not in (
+        "template",
+        "text",
+        "interactive",
+        *_MEDIA,
+    ):
         return False
     payload = body.get(kind)
     if not isinstance(payload, dict):
         return False
+    if kind in _MEDIA:
+        return ("link" in payload) != ("id" in payload)
+    if kind == "interactive":
+        return isinstance(payload.get("body"), dict) and isinstance(payload.get("action"), dict)
     if kind == "text":
         text = payload.get("body")
         return isinstance(text, str) and 0 < len(text) <= 4096

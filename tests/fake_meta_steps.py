@@ -1,7 +1,7 @@
 """Scripted answers of the fake Meta Graph API: one `Step` per request, built with `accept()`,
-`meta_error()`, `http_status()`, `delay()` or `hang()`, queued per number or given to every number
-with a suffix (`Scripts`). Steps travel as JSON (`to_json()`, `step_from_json()`) to a fake
-running in another process."""
+`meta_error()`, `http_status()`, `delay()`, `hang()` or `drop()`, queued per number or given to
+every number with a suffix (`Scripts`). Steps travel as JSON (`to_json()`, `step_from_json()`)
+to a fake running in another process."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from meta_payloads import error_response
 
-StepKind = Literal["accept", "meta_error", "http_status", "delay", "hang"]
+StepKind = Literal["accept", "meta_error", "http_status", "delay", "hang", "drop"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +98,19 @@ def hang() -> Step:
     return Step("hang", status=0)
 
 
+def drop() -> Step:
+    """Accepts the message (a wamid is issued, its statuses follow), then drops the connection
+    before answering: the client cannot know that Meta has it."""
+    return Step("drop")
+
+
 _BUILDERS: dict[str, Callable[..., Step]] = {
     "accept": accept,
     "meta_error": meta_error,
     "http_status": http_status,
     "delay": delay,
     "hang": hang,
+    "drop": drop,
 }
 
 

@@ -48,7 +48,8 @@ class StatusWebhooks:
         self._retry_delay_max_s = retry_delay_max_s
         self._concurrency = concurrency
         self._limit = asyncio.Semaphore(concurrency)
-        self._pending: list[tuple[str, str, str]] = []  # (wamid, recipient, number)
+        # (wamid, recipient, number, the send's biz_opaque_callback_data)
+        self._pending: list[tuple[str, str, str, str | None]] = []
         self._wake = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -80,10 +81,18 @@ class StatusWebhooks:
             await self._session.close()
             self._session = None
 
-    def queue(self, wamid: str, recipient: str, phone_number_id: str | None = None) -> None:
+    def queue(
+        self,
+        wamid: str,
+        recipient: str,
+        phone_number_id: str | None = None,
+        callback_data: str | None = None,
+    ) -> None:
         """Schedules `sent`, `delivered` and `read` for an accepted send from `phone_number_id`
-        (by default the fake's number): each envelope names the number its statuses are for."""
-        self._pending.append((wamid, recipient, phone_number_id or self._phone_number_id))
+        (by default the fake's number): each envelope names the number its statuses are for,
+        and each status echoes the send's `callback_data` when it had some."""
+        number = phone_number_id or self._phone_number_id
+        self._pending.append((wamid, recipient, number, callback_data))
         self._wake.set()
 
     def counts(self) -> dict[str, int]:
@@ -125,9 +134,10 @@ class StatusWebhooks:
         self._wake.clear()
         pending, self._pending = self._pending, []
         by_number: dict[str, list[dict[str, Any]]] = {}
-        for wamid, recipient, number in pending:
+        for wamid, recipient, number, callback in pending:
             by_number.setdefault(number, []).extend(
-                status(wamid, value, recipient_id=recipient) for value in LIFECYCLE
+                status(wamid, value, recipient_id=recipient, callback_data=callback)
+                for value in LIFECYCLE
             )
         for number, statuses in by_number.items():
             for start in range(0, len(statuses), self._batch_size):

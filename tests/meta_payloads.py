@@ -25,8 +25,10 @@ def status(
     recipient_id: str | None = "33612345678",
     errors: list[dict[str, Any]] | None = None,
     with_pricing: bool = True,
+    callback_data: str | None = None,
 ) -> dict[str, Any]:
-    """One `value.statuses[]` item; `timestamp` is a string of Unix seconds, as Meta sends it."""
+    """One `value.statuses[]` item; `timestamp` is a string of Unix seconds, as Meta sends it.
+    `callback_data`: the send's `biz_opaque_callback_data`, which Meta echoes."""
     item: dict[str, Any] = {
         "id": wamid,
         "status": value,
@@ -43,6 +45,8 @@ def status(
         item["pricing"] = {"billable": True, "pricing_model": "CBP", "category": "utility"}
     if errors is not None:
         item["errors"] = errors
+    if callback_data is not None:
+        item["biz_opaque_callback_data"] = callback_data
     return item
 
 

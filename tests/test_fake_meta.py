@@ -211,7 +211,7 @@ async def test_a_wrong_or_missing_token_is_refused_with_code_190(
         send_body(messaging_product="sms"),
         {k: v for k, v in send_body().items() if k != "to"},
         send_body(to="+"),
-        send_body(type="image", image={"link": "https://example.com/a.png"}),
+        send_body(type="location", location={"latitude": 1, "longitude": 2}),
         send_body(type="text"),
         send_body(type="text", text={"body": ""}),
         send_body(type="text", text={"body": "x" * 4097}),

@@ -2,7 +2,7 @@
 batches read
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0012
 Create Date: 2026-12-02 17:00:00.000000
 """
 
@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011"
-down_revision: str | None = "0008"
+# Written on 0008; follows whatever main's last migration is when merged (0012 at the time).
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
+from wa_outbound import console
 from wa_outbound.alerts import AlertEvaluator
 from wa_outbound.api import (
     admin,
@@ -177,4 +178,5 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router, dependencies=text_check if checked else None)
     docs.install(app)
     openapi.install(app)
+    console.install(app)  # /console/: the operator console's pages (HTML, no /v1 route)
     return app

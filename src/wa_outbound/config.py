@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     lease_seconds: PositiveSeconds = 60.0
     send_timeout_seconds: PositiveSeconds = 10.0
     shutdown_grace_seconds: PositiveSeconds = 10.0
+    # A send whose outcome is unknown (timeout, dropped connection) waits this long for a status
+    # webhook naming it before it is sent again (docs/reconciliation.md).
+    reconcile_seconds: float = Field(60.0, ge=0, le=86_400)
 
     default_daily_quota: int = Field(1000, ge=0)
     # Empty (None): an org has no per-second cap of its own; its senders' throughput paces it.
@@ -73,6 +76,9 @@ class Settings(BaseSettings):
     callback_disable_after_seconds: PositiveSeconds = 432_000.0
     # Development and tests only: also http:// and loopback or private addresses.
     callback_allow_insecure: bool = False
+    # Development and tests only: the console's session cookie over plain http:// (without
+    # Secure, so not `__Host-`). Over https the cookie is always `__Host-wa_console`, Secure.
+    console_allow_insecure: bool = False
     # Seconds before each retry (each ±20 %); its length is the number of retries.
     callback_retry_schedule: Annotated[list[PositiveSeconds], NoDecode] = Field(
         default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]

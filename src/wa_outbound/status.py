@@ -1,4 +1,5 @@
-"""Message statuses, their ranks, and which transitions each part of the service may make."""
+"""Message statuses, their ranks, and which transitions each part of the service may make; the
+message kinds."""
 
 from __future__ import annotations
 
@@ -32,6 +33,12 @@ CANCELLABLE: tuple[Status, ...] = (Status.QUEUED, Status.RETRYING)
 PENDING: tuple[Status, ...] = (Status.QUEUED, Status.RETRYING, Status.SENDING)
 
 CHANNEL_WHATSAPP = "WHATSAPP"
+
+# What a message holds (its `kind`), and the key of a stored payload that keeps the wamid it
+# replies to: ours, never the caller's (every kind's object refuses keys it does not know), and
+# neither shown nor sent as part of the object.
+KINDS = ("template", "text", "media", "interactive")
+REPLY_TO = "_reply_to"
 
 # Meta's delivery statuses that the webhook receiver applies, and what became of each one
 # (the labels of the webhook status metrics).

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from helpers import make_settings
 from wa_outbound.db import migrate
 from wa_outbound.db.callback_schema import metadata
+from wa_outbound.db.console_schema import console_session  # noqa: F401  (its table in metadata)
 from wa_outbound.db.engine import create_engine
 
 

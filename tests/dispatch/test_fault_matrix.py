@@ -119,6 +119,9 @@ async def test_fault_matrix(cluster: tuple[PrivatePostgres, PrivateRedis], tmp_p
         "WA_RETRY_BASE_SECONDS": "0.2",
         "WA_RETRY_MAX_SECONDS": "2",
         "WA_MAX_ATTEMPTS": "12",
+        # No status webhooks reach the replicas here: a timed-out send can only be resent, so
+        # the reconciliation wait is kept short to drain in time.
+        "WA_RECONCILE_SECONDS": "2",
         "WA_DATABASE_STATEMENT_TIMEOUT_SECONDS": "10",
         "WA_ALERT_ENABLED": "false",
         "WA_LOG_LEVEL": "WARNING",

@@ -11,6 +11,8 @@ from typing import Any
 
 from fastapi.openapi.models import Example
 
+from wa_outbound.api.kind_examples import SEND_SESSION
+
 ORG_ID = "acme"
 SENDER_ID = "5f0c2a8e-7d1b-4c3e-9a6f-2b8d4e1c7a90"
 PHONE = "+33612345678"
@@ -44,6 +46,9 @@ def message(**changes: Any) -> dict[str, Any]:
         "kind": "template",
         "template": STORED_TEMPLATE,
         "text": None,
+        "media": None,
+        "interactive": None,
+        "reply_to": None,
         "metadata": {"order_id": "42"},
         "status": "QUEUED",
         "attempts": 0,
@@ -121,6 +126,7 @@ SEND_TEMPLATE: dict[str, Example] = {
             "text": {"body": "Your parcel is on its way.", "preview_url": False},
         },
     },
+    **SEND_SESSION,
     "scheduled": {
         "summary": "A template message sent no earlier than `send_after`",
         "value": {

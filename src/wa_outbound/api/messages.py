@@ -25,8 +25,8 @@ from wa_outbound.api.models import (
 )
 from wa_outbound.api.openapi import MessageId
 from wa_outbound.errors import InvalidRequest
-from wa_outbound.outbox import enqueue, messages, one
-from wa_outbound.status import Status
+from wa_outbound.outbox import enqueue, messages, one, replies
+from wa_outbound.status import REPLY_TO, Status
 
 router = APIRouter(
     prefix="/v1/messages",
@@ -35,6 +35,8 @@ router = APIRouter(
 )
 _batch_item = TypeAdapter(BatchItem)
 _batch_items = TypeAdapter(list[BatchItem])
+_GIVEN_AS_IS = ("template", "media", "interactive")
+_ADDED_LATER = ("from_", "expires_at", "media", "interactive", "reply_to")
 
 IdempotencyKey = Annotated[
     str | None,
@@ -50,17 +52,20 @@ IdempotencyKey = Annotated[
 def _new_message(body: MessageCreate, idempotency_key: str | None) -> enqueue.NewMessage:
     # The hash covers the body with its defaults filled in: leaving out a default or sending it
     # is the same request.
-    # `from` and `expires_at` count only when given, so keys used before they existed replay
-    # as before.
+    # The fields added after the first (`from`, `expires_at`, the kinds beyond text, `reply_to`)
+    # count only when given, so keys used before they existed replay as before.
     left_out = {"idempotency_key"}
-    left_out |= {name for name in ("from_", "expires_at") if getattr(body, name) is None}
+    left_out |= {name for name in _ADDED_LATER if getattr(body, name) is None}
     content = body.model_dump(mode="json", exclude=left_out)
     request_hash = hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    if body.template is not None:
-        # Stored, and sent to Meta, as given: no key the caller left out is added.
-        kind, payload = "template", body.template.model_dump(mode="json", exclude_unset=True)
-    else:
+    if body.text is not None:
         kind, payload = "text", content["text"]
+    else:
+        # Stored, and sent to Meta, as given: no key the caller left out is added.
+        kind, part = next((k, p) for k in _GIVEN_AS_IS if (p := getattr(body, k)) is not None)
+        payload = part.model_dump(mode="json", exclude_unset=True)
+    if body.reply_to is not None:
+        payload[REPLY_TO] = body.reply_to  # an id is turned into its wamid by _resolve_replies
     return enqueue.NewMessage(
         to=body.to,
         kind=kind,
@@ -74,16 +79,46 @@ def _new_message(body: MessageCreate, idempotency_key: str | None) -> enqueue.Ne
     )
 
 
+async def _resolve_replies(
+    engine: EngineDep, org_id: str, items: list[enqueue.NewMessage]
+) -> list[InvalidRequest | None]:
+    """Replace each `reply_to` given as our id of an inbound message by its wamid (in place);
+    the refusal of each item whose id names no inbound message the organisation was told of."""
+    ids = {
+        index: found
+        for index, item in enumerate(items)
+        if (reply_to := item.payload.get(REPLY_TO)) and (found := replies.as_id(reply_to))
+    }
+    refusals: list[InvalidRequest | None] = [None] * len(items)
+    if not ids:
+        return refusals
+    async with engine.connect() as conn:
+        wamids = await replies.wamids_of(conn, org_id=org_id, ids=ids.values())
+    for index, inbound in ids.items():
+        if inbound in wamids:
+            items[index].payload[REPLY_TO] = wamids[inbound]
+        else:
+            refusals[index] = InvalidRequest(
+                "reply_to: no inbound message has this id (give its wamid, or the id of its "
+                "message.received event)",
+                field="reply_to",
+            )
+    return refusals
+
+
 @router.post(
     "",
     status_code=202,
     response_model=Message,
     responses=responses.QUEUE_MESSAGE,
     summary="Queue one message",
-    description="Queues a template message, or a session `text` message, to one recipient. "
-    "The recipient must have granted consent (`PUT /v1/consents/{phone}`); a `text` message is "
-    "accepted only while the recipient's 24-hour service window is open (they wrote to the "
-    "business in the last 24 hours). The message is sent once it is due (`send_after`) and "
+    description="Queues a template message, or a session message (`text`, `media` or "
+    "`interactive`), to one recipient. The recipient must have granted consent "
+    "(`PUT /v1/consents/{phone}`); a session message is accepted only while the recipient's "
+    "24-hour service window with the sender is open (they wrote to it in the last 24 hours). "
+    "`media` and `interactive` are held to Meta's limits here and sent to Meta exactly as "
+    "given; `reply_to` (an inbound wamid, or the `id` of a `message.received` event) is sent "
+    "as Meta's `context`. The message is sent once it is due (`send_after`) and "
     "the organisation's rate limits allow; follow it with `GET /v1/messages/{id}`.\n\n"
     "With an `Idempotency-Key`, a retry with the same key and body answers 200 with the "
     "message first queued and queues nothing; the same key with another body answers 409. "
@@ -99,6 +134,9 @@ async def create_message(
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any] | Response:
     new = _new_message(body, idempotency_key)
+    [refused] = await _resolve_replies(engine, principal.org_id, [new])
+    if refused is not None:
+        raise refused
     outcome = None
     if settings.is_postgres:
         outcome = await one.enqueue_one(
@@ -177,6 +215,13 @@ async def create_batch(
             )["error"]
             continue
         valid.append((index, _new_message(item, item.idempotency_key)))
+    refusals = await _resolve_replies(engine, principal.org_id, [new for _, new in valid])
+    for (index, _), refused in zip(valid, refusals, strict=True):
+        if refused is not None:
+            results[index]["error"] = error_body(refused.code, refused.message, refused.details)[
+                "error"
+            ]
+    valid = [item for item, refused in zip(valid, refusals, strict=True) if refused is None]
     async with engine.begin() as conn:
         outcomes = await enqueue.enqueue(
             conn,

@@ -20,6 +20,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from wa_outbound import phone, text
+from wa_outbound.api.message_kinds import Interactive, Media
 
 Phone = Annotated[str, Field(examples=["+33612345678"]), AfterValidator(phone.normalize)]
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
@@ -107,7 +108,8 @@ class Text(Strict):
 
 
 class MessageCreate(Strict):
-    """A template message, or a session `text` message (only inside the 24-hour window)."""
+    """A template message, or a session message (`text`, `media` or `interactive`: only inside
+    the recipient's 24-hour service window with that sender)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -131,6 +133,13 @@ class MessageCreate(Strict):
     to: Phone
     template: Template | None = None
     text: Text | None = None
+    media: Media | None = None
+    interactive: Interactive | None = None
+    reply_to: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
+        None,
+        description="The message this one replies to: the wamid of an inbound message, or the "
+        "`id` of a `message.received` event. Sent to Meta as `context.message_id`.",
+    )
     metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=20)] = {}
     send_after: Time | None = None
     expires_at: Time | None = Field(
@@ -152,8 +161,9 @@ class MessageCreate(Strict):
 
     @model_validator(mode="after")
     def _exactly_one_content(self) -> MessageCreate:
-        if (self.template is None) == (self.text is None):
-            raise ValueError("exactly one of 'template' or 'text' is required")
+        given = [self.template, self.text, self.media, self.interactive]
+        if sum(part is not None for part in given) != 1:
+            raise ValueError("exactly one of 'template', 'text', 'media' or 'interactive'")
         if self.expires_at is not None:
             if self.expires_at <= datetime.now(UTC):
                 raise ValueError("'expires_at' must be in the future")
@@ -192,9 +202,12 @@ class Message(BaseModel):
     org_id: str
     channel: Literal["WHATSAPP"]
     to: str | None = Field(description="The recipient; null once the contact was erased.")
-    kind: Literal["template", "text"]
+    kind: Literal["template", "text", "media", "interactive"]
     template: dict[str, Any] | None
     text: dict[str, Any] | None
+    media: dict[str, Any] | None = None
+    interactive: dict[str, Any] | None = None
+    reply_to: str | None = Field(None, description="The wamid of the message it replies to.")
     metadata: dict[str, str]
     status: Literal[
         "QUEUED",

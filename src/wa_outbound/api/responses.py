@@ -118,7 +118,8 @@ QUEUE_MESSAGE: dict[int | str, Any] = {
         ),
         invalid(
             "the body or the `Idempotency-Key` header breaks a rule of the schema (e.g. `to` "
-            "is not a phone number; both or neither of `template` and `text`)",
+            "is not a phone number; not exactly one of `template`, `text`, `media` and "
+            "`interactive`; beyond Meta's limits, with the field's path)",
             ("body", "to"),
             "Value error, must be an E.164 phone number: + then 8 to 15 digits",
             "value_error",
@@ -130,7 +131,7 @@ QUEUE_MESSAGE: dict[int | str, Any] = {
         ),
         Answer(
             OutsideServiceWindow,
-            "a `text` message, and the recipient has not written in the last 24 hours",
+            "a session message, and the recipient has not written to that sender in 24 hours",
         ),
         Answer(UnknownSender, "`from` names no sender of the org", details={"sender": "+1555"}),
         Answer(NoSender, "the organisation has no sender, and the deployment no shared sender"),
@@ -174,7 +175,8 @@ CANCEL_MESSAGE: dict[int | str, Any] = {
         MESSAGE_NOT_FOUND,
         Answer(
             NotCancellable,
-            "the message is no longer `QUEUED` or `RETRYING`; `details.status` is its status",
+            "the message is no longer `QUEUED` or `RETRYING`, or its last send's outcome is "
+            "unknown (`waiting_reason` `send_unknown`); `details.status` is its status",
             details={"status": "SENT"},
         ),
         BAD_MESSAGE_ID,

@@ -377,6 +377,7 @@ class Dispatcher:
             base_s=self.settings.retry_base_seconds,
             max_s=self.settings.retry_max_seconds,
             stored_token=credentials.stored_token,
+            reconcile_s=self.settings.reconcile_seconds,
         )
 
     async def _drain(self) -> None:

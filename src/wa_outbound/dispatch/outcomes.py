@@ -49,6 +49,8 @@ class Outcome:
     """A pause reason for the message's sender (senders.store.PAUSE_REASONS)."""
     stored_token: str | None = None
     """With `pause == "token_invalid"`: the stored token the send used, when known."""
+    waiting_reason: str | None = None
+    """Why it waits when it goes back to waiting (`send_unknown`), or None."""
 
 
 def _b(name: str) -> sa.BindParameter[Any]:
@@ -87,6 +89,7 @@ _RETRY = (
         status=_b("status"),
         attempts=m.attempts - _b("give_back"),
         next_attempt_at=_b("next"),
+        waiting_reason=_b("waiting"),
         updated_at=_b("now"),
         lease_until=None,
         claimed_by=None,
@@ -173,6 +176,7 @@ async def write_outcomes(
                 "b_status": o.status.value,
                 "b_next": o.next_attempt_at,
                 "b_give_back": 1 if o.give_back_attempt else 0,
+                "b_waiting": o.waiting_reason,
             }
             if o.error is None or o.pause is not None:
                 # A paused sender's message waits with no error of its own; the error is in

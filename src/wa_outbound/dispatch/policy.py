@@ -21,6 +21,7 @@ from wa_outbound.whatsapp.retry import (
 
 log = logging.getLogger(__name__)
 
+SEND_UNKNOWN = "send_unknown"
 CONSENT_REVOKED = ProviderError(
     code="consent_revoked",
     title="Consent revoked",
@@ -36,13 +37,18 @@ def outcome_of(
     base_s: float,
     max_s: float,
     stored_token: str | None = None,
+    reconcile_s: float = 60.0,
 ) -> Outcome:
     """ACCEPTED with the wamid; back to waiting, its attempt given back, when the error shows
     its sender cannot send (the sender is paused, see outcomes.py); RETRYING after a backoff; or
     FAILED and dead-lettered when the error is permanent or the attempts are used up.
 
     `stored_token`: the sender's token as stored when the send used it (None: not known, or
-    the shared sender's), so a token error pauses the sender only if it still has that token."""
+    the shared sender's), so a token error pauses the sender only if it still has that token.
+
+    A send whose outcome is unknown (Meta may have it) waits `reconcile_s` for a status webhook
+    naming it (`send_unknown`) before it is sent again; on its last attempt it fails as any
+    other, and a status naming it later still reconciles it (receipts/reconcile.py)."""
     if result.wamid is not None:
         return Outcome(message, Status.ACCEPTED, "accepted", wamid=result.wamid)
     error = result.error or ProviderError(code="unknown", title="Unknown", message="")
@@ -61,6 +67,18 @@ def outcome_of(
             to=mask(message.to),
         ),
     )
+    if error.ambiguous and message.attempt < message.max_attempts:
+        until = now + timedelta(seconds=reconcile_s)
+        return Outcome(
+            message,
+            Status.RETRYING,
+            SEND_UNKNOWN,
+            error=error,
+            retryable=True,
+            next_attempt_at=until,
+            waiting_reason=SEND_UNKNOWN,
+            details={"waiting_reason": SEND_UNKNOWN},
+        )
     if verdict is Verdict.PERMANENT or message.attempt >= message.max_attempts:
         event = "failed" if verdict is Verdict.PERMANENT else "attempts_exhausted"
         # Exhausted on a retryable error: the error says so, and a replay may well succeed.

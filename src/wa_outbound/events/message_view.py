@@ -7,11 +7,14 @@ import uuid
 from typing import Any
 
 from wa_outbound.db.schema import SHARED_SENDER_ID
+from wa_outbound.status import KINDS, REPLY_TO
 
 
 def view(row: dict[str, Any]) -> dict[str, Any]:
     """The message object of the contract, from an outbox row."""
     kind = row["kind"]
+    content = dict(row["payload"])
+    reply_to = content.pop(REPLY_TO, None)
     error = None
     if row["error_code"] is not None:
         error = {
@@ -27,8 +30,8 @@ def view(row: dict[str, Any]) -> dict[str, Any]:
         "channel": row["channel"],
         "to": row["to_phone"],
         "kind": kind,
-        "template": row["payload"] if kind == "template" else None,
-        "text": row["payload"] if kind == "text" else None,
+        **{name: content if kind == name else None for name in KINDS},
+        "reply_to": reply_to,
         "metadata": row["message_metadata"],
         "status": row["status"],
         "attempts": row["attempts"],

@@ -11,9 +11,11 @@ limiter's rows and the audit trail's subjects are redacted the same way. Pending
 deliveries of those events are dropped; the messages still waiting are then cancelled through
 the usual path, so the cancellation is on the timeline and reported (already redacted).
 
-A message being sent at that moment finishes: its outcome lands on the redacted row. It can
-never be sent again: its expiry is set to now, so if it comes back to waiting (or is replayed
-from the dead-letter queue) it fails with the code `expired` instead of being claimed.
+A message being sent at that moment finishes: its outcome lands on the redacted row; so does
+one waiting for Meta's status of a send whose outcome was lost (`send_unknown`: it may have
+reached Meta, it is not cancelled). Neither is ever sent again: its expiry is set to now, so if
+it comes back to waiting (or is replayed from the dead-letter queue) it fails with the code
+`expired` instead of being claimed.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from wa_outbound.db.types import utcnow
 from wa_outbound.events import record_audit
 from wa_outbound.lifecycle.bodies import Scope, redact_bodies
 from wa_outbound.lifecycle.redaction import Redactor
-from wa_outbound.outbox.messages import cancel_message
+from wa_outbound.outbox.messages import SEND_UNKNOWN, cancel_message
 from wa_outbound.status import CANCELLABLE, Status
 
 m = outbound_message.c
@@ -107,7 +109,7 @@ async def erase_contact(
     await _delete_contact_rows(conn, org_id, phone)
     cancelled = 0
     for row in messages:
-        if row["status"] in CANCELLABLE:
+        if row["status"] in CANCELLABLE and not _in_flight(row):
             await cancel_message(conn, org_id=org_id, message_id=row["id"], actor=actor)
             cancelled += 1
     erased = Erased(messages_redacted=len(messages), messages_cancelled=cancelled)
@@ -142,8 +144,9 @@ async def _redact_messages(
             "error_message": redactor.text(row["error_message"]),
             "error_details": redactor.text(row["error_details"]),
         }
-        # In flight, or replayable: never sent again (see the module's docstring).
-        if row["status"] == Status.SENDING or row["dead_lettered"]:
+        # In flight, perhaps with Meta already, or replayable: never sent again (see the
+        # module's docstring).
+        if _in_flight(row) or row["dead_lettered"]:
             expires = row["expires_at"]
             values["expires_at"] = now if expires is None else min(expires, now)
         await conn.execute(outbound_message.update().where(m.id == row["id"]).values(values))
@@ -301,6 +304,12 @@ async def _delete_contact_rows(conn: AsyncConnection, org_id: str, phone: str) -
         await conn.execute(
             table.delete().where(columns["org_id"] == org_id, columns["phone"] == phone)
         )
+
+
+def _in_flight(row: Any) -> bool:
+    """Being sent, or waiting for Meta's word on a send whose outcome was lost (it may have
+    reached Meta: not cancellable)."""
+    return bool(row["status"] == Status.SENDING or row["waiting_reason"] == SEND_UNKNOWN)
 
 
 def _clip(value: str | None, length: int) -> str | None:

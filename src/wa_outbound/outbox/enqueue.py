@@ -24,6 +24,8 @@ from wa_outbound.senders import choice
 from wa_outbound.status import CHANNEL_WHATSAPP, Status
 
 SERVICE_WINDOW = timedelta(hours=24)
+# Free-form messages: Meta takes them only inside the recipient's service window.
+SESSION_KINDS = frozenset({"text", "media", "interactive"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +77,12 @@ async def enqueue(
             chosen.append(senders.pick(item.sender))
         except ServiceError as exc:
             chosen.append(exc)
-    texts = {
+    sessions = {
         (sender_id, item.to)
         for item, sender_id in zip(items, chosen, strict=True)
-        if item.kind == "text" and isinstance(sender_id, uuid.UUID)
+        if item.kind in SESSION_KINDS and isinstance(sender_id, uuid.UUID)
     }
-    open_windows = await _open_windows(conn, org_id, texts, now)
+    open_windows = await _open_windows(conn, org_id, sessions, now)
 
     rows: list[dict[str, Any]] = []
     first_by_key: dict[str, int] = {}
@@ -95,7 +97,7 @@ async def enqueue(
             outcomes[index].error = sender_id
         elif item.to not in consented:
             outcomes[index].error = ConsentRequired(phone_suffix=item.to[-4:])
-        elif item.kind == "text" and (sender_id, item.to) not in open_windows:
+        elif item.kind in SESSION_KINDS and (sender_id, item.to) not in open_windows:
             outcomes[index].error = OutsideServiceWindow()
         else:
             row = new_row(org_id, item, now, max_attempts, sender_id)

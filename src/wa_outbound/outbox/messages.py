@@ -17,6 +17,7 @@ from wa_outbound.events.message_view import view as view
 from wa_outbound.status import CANCELLABLE, Status
 
 m = outbound_message.c
+SEND_UNKNOWN = "send_unknown"  # dispatch.policy: waiting for a status naming its lost send
 
 
 async def get_message(
@@ -75,17 +76,30 @@ async def cancel_message(
 ) -> dict[str, Any]:
     current = await get_message(conn, org_id=org_id, message_id=message_id)
     now = utcnow()
-    # Conditional on the status just read: a dispatcher that claimed it meanwhile wins.
+    # Conditional on the status just read: a dispatcher that claimed it meanwhile wins. A
+    # message whose last send's outcome is unknown may be with Meta already: not cancellable.
     row = (
         await conn.execute(
             outbound_message.update()
-            .where(m.id == message_id, m.status == current["status"], m.status.in_(CANCELLABLE))
+            .where(
+                m.id == message_id,
+                m.status == current["status"],
+                m.status.in_(CANCELLABLE),
+                sa.or_(m.waiting_reason.is_(None), m.waiting_reason != SEND_UNKNOWN),
+            )
             .values(status=Status.CANCELLED, updated_at=now, lease_until=None)
             .returning(outbound_message)
         )
     ).first()
     if row is None:
         latest = await get_message(conn, org_id=org_id, message_id=message_id)
+        if latest["waiting_reason"] == SEND_UNKNOWN and latest["status"] in CANCELLABLE:
+            raise NotCancellable(
+                "Its last send's outcome is unknown: Meta may have the message. It waits for "
+                "Meta's status before it is sent again (waiting_reason send_unknown).",
+                status=latest["status"],
+                waiting_reason=SEND_UNKNOWN,
+            )
         raise NotCancellable(status=latest["status"])
     await record_message_events(
         conn,

@@ -2,9 +2,10 @@
 
 One round trip, in autocommit, does what `outbox.enqueue` does in six (BEGIN, consent read,
 service-window read, insert, event insert, COMMIT) for the common case: consent granted, the
-window open if it is a text, and an idempotency key not used before. Anything else inserts
-nothing, and the caller runs `outbox.enqueue`, which then decides and explains (consent_required,
-outside_service_window, a replay or idempotency_conflict) exactly as before.
+window open if it is a session message (any kind but a template), and an idempotency key not
+used before. Anything else inserts nothing, and the caller runs `outbox.enqueue`, which then
+decides and explains (consent_required, outside_service_window, a replay or
+idempotency_conflict) exactly as before.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ WITH chosen AS (
     SELECT 1 FROM consent, chosen
     WHERE consent.org_id = $2 AND consent.phone = $4 AND consent.status = 'granted'
       AND chosen.id IS NOT NULL
-      AND ($5::text <> 'text' OR EXISTS (
+      AND ($5::text = 'template' OR EXISTS (
           SELECT 1 FROM service_window
           WHERE org_id = $2 AND sender_id = chosen.id AND phone = $4
             AND last_inbound_at > $12::timestamptz - interval '24 hours'))

@@ -21,8 +21,17 @@ from wa_outbound.db.schema import SHARED_SENDER_ID, message_wamid, outbound_mess
 
 ERROR_COLUMNS = ("error_code", "error_title", "error_message", "error_details", "error_retryable")
 TIMESTAMPS = ("sent_at", "delivered_at", "read_at", "failed_at")
-# The columns a status may change, read under lock and written back.
-WRITTEN = ("status", *TIMESTAMPS, "dead_lettered", *ERROR_COLUMNS)
+# The columns a status may change, read under lock and written back (the wamid and the wait
+# only by a reconciliation, see reconcile.py).
+WRITTEN = (
+    "status",
+    *TIMESTAMPS,
+    "dead_lettered",
+    *ERROR_COLUMNS,
+    "provider_message_id",
+    "accepted_at",
+    "waiting_reason",
+)
 _CHUNK = 1000  # Meta sends at most 1,000 statuses per POST: one chunk in practice
 m = outbound_message.c
 
@@ -43,6 +52,24 @@ class StatusUpdate:
     phone_number_id: str | None = None
     """The business number Meta reported it for: only a message sent from that number
     matches. None (the sandbox's own statuses, pending rows from before senders): any number."""
+    callback_data: str | None = None
+    """The send's `biz_opaque_callback_data` as Meta echoed it: our message id."""
+    recipient_user_id: str | None = None
+    """Meta's business-scoped user id, given with or instead of `recipient_id`."""
+
+    @property
+    def named_id(self) -> uuid.UUID | None:
+        """The message id the callback data names, if it is one."""
+        return as_message_id(self.callback_data)
+
+
+def as_message_id(callback_data: str | None) -> uuid.UUID | None:
+    if callback_data is None or len(callback_data) != 36:
+        return None
+    try:
+        return uuid.UUID(callback_data)
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -61,10 +88,24 @@ class Locked:
     scopes: dict[str, Scope]
     messages: list[LockedMessage]
     """Every locked message, once."""
+    named: dict[uuid.UUID, LockedMessage]
+    """The messages locked because a status's callback data names them (and found by its
+    wamid for none of its number)."""
 
     def match(self, update: StatusUpdate) -> LockedMessage | None:
         """The message this status is about: its wamid, sent from its number."""
         return _match(self.candidates, self.scopes, update)
+
+    def named_by(self, update: StatusUpdate) -> LockedMessage | None:
+        """The message the status's callback data names, if it was sent from its number."""
+        message = self.named.get(update.named_id) if update.named_id else None
+        if message is None or update.phone_number_id is None:
+            return message
+        return message if message.row["sender_id"] in self.scopes[update.phone_number_id] else None
+
+    def attach(self, wamid: str, message: LockedMessage) -> None:
+        """The later statuses of `wamid` in this call are about `message`."""
+        self.candidates.setdefault(wamid, []).append(message)
 
 
 async def lock_messages(
@@ -101,7 +142,19 @@ async def lock_messages(
             if row.id not in by_id:
                 by_id[row.id] = LockedMessage(fields, row.status)
             found.setdefault(linked, []).append(by_id[row.id])
-    return Locked(found, scopes, list(by_id.values()))
+    # A status for a send whose answer was lost: its wamid is nowhere, its callback data names
+    # the message (reconcile.py decides what that means).
+    named_ids = sorted(
+        {u.named_id for u in updates if u.named_id is not None and _match(found, scopes, u) is None}
+    )
+    named: dict[uuid.UUID, LockedMessage] = {}
+    if named_ids:
+        rows = await conn.execute(_named_statement(), {"ids": named_ids})
+        for row in rows:
+            if row.id not in by_id:
+                by_id[row.id] = LockedMessage(row._asdict(), row.status)
+            named[row.id] = by_id[row.id]
+    return Locked(found, scopes, list(by_id.values()), named)
 
 
 async def _scopes(
@@ -174,8 +227,16 @@ def _linked_statement() -> sa.Select[Any]:
     )
 
 
+@functools.cache
+def _named_statement() -> sa.Select[Any]:
+    return (
+        sa.select(*_columns())
+        .where(m.id.in_(sa.bindparam("ids", expanding=True)))
+        .order_by(m.id)
+        .with_for_update()
+    )
+
+
 def _columns() -> list[sa.Column[Any]]:
     """What the rank rule reads of each message."""
-    return [m.id, m.org_id, m.provider_message_id, m.sender_id, m.attempts] + [
-        m[c] for c in WRITTEN
-    ]
+    return [m.id, m.org_id, m.sender_id, m.attempts] + [m[c] for c in WRITTEN]

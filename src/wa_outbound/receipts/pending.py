@@ -5,10 +5,12 @@ on a message of that number, and dropped when too old."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wa_outbound.db.dialect import is_postgres
 from wa_outbound.db.schema import (
     SHARED_SENDER_ID,
     message_wamid,
@@ -16,7 +18,9 @@ from wa_outbound.db.schema import (
     pending_status,
     sender,
 )
+from wa_outbound.receipts.reconcile import RECONCILABLE
 from wa_outbound.receipts.statuses import StatusUpdate, apply_statuses
+from wa_outbound.status import Status
 
 _CHUNK = 1000
 m = outbound_message.c
@@ -63,6 +67,15 @@ async def _take_and_apply(
                     m.id == w.message_id,
                     _same_number(),
                 ),
+                # Its callback data names a message it can now be attached to (reconcile.py):
+                # one with another wamid, or one waiting or failed without any. Not one being
+                # sent, nor a cancelled one: taken, such a status would only be pending again.
+                sa.exists().where(
+                    m.id == _named_id(conn),
+                    m.status != Status.SENDING,
+                    sa.or_(m.provider_message_id.is_not(None), m.status.in_(RECONCILABLE)),
+                    _same_number(),
+                ),
             ),
         )
         .order_by(p.id)
@@ -83,12 +96,23 @@ async def _take_and_apply(
             error=row.payload.get("error"),
             recipient_id=row.payload.get("recipient"),
             phone_number_id=row.phone_number_id,
+            callback_data=row.payload.get("callback"),
+            recipient_user_id=row.payload.get("recipient_user_id"),
         )
         for row in rows
     ]
     if updates:
         await apply_statuses(conn, updates, actor="webhook:pending", now=now)
     return len(updates)
+
+
+def _named_id(conn: AsyncConnection) -> sa.ColumnElement[Any]:
+    """The message id a pending status's callback data names, as the dialect stores ids (a
+    UUID string there, statuses.pending_row keeps only valid ones)."""
+    callback = p.payload["callback"].as_string()
+    if is_postgres(conn):
+        return sa.cast(callback, sa.Uuid())
+    return sa.func.replace(callback, "-", "")  # SQLite: 32 hex digits, no dashes
 
 
 def _same_number() -> sa.ColumnElement[bool]:

@@ -22,6 +22,7 @@ from wa_outbound.db.dialect import is_postgres
 from wa_outbound.db.schema import outbound_message, pending_status
 from wa_outbound.events import message_event_row, record_message_events
 from wa_outbound.logs import message_fields
+from wa_outbound.receipts import reconcile
 from wa_outbound.receipts.matching import (
     ERROR_COLUMNS,
     WRITTEN,
@@ -74,8 +75,16 @@ async def apply_statuses(
     outcomes: list[str] = []
     events: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = []
+    links: list[dict[str, Any]] = []
     for update in updates:
         message = locked.match(update)
+        if message is None and (named := locked.named_by(update)) is not None:
+            # A send whose answer we never read: its callback data names the message.
+            event = reconcile.attach(named, update, links, actor=actor, now=now)
+            if event is not None:
+                locked.attach(update.provider_message_id, named)
+                events.append(event)
+                message = named
         if message is None:
             pending.append(pending_row(update, now))
             outcomes.append(PENDING)
@@ -88,6 +97,7 @@ async def apply_statuses(
         _log(message, update, reason, actor)
         events.append(_event(message, update, before, reason, actor, now))
     await _write_back(conn, [msg for msg in locked.messages if msg.changed], now)
+    await reconcile.write_links(conn, links)
     await record_message_events(conn, events)
     if pending:
         await conn.execute(pending_status.insert(), pending)
@@ -228,6 +238,8 @@ def _event(
         details["error"] = update.error
     if update.recipient_id:
         details["recipient_id"] = update.recipient_id
+    if update.recipient_user_id:
+        details["recipient_user_id"] = update.recipient_user_id
     return message_event_row(
         message_id=message.row["id"],
         org_id=message.row["org_id"],
@@ -253,6 +265,9 @@ def pending_row(update: StatusUpdate, now: datetime) -> dict[str, Any]:
             "status": update.status,
             "error": update.error,
             "recipient": update.recipient_id,
+            "recipient_user_id": update.recipient_user_id,
+            # Kept only when it names a message: the sweep matches on it (pending.py).
+            "callback": str(update.named_id) if update.named_id else None,
         },
         "received_at": now,
         "phone_number_id": update.phone_number_id,

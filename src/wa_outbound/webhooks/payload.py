@@ -113,6 +113,8 @@ def _status(item: dict[str, Any], number: str | None) -> StatusUpdate | None:
         return None
     errors = list(_dicts(item.get("errors")))
     recipient = item.get("recipient_id")
+    # Business-scoped user ids (2026): `recipient_user_id` with or instead of `recipient_id`.
+    callback = item.get("biz_opaque_callback_data")
     return StatusUpdate(
         provider_message_id=wamid,
         status=raw,
@@ -120,6 +122,8 @@ def _status(item: dict[str, Any], number: str | None) -> StatusUpdate | None:
         error=_error(errors[0]) if errors else None,
         recipient_id=str(recipient) if isinstance(recipient, str | int) else None,
         phone_number_id=number,
+        callback_data=callback if isinstance(callback, str) and len(callback) <= 512 else None,
+        recipient_user_id=_id(item.get("recipient_user_id")),
     )
 
 

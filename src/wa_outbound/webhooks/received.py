@@ -32,6 +32,11 @@ def inbound_id(phone_number_id: str, wamid: str) -> uuid.UUID:
     return uuid.uuid5(_INBOUND, f"{phone_number_id}/{wamid}")
 
 
+def received_event_id(inbound: uuid.UUID, org_id: str) -> uuid.UUID:
+    """The id of the `message.received` event that told `org_id` of inbound message `inbound`."""
+    return uuid.uuid5(_EVENT, f"{inbound}/{org_id}")
+
+
 async def report_received(
     conn: AsyncConnection, inbound: list[Inbound], routes: Routes, *, now: datetime
 ) -> int:
@@ -60,7 +65,7 @@ async def report_received(
                 type=outgoing.MESSAGE_RECEIVED,
                 data=_data(item, our_id, None if owner.is_shared else owner.id, context, now),
                 occurred_at=min(item.at or now, now),
-                event_id=uuid.uuid5(_EVENT, f"{our_id}/{org_id}"),
+                event_id=received_event_id(our_id, org_id),
             )
         )
     return await outgoing.write(conn, events) if events else 0

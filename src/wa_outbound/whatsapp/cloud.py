@@ -21,6 +21,10 @@ from wa_outbound.whatsapp.retry import ProviderError
 # time out after the server got them (duplicates). Opened a few at a time, the pool fills in
 # milliseconds and the established connections are reused.
 MAX_CONNECTING = 8
+# Failures to connect: no request was written, so Meta cannot have the message. Every other
+# transport failure (a timeout, a connection dropped or reset, a truncated answer) may come
+# after Meta took it: the send's outcome is unknown.
+_NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
 
 class _GradualConnector(aiohttp.TCPConnector):
@@ -86,6 +90,7 @@ class CloudProvider:
                     title=type(exc).__name__,
                     message=str(exc) or "no answer",
                     transport=True,
+                    ambiguous=not isinstance(exc, _NOT_SENT),
                 )
             )
         body = _json(raw)

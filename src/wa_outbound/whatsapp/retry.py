@@ -60,6 +60,9 @@ class ProviderError:
     http_status: int | None = None
     retry_after_s: float | None = None
     transport: bool = False
+    ambiguous: bool = False
+    """Whether Meta may have taken the message: the request was written and its answer lost
+    (a timeout, a dropped connection). Such a send is reconciled before it is repeated."""
 
 
 def classify(error: ProviderError) -> Verdict:
