@@ -36,7 +36,28 @@ SENT_TEXT = "Your doctor's appointment is at 9"
 META_VALUE = "customer-jeanne-4471"
 RECEIVED_TEXT = "Please call me back about my loan"
 PROFILE = "Jeanne Dupont-Secret"
-NEEDLES = (USER, USER[1:], SENT_PARAM, SENT_TEXT, META_VALUE, RECEIVED_TEXT, PROFILE)
+CAPTION = "Scan of Jeanne's passport"
+LINK = "https://example.com/jeanne-passport.png"
+BODY = "Jeanne, confirm the transfer of 5,000 EUR?"
+BUTTON = "Yes, Jeanne"
+INTERACTIVE = {
+    "type": "button",
+    "body": {"text": BODY},
+    "action": {"buttons": [{"type": "reply", "reply": {"id": "confirm", "title": BUTTON}}]},
+}
+NEEDLES = (
+    USER,
+    USER[1:],
+    SENT_PARAM,
+    SENT_TEXT,
+    META_VALUE,
+    RECEIVED_TEXT,
+    PROFILE,
+    CAPTION,
+    LINK,
+    BODY,
+    BUTTON,
+)
 
 
 @dataclass
@@ -83,8 +104,9 @@ async def set_row(service: Service, message_id: uuid.UUID, **values: Any) -> Non
 
 async def a_contacts_history(service: Service) -> tuple[str, dict[str, str], list[uuid.UUID]]:
     """An org with its own number, a webhook endpoint, and every kind of trace of USER: consent,
-    an inbound message, queued template and text messages, one delivered, one being sent, one
-    dead-lettered, a pending status, the limiter's rows. Returns (org, auth, message ids)."""
+    an inbound message, queued template, text, media and interactive messages, one delivered,
+    one being sent, one dead-lettered, a pending status, the limiter's rows. Returns (org,
+    auth, message ids)."""
     org_id, auth = await create_org_with_key(service.client)
     async with service.engine.begin() as conn:
         sender_id = await insert_sender(conn, org_id, phone_number_id=OWN_NUMBER, waba_id=OWN_WABA)
@@ -97,6 +119,10 @@ async def a_contacts_history(service: Service) -> tuple[str, dict[str, str], lis
         {"to": USER, "template": template(SENT_PARAM), "metadata": {"ref": META_VALUE}},
     )
     text = await queue(service, auth, {"to": USER, "text": {"body": SENT_TEXT}})
+    media = await queue(
+        service, auth, {"to": USER, "media": {"type": "image", "link": LINK, "caption": CAPTION}}
+    )
+    interactive = await queue(service, auth, {"to": USER, "interactive": INTERACTIVE})
     delivered = await queue(service, auth, {"to": USER, "template": template(SENT_PARAM)})
     async with service.engine.begin() as conn:
         await accept(conn, delivered, "wamid.DELIVERED1")
@@ -127,7 +153,7 @@ async def a_contacts_history(service: Service) -> tuple[str, dict[str, str], lis
         now = utcnow()
         await conn.execute(pair_slot.insert().values(sender_id=sender_id, phone=USER, next_at=now))
         await conn.execute(waba_reach.insert().values(waba_id=OWN_WABA, phone=USER, reached_at=now))
-    return org_id, auth, [queued, text, delivered, sending, failed]
+    return org_id, auth, [queued, text, delivered, sending, failed, media, interactive]
 
 
 async def traces(engine: AsyncEngine, needles: tuple[str, ...]) -> list[str]:
@@ -156,9 +182,9 @@ async def test_an_erased_contact_leaves_no_trace_in_any_table(service: Service) 
     response = await service.client.delete(f"/v1/contacts/{USER}", headers=auth)
 
     assert response.status_code == 200, response.text
-    assert response.json() == {"messages_redacted": 5, "messages_cancelled": 2}
+    assert response.json() == {"messages_redacted": 7, "messages_cancelled": 4}
     assert await traces(service.engine, NEEDLES) == []
-    queued, text, delivered, sending, failed = ids
+    queued, text, delivered, sending, failed, media, interactive = ids
     for message_id in ids:
         shown = (await service.client.get(f"/v1/messages/{message_id}", headers=auth)).json()
         assert shown["to"] is None
@@ -167,7 +193,10 @@ async def test_an_erased_contact_leaves_no_trace_in_any_table(service: Service) 
         message_id: (await service.client.get(f"/v1/messages/{message_id}", headers=auth)).json()
         for message_id in ids
     }
-    assert statuses[queued]["status"] == statuses[text]["status"] == "CANCELLED"
+    for cancelled in (queued, text, media, interactive):
+        assert statuses[cancelled]["status"] == "CANCELLED"
+    assert statuses[interactive]["interactive"]["type"] == "button"
+    assert statuses[media]["media"]["type"] == "image"
     assert statuses[delivered]["status"] == "DELIVERED"
     # The one in flight finishes, but never goes back to waiting to be sent again.
     assert statuses[sending]["status"] == "SENDING"
@@ -187,7 +216,7 @@ async def test_an_erased_contact_leaves_no_trace_in_any_table(service: Service) 
                 .where(callback_delivery.c.status == "pending")
             )
         ).all()
-    assert sorted(row.type for row in pending) == ["message.cancelled", "message.cancelled"]
+    assert sorted(row.type for row in pending) == ["message.cancelled"] * 4
     assert all(row.data["message"]["redacted"] for row in pending)
     assert all(row.data["message"]["to"] is None for row in pending)
 

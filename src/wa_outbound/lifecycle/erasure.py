@@ -47,7 +47,7 @@ from wa_outbound.events import record_audit
 from wa_outbound.lifecycle.bodies import Scope, redact_bodies
 from wa_outbound.lifecycle.redaction import Redactor
 from wa_outbound.outbox.messages import SEND_UNKNOWN, cancel_message
-from wa_outbound.status import CANCELLABLE, Status
+from wa_outbound.status import CANCELLABLE, KINDS, Status
 
 m = outbound_message.c
 e = callback_event.c
@@ -201,7 +201,7 @@ def _event_data(type_: str, data: Any, redactor: Redactor, shown: set[str]) -> A
     message = data.get("message")
     if isinstance(message, dict) and message.get("id") in shown:
         message = dict(message)
-        for part in ("template", "text", "metadata"):
+        for part in (*KINDS, "metadata"):
             message[part] = redactor.content(message.get(part))
         data["message"] = message | {"to": None, "redacted": True}
     if type_ == "message.received":

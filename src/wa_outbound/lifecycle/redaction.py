@@ -10,12 +10,14 @@ import hmac
 from collections.abc import Collection
 from typing import Any
 
+from wa_outbound.status import REPLY_TO
+
 PREFIX = "redacted:"
 # Keys whose strings say how a message is built, not what it says: kept. Every other string of
 # a message's content (template parameters, text bodies, captions, interactive bodies, media
 # links and ids, metadata values) is replaced.
 STRUCTURE = frozenset(
-    {"name", "language", "code", "policy", "type", "sub_type", "index", "preview_url"}
+    {"name", "language", "code", "policy", "type", "sub_type", "index", "preview_url", REPLY_TO}
 )
 # An inbound message's structure: its wamid, type, time, and the business message it replies to.
 INBOUND_STRUCTURE = frozenset({"id", "type", "timestamp", "context"})
