@@ -11,6 +11,7 @@ max of the requests in each phase, and the slowest request with retention over t
 without (the issue's bound: 2).
 
     .venv/bin/python bench/retention.py [--rows 200000] [--connections 8] [--baseline-s 30]
+        [--with-s 120] [--batch-size 1000]
 """
 
 from __future__ import annotations
@@ -161,13 +162,18 @@ def load_process(url: str, key: str, connections: int, duration_s: float) -> sub
 # --- retention: its own process, as the leading replica's worker ---------------------------
 
 
-async def _retain(database_url: str) -> dict[str, Any]:
+async def _retain(database_url: str, batch_size: int) -> dict[str, Any]:
     from wa_outbound.config import Settings
     from wa_outbound.db.engine import create_engine
     from wa_outbound.lifecycle.worker import RetentionWorker
     from wa_outbound.metrics import Metrics
 
-    settings = Settings(_env_file=None, database_url=database_url, provider="sandbox")
+    settings = Settings(
+        _env_file=None,
+        database_url=database_url,
+        provider="sandbox",
+        retention_batch_size=batch_size,
+    )
     engine = create_engine(settings)
     worker = RetentionWorker(settings, engine, Metrics())
     began = time.time()
@@ -224,7 +230,7 @@ async def main(args: argparse.Namespace) -> None:
         await asyncio.sleep(2)  # the load's process started and connected first
         retain = await asyncio.to_thread(
             subprocess.run,
-            [str(BIN / "python"), __file__, "--retain", url],
+            [str(BIN / "python"), __file__, "--retain", url, str(args.batch_size)],
             capture_output=True,
             text=True,
             cwd=ROOT,
@@ -243,6 +249,7 @@ async def main(args: argparse.Namespace) -> None:
         results = {
             "rows": args.rows,
             "connections": args.connections,
+            "batch_size": args.batch_size,
             "without_retention": baseline,
             "with_retention": with_retention,
             "after_retention": after,
@@ -296,11 +303,12 @@ if __name__ == "__main__":
         url, key, connections, duration = sys.argv[2:6]
         print(json.dumps(uvloop.run(_load(url, key, int(connections), float(duration)))))
     elif len(sys.argv) > 1 and sys.argv[1] == "--retain":
-        print(json.dumps(uvloop.run(_retain(sys.argv[2]))))
+        print(json.dumps(uvloop.run(_retain(sys.argv[2], int(sys.argv[3])))))
     else:
         parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
         parser.add_argument("--rows", type=int, default=200_000)
         parser.add_argument("--connections", type=int, default=8)
         parser.add_argument("--baseline-s", type=float, default=30.0)
         parser.add_argument("--with-s", type=float, default=120.0)
+        parser.add_argument("--batch-size", type=int, default=1000)
         uvloop.run(main(parser.parse_args()))
