@@ -29,6 +29,7 @@ from wa_outbound.api import channel_health as channel_health_api
 from wa_outbound.api import metrics as metrics_api
 from wa_outbound.api.deps import State
 from wa_outbound.api.limits import BodySizeLimit, storable_text
+from wa_outbound.callbacks.worker import CallbackWorker
 from wa_outbound.config import Settings
 from wa_outbound.crypto import Keyring, check_stored_secrets, warn_if_clear
 from wa_outbound.db.engine import create_engine
@@ -76,6 +77,9 @@ def create_app(settings: Settings) -> FastAPI:
             limiter=limiter,
             senders=Directory(engine, settings, decrypt=keyring.decrypt),
         )
+        callbacks = CallbackWorker(
+            settings=settings, engine=engine, metrics=metrics, decrypt=keyring.decrypt
+        )
         notifier = OutboxNotifier(engine) if settings.is_postgres else None
         api_keys = ApiKeyCache(ttl_s=settings.api_key_cache_seconds)
 
@@ -89,6 +93,8 @@ def create_app(settings: Settings) -> FastAPI:
             # into the dead-letter queue. The schema watch calls this once it is usable.
             if settings.dispatch_enabled:
                 supervisor.start("dispatcher", dispatcher)
+            if settings.callback_enabled:
+                supervisor.start("callback-worker", callbacks)
 
         schema = SchemaWatch(engine, on_usable=start_dispatcher)
         try:

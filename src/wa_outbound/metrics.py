@@ -33,6 +33,8 @@ ROUTED_FIELDS = (
     "business_capability_update",
 )
 
+CALLBACK_RESULTS = ("succeeded", "retried", "failed", "gone", "url_not_allowed", "released")
+
 
 class Metrics:
     """Every metric the service exports. Label values are bounded: no phone numbers or ids
@@ -190,6 +192,26 @@ class Metrics:
             ["table"],
             registry=r,
         )
+        # Callbacks to the organisations' endpoints (wa_outbound.callbacks).
+        self.callback_deliveries = Counter(
+            "outbound_callback_deliveries_total",
+            "Callback delivery attempts, by result (succeeded, retried, failed, gone, "
+            "url_not_allowed, released)",
+            ["result"],
+            registry=r,
+        )
+        self.callback_pending = Gauge(
+            "outbound_callback_pending",
+            "Callback deliveries pending (due or waiting for a retry or an endpoint)",
+            registry=r,
+        )
+        self.callback_latency = Histogram(
+            "outbound_callback_delivery_seconds",
+            "Time of one callback delivery attempt, by whether it got a 2xx",
+            ["outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self._create_children()
 
     def _create_children(self) -> None:
@@ -216,3 +238,7 @@ class Metrics:
             self.webhook_unrouted.labels(field=name)
         for table in RETENTION_TABLES:
             self.retention_deleted.labels(table=table)
+        for result in CALLBACK_RESULTS:
+            self.callback_deliveries.labels(result=result)
+        for outcome in ("success", "error"):
+            self.callback_latency.labels(outcome=outcome)
