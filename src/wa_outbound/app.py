@@ -13,6 +13,7 @@ from wa_outbound.api import (
     admin,
     alerts,
     consents,
+    contacts,
     dlq,
     docs,
     errors,
@@ -35,6 +36,8 @@ from wa_outbound.db.engine import create_engine
 from wa_outbound.db.listener import API_KEYS_CHANNEL, Listener
 from wa_outbound.db.revision import SchemaWatch
 from wa_outbound.dispatch.dispatcher import Dispatcher
+from wa_outbound.lifecycle.keys import warn_if_public
+from wa_outbound.lifecycle.worker import RetentionWorker
 from wa_outbound.metrics import Metrics
 from wa_outbound.monitoring.queue_gauges import QueueGauges
 from wa_outbound.orgs.key_cache import ApiKeyCache
@@ -103,6 +106,7 @@ def create_app(settings: Settings) -> FastAPI:
                     Listener(engine, api_keys.clear, channel=API_KEYS_CHANNEL),
                 )
             warn_if_clear(keyring)
+            warn_if_public(settings)
             if (await schema.run_once()).usable:
                 # A stored secret no key decrypts stops start-up here, naming its row.
                 await check_stored_secrets(engine, keyring)
@@ -123,6 +127,9 @@ def create_app(settings: Settings) -> FastAPI:
                     pending_max_age_s=settings.pending_status_max_age_seconds,
                 ),
             )
+            if settings.retention_days > 0:
+                # Deletes on the replica holding the retention lock only (PostgreSQL).
+                supervisor.start("retention", RetentionWorker(settings, engine, metrics))
             supervisor.start(
                 "queue-gauges",
                 QueueGauges(engine, metrics, interval_s=settings.metrics_refresh_seconds),
@@ -165,6 +172,7 @@ def create_app(settings: Settings) -> FastAPI:
         senders,
         webhook_endpoints,
         consents,
+        contacts,
         dlq,
         ratelimits,
         webhooks,
