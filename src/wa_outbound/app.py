@@ -13,6 +13,7 @@ from wa_outbound.api import (
     admin,
     alerts,
     consents,
+    contacts,
     dlq,
     docs,
     errors,
@@ -28,12 +29,15 @@ from wa_outbound.api import channel_health as channel_health_api
 from wa_outbound.api import metrics as metrics_api
 from wa_outbound.api.deps import State
 from wa_outbound.api.limits import BodySizeLimit, storable_text
+from wa_outbound.callbacks.worker import CallbackWorker
 from wa_outbound.config import Settings
 from wa_outbound.crypto import Keyring, check_stored_secrets, warn_if_clear
 from wa_outbound.db.engine import create_engine
 from wa_outbound.db.listener import API_KEYS_CHANNEL, Listener
 from wa_outbound.db.revision import SchemaWatch
 from wa_outbound.dispatch.dispatcher import Dispatcher
+from wa_outbound.lifecycle.keys import warn_if_public
+from wa_outbound.lifecycle.worker import RetentionWorker
 from wa_outbound.metrics import Metrics
 from wa_outbound.monitoring.queue_gauges import QueueGauges
 from wa_outbound.orgs.key_cache import ApiKeyCache
@@ -73,6 +77,9 @@ def create_app(settings: Settings) -> FastAPI:
             limiter=limiter,
             senders=Directory(engine, settings, decrypt=keyring.decrypt),
         )
+        callbacks = CallbackWorker(
+            settings=settings, engine=engine, metrics=metrics, decrypt=keyring.decrypt
+        )
         notifier = OutboxNotifier(engine) if settings.is_postgres else None
         api_keys = ApiKeyCache(ttl_s=settings.api_key_cache_seconds)
 
@@ -86,6 +93,8 @@ def create_app(settings: Settings) -> FastAPI:
             # into the dead-letter queue. The schema watch calls this once it is usable.
             if settings.dispatch_enabled:
                 supervisor.start("dispatcher", dispatcher)
+            if settings.callback_enabled:
+                supervisor.start("callback-worker", callbacks)
 
         schema = SchemaWatch(engine, on_usable=start_dispatcher)
         try:
@@ -97,6 +106,7 @@ def create_app(settings: Settings) -> FastAPI:
                     Listener(engine, api_keys.clear, channel=API_KEYS_CHANNEL),
                 )
             warn_if_clear(keyring)
+            warn_if_public(settings)
             if (await schema.run_once()).usable:
                 # A stored secret no key decrypts stops start-up here, naming its row.
                 await check_stored_secrets(engine, keyring)
@@ -117,6 +127,9 @@ def create_app(settings: Settings) -> FastAPI:
                     pending_max_age_s=settings.pending_status_max_age_seconds,
                 ),
             )
+            if settings.retention_days > 0:
+                # Deletes on the replica holding the retention lock only (PostgreSQL).
+                supervisor.start("retention", RetentionWorker(settings, engine, metrics))
             supervisor.start(
                 "queue-gauges",
                 QueueGauges(engine, metrics, interval_s=settings.metrics_refresh_seconds),
@@ -159,6 +172,7 @@ def create_app(settings: Settings) -> FastAPI:
         senders,
         webhook_endpoints,
         consents,
+        contacts,
         dlq,
         ratelimits,
         webhooks,
