@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib.util
 import json
 import os
 import time
@@ -16,6 +15,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 from wa_outbound_client import AsyncClient, CallbackVerificationError, verify_callback
 
+from callback_receiver import receiving
 from client.service import Service
 from client.test_client_messages import TEMPLATE
 
@@ -118,9 +118,6 @@ def test_a_secret_that_is_not_base64_is_a_setting_error() -> None:
 async def test_a_callback_delivered_by_the_service_verifies(
     service: Service, async_client: AsyncClient
 ) -> None:
-    if importlib.util.find_spec("wa_outbound.callbacks.worker") is None:
-        pytest.skip("this build has no callback worker (wa_outbound.callbacks.worker) yet")
-    receiving = pytest.importorskip("callback_receiver").receiving
     phone = "+33612000030"
     async with receiving() as receiver:
         endpoint = await async_client.webhook_endpoints.create(
