@@ -23,6 +23,7 @@ from wa_outbound.app import create_app
 from wa_outbound.cli import main
 from wa_outbound.db.schema import audit_event, message_event, outbound_message
 from wa_outbound.db.types import utcnow
+from wa_outbound.lifecycle import erasure
 from wa_outbound.orgs import organizations
 from wa_outbound.outbox import messages
 
@@ -97,6 +98,20 @@ async def test_messages_get_shows_the_message_and_its_timeline(
     assert output["message"]["to"] == PHONE
     assert output["message"]["status"] == "CANCELLED"
     assert [e["type"] for e in output["events"]] == ["cancelled"]
+
+
+async def test_an_erased_message_shows_no_number(
+    cli_env: str, db_engine: AsyncEngine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    org_id = await _org(db_engine)
+    async with db_engine.begin() as conn:
+        message_id = await insert_message(conn, org_id=org_id, status="QUEUED", to=PHONE)
+        await erasure.erase_contact(
+            conn, org_id=org_id, phone=PHONE, key=b"k" * 32, shared_numbers=(), actor="test"
+        )
+    table = await _run(capsys, "messages", "get", str(message_id))
+    assert "(erased)" in table
+    assert (await _json(capsys, "messages", "get", str(message_id)))["message"]["to"] is None
 
 
 async def test_an_unknown_message_or_org_exits_1_with_the_reason(

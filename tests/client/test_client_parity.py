@@ -8,7 +8,15 @@ import inspect
 import pytest
 from wa_outbound_client import async_resources, resources
 
-GROUPS = ["Messages", "Consents", "DeadLetterQueue", "Quotas", "Senders", "WebhookEndpoints"]
+GROUPS = [
+    "Messages",
+    "Consents",
+    "Contacts",
+    "DeadLetterQueue",
+    "Quotas",
+    "Senders",
+    "WebhookEndpoints",
+]
 
 
 def _operations(cls: type) -> dict[str, inspect.Signature]:

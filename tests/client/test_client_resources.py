@@ -139,3 +139,21 @@ def test_webhook_endpoints_crud_rotation_deliveries_and_recover(sync_client: Cli
     sync_client.webhook_endpoints.delete(endpoint_id)
     with pytest.raises(NotFound):
         sync_client.webhook_endpoints.get(endpoint_id)
+
+
+def test_erasing_a_contact_redacts_its_messages(sync_client: Client) -> None:
+    phone = "+33612000040"
+    sync_client.consents.grant(phone)
+    waiting = sync_client.messages.send(
+        phone, template=TEMPLATE, send_after=datetime.now(UTC) + timedelta(days=1)
+    )
+    erased = sync_client.contacts.erase(phone)
+    assert erased == {"messages_redacted": 1, "messages_cancelled": 1}
+    message = sync_client.messages.get(waiting["id"])
+    assert message["to"] is None
+    assert message["redacted"] is True
+    assert message["status"] == "CANCELLED"
+    with pytest.raises(NotFound):
+        sync_client.consents.get(phone)
+    # Again: nothing more to erase.
+    assert sync_client.contacts.erase(phone) == {"messages_redacted": 0, "messages_cancelled": 0}

@@ -203,7 +203,7 @@ def _render_message(output: Output) -> str:
     fields = [
         ("id", message["id"]),
         ("org", message["org_id"]),
-        ("to", phone.mask(message["to"])),
+        ("to", phone.mask(message["to"]) if message["to"] else "(erased)"),
         ("kind", message["kind"]),
         ("template", (message["template"] or {}).get("name")),
         ("status", message["status"]),

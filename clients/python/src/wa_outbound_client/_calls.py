@@ -138,6 +138,12 @@ def get_consent(phone: str) -> Call:
     return Call("GET", f"/v1/consents/{_phone(phone)}", replay_safe=True)
 
 
+def erase_contact(phone: str) -> Call:
+    # Erasing again erases nothing more (it answers zeros): safe to repeat after a lost answer,
+    # and an erasure should not be given up on.
+    return Call("DELETE", f"/v1/contacts/{_phone(phone)}", replay_safe=True)
+
+
 # Dead-letter queue
 
 

@@ -41,6 +41,7 @@ class AsyncClient:
         self._retry = retry or RetryPolicy()
         self.messages = resources.Messages(self)
         self.consents = resources.Consents(self)
+        self.contacts = resources.Contacts(self)
         self.dlq = resources.DeadLetterQueue(self)
         self.quota = resources.Quotas(self)
         self.senders = resources.Senders(self)

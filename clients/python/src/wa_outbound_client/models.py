@@ -114,7 +114,8 @@ class Message(TypedDict):
     id: str
     org_id: str
     channel: str
-    to: str
+    to: str | None
+    """Null once the contact was erased (`redacted`)."""
     kind: Literal["template", "text", "media", "interactive"]
     template: Template | None
     text: Text | None
@@ -138,6 +139,7 @@ class Message(TypedDict):
     sender_id: str | None
     expires_at: str | None
     waiting_reason: str | None
+    redacted: bool
 
 
 class MessagePage(TypedDict):
@@ -173,6 +175,11 @@ class Consent(TypedDict):
     granted_at: str | None
     revoked_at: str | None
     updated_at: str
+
+
+class Erasure(TypedDict):
+    messages_redacted: int
+    messages_cancelled: int
 
 
 class Quota(TypedDict):

@@ -1,5 +1,5 @@
 """The synchronous client's groups of operations: `client.messages`, `client.consents`,
-`client.dlq`, `client.quota`, `client.senders`, `client.webhook_endpoints`."""
+`client.contacts`, `client.dlq`, `client.quota`, `client.senders`, `client.webhook_endpoints`."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from wa_outbound_client.models import (
     DeliveryPage,
     DeliveryStatus,
     DlqReport,
+    Erasure,
     Interactive,
     Media,
     Message,
@@ -136,6 +137,13 @@ class Consents(_Resource):
 
     def get(self, phone: str) -> Consent:
         return cast(Consent, self._client.json(_calls.get_consent(phone)))
+
+
+class Contacts(_Resource):
+    def erase(self, phone: str) -> Erasure:
+        """Erases what the organisation keeps about the number (its consent, and the number
+        and content of its messages, redacted); `DELETE /v1/contacts/{phone}`."""
+        return cast(Erasure, self._client.json(_calls.erase_contact(phone)))
 
 
 class DeadLetterQueue(_Resource):
