@@ -11,11 +11,13 @@ all: lint test
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The Python client (clients/python), which tests/client/ drives against the service.
+	$(BIN)/python -m pip install --quiet -e ./clients/python
 	touch $@
 
 run: install
@@ -39,17 +41,17 @@ fuzz: install
 		status=$$?; cat fuzz-report.json 2>/dev/null; exit $$status
 
 lint: install
-	$(BIN)/ruff check src tests migrations bench
-	$(BIN)/ruff format --check src tests migrations bench
-	$(BIN)/mypy src tests
+	$(BIN)/ruff check src tests migrations bench clients/python
+	$(BIN)/ruff format --check src tests migrations bench clients/python
+	$(BIN)/mypy src tests clients/python/src
 
 # The committed OpenAPI document; tests/api/test_openapi_document.py fails when it is stale.
 openapi: install
 	$(BIN)/wa-outbound openapi --output openapi.json
 
 fmt: install
-	$(BIN)/ruff check --fix src tests migrations bench
-	$(BIN)/ruff format src tests migrations bench
+	$(BIN)/ruff check --fix src tests migrations bench clients/python
+	$(BIN)/ruff format src tests migrations bench clients/python
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache wa_outbound.db*

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from redis.asyncio import Redis
 
 from wa_outbound.db.types import utcnow
 from wa_outbound.dispatch.admission import Holds, admit
@@ -31,8 +34,17 @@ class Batches:
         ]
         self._numbers = itertools.count()
         self._ids = itertools.count(1)
+        self._ready: list[list[Due]] = []
+
+    def prepare(self, count: int) -> None:
+        """Make the next `count` batches now, so that a sample times the decision alone."""
+        self._ready = [self._make() for _ in range(count)]
+        self._ready.reverse()
 
     def batch(self) -> list[Due]:
+        return self._ready.pop() if self._ready else self._make()
+
+    def _make(self) -> list[Due]:
         now = utcnow()
         rows = []
         for i in range(MESSAGES):
@@ -108,3 +120,36 @@ async def round_trips_per_batch(
     for _ in range(batches):
         await call(0)
     return (counter() - before) / batches
+
+
+async def profile(
+    call: Callable[[int], Awaitable[object]], client: Redis, *, callers: int, batches: int
+) -> dict[str, float]:
+    """`batches` batches over `callers` tasks: messages/s, and per batch this process's CPU,
+    Redis's CPU (every client of that Redis: the machine is shared) and its EVALSHA calls."""
+    per_caller = max(1, batches // callers)
+    stats, cpu = await client.info("commandstats"), await client.info("cpu")
+    started, python_s = time.perf_counter(), time.process_time()
+
+    async def caller(index: int) -> None:
+        for _ in range(per_caller):
+            await call(index)
+
+    await asyncio.gather(*(caller(i) for i in range(callers)))
+    elapsed_s, python_s = time.perf_counter() - started, time.process_time() - python_s
+    stats_after, cpu_after = await client.info("commandstats"), await client.info("cpu")
+    done = per_caller * callers
+
+    def redis_s(info: dict[str, Any]) -> float:
+        return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+    evalsha = stats_after.get("cmdstat_evalsha", {})
+    before = stats.get("cmdstat_evalsha", {"calls": 0, "usec": 0})
+    calls = evalsha.get("calls", 0) - before["calls"]
+    return {
+        "messages_per_s": done * MESSAGES / elapsed_s,
+        "python_cpu_us": python_s / done * 1e6,
+        "redis_cpu_us": (redis_s(cpu_after) - redis_s(cpu)) / done * 1e6,
+        "evalsha_per_batch": calls / done,
+        "evalsha_us": (evalsha.get("usec", 0) - before["usec"]) / max(1, calls),
+    }

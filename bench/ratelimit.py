@@ -2,6 +2,12 @@
 ceiling (a bare redis-py EVALSHA loop of a trivial script) measured in the same run.
 
     .venv/bin/python bench/ratelimit.py [--quick]
+    .venv/bin/python bench/ratelimit.py --profile 2000   # the per-batch decision alone
+
+`--profile N` times only the dispatcher's per-batch decision (per sender, and per org as the
+baseline), N batches a sample, the two alternately, three rounds at 1 and at 8 callers, with
+the CPU a batch costs this process and Redis. The batches' rows are made before each sample, so
+only the decision is timed. It prints them and writes no results file.
 
 Uses the PostgreSQL server of WA_BENCH_DATABASE_URL (default
 postgresql://postgres@127.0.0.1:5432/postgres) in a database of its own, created and
@@ -32,6 +38,7 @@ from _sender_batches import (
     count_round_trips,
     per_org,
     per_sender,
+    profile,
     round_trips_per_batch,
 )
 from _support import create_database, drop_database
@@ -118,7 +125,7 @@ async def compare(
     return rows
 
 
-async def run(quick: bool) -> dict[str, object]:
+async def run(quick: bool, profile_batches: int = 0) -> dict[str, object]:
     calls = 2_000 if quick else 10_000
     db_calls = 500 if quick else 2_000
     rounds = 3 if quick else 7
@@ -152,6 +159,9 @@ async def run(quick: bool) -> dict[str, object]:
                     messages_per_second=UNLIMITED_MPS,
                     actor="bench",
                 )
+        if profile_batches:
+            assert isinstance(redis_limiter, RedisLimiter)
+            return await profile_run(redis_limiter, Batches(org_ids[:ORGS]), profile_batches)
         sha = await bare.script_load("return 1")
 
         async def bare_call(_: int) -> object:
@@ -213,6 +223,36 @@ async def run(quick: bool) -> dict[str, object]:
         await engine.dispose()
         await drop_database(dsn)
     return verdict(rows, quick, round_trips)
+
+
+async def profile_run(limiter: RedisLimiter, batches: Batches, size: int) -> dict[str, object]:
+    client = redis_client(REDIS_URL)
+    cases = {
+        "batch per sender": per_sender(limiter, batches),
+        "batch per org (before)": per_org(limiter, batches),
+    }
+    taken: dict[str, list[dict[str, float]]] = {}
+    try:
+        for call in cases.values():  # warm-up
+            await profile(call, client, callers=8, batches=size // 10)
+        for callers in (1, 8):
+            for _ in range(3):
+                for name, call in cases.items():
+                    batches.prepare(size)  # the batches' rows are made before, not timed
+                    got = await profile(call, client, callers=callers, batches=size)
+                    taken.setdefault(f"{name}, {callers} callers", []).append(got)
+    finally:
+        await client.aclose()
+    assert limiter.backend == "redis", "Redis did not decide: results are void"
+    return {"profile": taken}
+
+
+def show_profile(taken: dict[str, list[dict[str, float]]]) -> None:
+    columns = ("messages_per_s", "python_cpu_us", "redis_cpu_us", "evalsha_per_batch", "evalsha_us")
+    print(f"{'':36}" + "".join(f"{c:>26}" for c in columns))
+    for name, samples in taken.items():
+        cells = [" / ".join(f"{s[c]:,.0f}" for s in samples) for c in columns]
+        print(f"{name:36}" + "".join(f"{cell:>26}" for cell in cells))
 
 
 def verdict(rows: list[Row], quick: bool, round_trips: dict[str, float]) -> dict[str, object]:
@@ -289,13 +329,17 @@ def show(results: dict[str, object]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls, for a smoke run")
+    parser.add_argument("--profile", type=int, default=0, help="batches a sample (see above)")
     args = parser.parse_args()
     try:
         import uvloop  # uvicorn serves on uvloop when it is installed: measure on it too
     except ImportError:  # pragma: no cover
-        results = asyncio.run(run(args.quick))
+        results = asyncio.run(run(args.quick, args.profile))
     else:
-        results = uvloop.run(run(args.quick))
+        results = uvloop.run(run(args.quick, args.profile))
+    if "profile" in results:
+        show_profile(results["profile"])  # type: ignore[arg-type]
+        return
     show(results)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwritten to {RESULTS}")

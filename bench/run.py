@@ -3,10 +3,11 @@
 Runs, against the machine's PostgreSQL and Redis, each part with its baseline in the same run:
 enqueue (bench/enqueue.py: the service vs pgbench-style asyncpg inserts and a bare FastAPI insert
 endpoint), dispatch (bench/dispatch.py: the service vs a bare aiohttp loop to the same fake Meta),
-webhooks (bench/webhooks.py) and the rate limiter (bench/ratelimit.py: vs a bare EVALSHA loop).
+webhooks (bench/webhooks.py), the rate limiter (bench/ratelimit.py: vs a bare EVALSHA loop) and
+the callback delivery worker (bench/callbacks.py: vs a bare aiohttp loop to the same receiver).
 Prints one table and writes bench/results.json.
 
-    .venv/bin/python bench/run.py [--quick] [--only enqueue,dispatch,webhooks,ratelimit]
+    .venv/bin/python bench/run.py [--quick] [--only enqueue,dispatch,webhooks,ratelimit,callbacks]
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import uvloop
 
+import callbacks
 import dispatch
 import enqueue
 import ratelimit
@@ -49,6 +51,9 @@ TARGETS: list[tuple[str, float | None, str, str | None, str | None]] = [
     ("webhook_p99_ms", 100, "max", None, None),
     ("webhook_16_in_flight_statuses_per_s", None, "min", None, None),
     ("webhook_16_in_flight_p99_ms", None, "max", None, None),
+    ("callback_deliveries_per_s", 2_000, "min", "baseline_bare_aiohttp_to_receiver_per_s",
+     "ratio_callbacks_to_bare_aiohttp"),
+    ("ratio_callbacks_to_bare_aiohttp", 0.5, "min", None, None),
     ("rss_mb_peak", 200, "max", None, None),
 ]  # fmt: skip
 
@@ -73,11 +78,22 @@ async def _ratelimit(quick: bool) -> dict[str, Any]:
     return {**ratelimit.figures(report), "_detail": report}
 
 
+async def _callbacks(quick: bool) -> dict[str, Any]:
+    report = await callbacks.run(quick)
+    keys = (
+        "callback_deliveries_per_s",
+        "baseline_bare_aiohttp_to_receiver_per_s",
+        "ratio_callbacks_to_bare_aiohttp",
+    )
+    return {**{key: report[key] for key in keys}, "_detail": report}
+
+
 PARTS: dict[str, Callable[[bool], Awaitable[dict[str, Any]]]] = {
     "enqueue": _enqueue,
     "dispatch": _dispatch,
     "webhooks": _webhooks,
     "ratelimit": _ratelimit,
+    "callbacks": _callbacks,
 }
 
 

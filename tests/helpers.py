@@ -33,6 +33,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "alert_enabled": False,
         "log_format": "text",
         "dispatch_enabled": False,
+        # Tests that deliver callbacks turn the worker on (tests/callbacks/delivery_support.py).
+        "callback_enabled": False,
     }
     values.update(overrides)
     if values["provider"] == "cloud":

@@ -122,8 +122,8 @@ async def test_a_real_flow_shows_in_the_metrics_with_bounded_label_sets(database
     assert label_sets(samples, "outbound_message_queue_depth") == set()
     assert value(samples, "outbound_message_oldest_queued_age_seconds") == 0
     # Bounded labels: channel, code, status, outcome, backend, result, severity, org id, a
-    # webhook field, and sender (a phone_number_id: Meta's id of a number, as bounded as the
-    # senders are).
+    # webhook field, sender (a phone_number_id: Meta's id of a number, as bounded as the
+    # senders are), and a table retention deletes from.
     allowed = {
         "channel",
         "error_code",
@@ -137,6 +137,7 @@ async def test_a_real_flow_shows_in_the_metrics_with_bounded_label_sets(database
         "org_id",
         "field",
         "sender",
+        "table",
         "le",
     }
     assert {key for s in samples for key in s.labels} <= allowed

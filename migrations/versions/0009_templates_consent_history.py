@@ -1,7 +1,7 @@
 """The template registry per WABA, marketing opt-out on consents, and the consent history
 
 Revision ID: 0009
-Revises: 0012
+Revises: 0011
 Create Date: 2026-12-02 18:00:00.000000
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0009"
-# After 0012 (console sessions), which main took first; the number stays as it was given.
-down_revision: str | None = "0012"
+# After 0011 (data lifecycle), which main took first; the number stays as it was given.
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

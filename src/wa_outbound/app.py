@@ -13,6 +13,7 @@ from wa_outbound.api import (
     admin,
     alerts,
     consents,
+    contacts,
     dlq,
     docs,
     errors,
@@ -29,6 +30,7 @@ from wa_outbound.api import channel_health as channel_health_api
 from wa_outbound.api import metrics as metrics_api
 from wa_outbound.api.deps import State
 from wa_outbound.api.limits import BodySizeLimit, storable_text
+from wa_outbound.callbacks.worker import CallbackWorker
 from wa_outbound.config import Settings
 from wa_outbound.contacts.keywords import Keywords
 from wa_outbound.crypto import Keyring, check_stored_secrets, warn_if_clear
@@ -36,6 +38,8 @@ from wa_outbound.db.engine import create_engine
 from wa_outbound.db.listener import API_KEYS_CHANNEL, Listener
 from wa_outbound.db.revision import SchemaWatch
 from wa_outbound.dispatch.dispatcher import Dispatcher
+from wa_outbound.lifecycle.keys import warn_if_public
+from wa_outbound.lifecycle.worker import RetentionWorker
 from wa_outbound.metrics import Metrics
 from wa_outbound.monitoring.queue_gauges import QueueGauges
 from wa_outbound.orgs.key_cache import ApiKeyCache
@@ -76,6 +80,9 @@ def create_app(settings: Settings) -> FastAPI:
             limiter=limiter,
             senders=Directory(engine, settings, decrypt=keyring.decrypt),
         )
+        callbacks = CallbackWorker(
+            settings=settings, engine=engine, metrics=metrics, decrypt=keyring.decrypt
+        )
         notifier = OutboxNotifier(engine) if settings.is_postgres else None
         api_keys = ApiKeyCache(ttl_s=settings.api_key_cache_seconds)
         template_sync = TemplateSync(engine, settings, decrypt=keyring.decrypt)
@@ -90,6 +97,8 @@ def create_app(settings: Settings) -> FastAPI:
             # into the dead-letter queue. The schema watch calls this once it is usable.
             if settings.dispatch_enabled:
                 supervisor.start("dispatcher", dispatcher)
+            if settings.callback_enabled:
+                supervisor.start("callback-worker", callbacks)
 
         schema = SchemaWatch(engine, on_usable=start_dispatcher)
         try:
@@ -101,6 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
                     Listener(engine, api_keys.clear, channel=API_KEYS_CHANNEL),
                 )
             warn_if_clear(keyring)
+            warn_if_public(settings)
             if (await schema.run_once()).usable:
                 # A stored secret no key decrypts stops start-up here, naming its row.
                 await check_stored_secrets(engine, keyring)
@@ -124,6 +134,9 @@ def create_app(settings: Settings) -> FastAPI:
             )
             # Reads each WABA's templates from Meta now, then every WA_TEMPLATE_SYNC_SECONDS.
             supervisor.start("template-sync", template_sync)
+            if settings.retention_days > 0:
+                # Deletes on the replica holding the retention lock only (PostgreSQL).
+                supervisor.start("retention", RetentionWorker(settings, engine, metrics))
             supervisor.start(
                 "queue-gauges",
                 QueueGauges(engine, metrics, interval_s=settings.metrics_refresh_seconds),
@@ -168,6 +181,7 @@ def create_app(settings: Settings) -> FastAPI:
         webhook_endpoints,
         consents,
         templates,
+        contacts,
         dlq,
         ratelimits,
         webhooks,

@@ -121,6 +121,17 @@ class Settings(BaseSettings):
     alert_email_recipients: Annotated[list[str], NoDecode] = Field(default_factory=list)
     alert_slack_webhook_url: str = ""
 
+    # Data lifecycle (wa_outbound.lifecycle). Finished messages, their events and deliveries,
+    # and processed webhook bodies older than this are deleted (0: kept for ever), in batches of
+    # `retention_batch_size` rows, one short transaction each, `retention_pause_seconds` apart.
+    retention_days: int = Field(90, ge=0, le=36_500)
+    retention_interval_seconds: PositiveSeconds = 3600.0
+    retention_batch_size: int = Field(1000, ge=1, le=100_000)
+    retention_pause_seconds: float = Field(0.05, ge=0, le=60)
+    # The key of the HMAC that replaces an erased contact's data. Empty: derived from the first
+    # of WA_SECRET_KEYS; without those either (the sandbox only), a fixed key.
+    erasure_key: SecretStr = SecretStr("")
+
     # How often the queue gauges of /metrics are read from the database (never per scrape).
     metrics_refresh_seconds: PositiveSeconds = 5.0
 
@@ -219,6 +230,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 "WA_PROVIDER=cloud needs WA_SECRET_KEYS: stored tokens are encrypted with it"
             )
+        if 0 < len(self.erasure_key.get_secret_value()) < 32:
+            raise ValueError("WA_ERASURE_KEY must be at least 32 characters long")
         if self.retry_max_seconds < self.retry_base_seconds:
             raise ValueError("WA_RETRY_MAX_SECONDS must be at least WA_RETRY_BASE_SECONDS")
         return self

@@ -16,6 +16,15 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 # Queue to acceptance spans the dispatcher's poll, backoff and quota waits: seconds to hours.
 QUEUE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)
+# The tables retention deletes from (lifecycle.retention).
+RETENTION_TABLES = (
+    "outbound_message",
+    "message_event",
+    "message_wamid",
+    "callback_event",
+    "callback_delivery",
+    "webhook_event",
+)
 # The webhook fields routed by number (messages) or by WABA (the management ones).
 ROUTED_FIELDS = (
     "messages",
@@ -23,6 +32,8 @@ ROUTED_FIELDS = (
     "phone_number_quality_update",
     "business_capability_update",
 )
+
+CALLBACK_RESULTS = ("succeeded", "retried", "failed", "gone", "url_not_allowed", "released")
 
 
 class Metrics:
@@ -175,6 +186,32 @@ class Metrics:
             buckets=BATCH_BUCKETS,
             registry=r,
         )
+        self.retention_deleted = Counter(
+            "outbound_retention_deleted_total",
+            "Rows deleted by retention (WA_RETENTION_DAYS), by table",
+            ["table"],
+            registry=r,
+        )
+        # Callbacks to the organisations' endpoints (wa_outbound.callbacks).
+        self.callback_deliveries = Counter(
+            "outbound_callback_deliveries_total",
+            "Callback delivery attempts, by result (succeeded, retried, failed, gone, "
+            "url_not_allowed, released)",
+            ["result"],
+            registry=r,
+        )
+        self.callback_pending = Gauge(
+            "outbound_callback_pending",
+            "Callback deliveries pending (due or waiting for a retry or an endpoint)",
+            registry=r,
+        )
+        self.callback_latency = Histogram(
+            "outbound_callback_delivery_seconds",
+            "Time of one callback delivery attempt, by whether it got a 2xx",
+            ["outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self._create_children()
 
     def _create_children(self) -> None:
@@ -199,3 +236,9 @@ class Metrics:
             self.dispatcher_claims.labels(result=result)
         for name in ROUTED_FIELDS:
             self.webhook_unrouted.labels(field=name)
+        for table in RETENTION_TABLES:
+            self.retention_deleted.labels(table=table)
+        for result in CALLBACK_RESULTS:
+            self.callback_deliveries.labels(result=result)
+        for outcome in ("success", "error"):
+            self.callback_latency.labels(outcome=outcome)

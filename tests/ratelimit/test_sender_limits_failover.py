@@ -4,7 +4,7 @@ quota and the same reached recipients (both authoritative in the database)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 
 import pytest
@@ -54,7 +54,7 @@ def backend(limiter: RedisLimiter) -> str:
     return limiter.backend
 
 
-def reasons(group: SenderGroup, verdicts: dict[uuid.UUID, Verdict]) -> list[str | None]:
+def reasons(group: SenderGroup, verdicts: Mapping[uuid.UUID, Verdict]) -> list[str | None]:
     return [verdicts[row.id].reason for row in group.rows]
 
 

@@ -23,6 +23,7 @@ TITLES: dict[str, str] = {
     "oldest_message_age": "Oldest waiting message",
     "sender_paused": "Sender paused",
     "messaging_limit": "Messaging limit reached",
+    "callback_endpoint_disabled": "Callback endpoint disabled",
 }
 
 # The subject of alerts that are about the whole service rather than one channel.

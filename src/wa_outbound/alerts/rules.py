@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wa_outbound.alerts import sender_rules
+from wa_outbound.alerts import callback_rules, sender_rules
 from wa_outbound.alerts.model import ALL, Finding, Severity
 from wa_outbound.config import Settings
 from wa_outbound.db.schema import outbound_message
@@ -243,4 +243,5 @@ RULES: dict[str, Rule] = {
     "oldest_message_age": oldest_message_age,
     "sender_paused": sender_rules.sender_paused,
     "messaging_limit": sender_rules.messaging_limit,
+    "callback_endpoint_disabled": callback_rules.callback_endpoint_disabled,
 }

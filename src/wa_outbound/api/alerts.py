@@ -28,6 +28,7 @@ AlertType = Literal[
     "oldest_message_age",
     "sender_paused",
     "messaging_limit",
+    "callback_endpoint_disabled",
 ]
 
 

@@ -61,6 +61,14 @@ def _dispatcher(request: Request, workers: dict[str, dict[str, Any]]) -> dict[st
     return {"status": "disabled"}
 
 
+def _callback_worker(request: Request, workers: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    if "callback-worker" in workers:
+        return workers["callback-worker"]
+    if request.state.settings.callback_enabled:
+        return {"status": "waiting", "reason": "the database schema is not usable yet"}
+    return {"status": "disabled"}
+
+
 @router.get(
     "/health/ready",
     summary="The service can do its work: the database answers, its schema is not behind the "
@@ -81,6 +89,7 @@ async def ready(request: Request, engine: EngineDep) -> JSONResponse:
         "schema": schema.status.describe(),
         "redis": limiter.get("redis", {"status": "disabled"}),
         "dispatcher": _dispatcher(request, workers),
+        "callback_worker": _callback_worker(request, workers),
         "rate_limiter": {"backend": limiter.get("backend", "database")},
         "workers": workers,
     }

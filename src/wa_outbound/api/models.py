@@ -201,7 +201,7 @@ class Message(BaseModel):
     id: str
     org_id: str
     channel: Literal["WHATSAPP"]
-    to: str
+    to: str | None = Field(description="The recipient; null once the contact was erased.")
     kind: Literal["template", "text", "media", "interactive"]
     template: dict[str, Any] | None
     text: dict[str, Any] | None
@@ -250,6 +250,11 @@ class Message(BaseModel):
         ]
         | None
     ) = Field(description="Why a QUEUED or RETRYING message is waiting, if a limit holds it.")
+    redacted: bool = Field(
+        default=False,
+        description="The contact was erased (`DELETE /v1/contacts/{phone}`): `to` is null and "
+        "the content's texts are `redacted:` tokens.",
+    )
 
 
 class ErrorBody(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from wa_outbound.db.schema import metadata
+from wa_outbound.db.schema import metadata, outbound_message, webhook_event
 
 __all__ = ["callback_delivery", "callback_endpoint", "callback_event", "metadata"]
 from wa_outbound.db.types import BigIntId, JSONType, UTCDateTime
@@ -95,3 +95,23 @@ sa.Index(
     callback_delivery.c.created_at,
     callback_delivery.c.id,
 )
+
+# Retention's batches (lifecycle.retention): the oldest finished messages, processed bodies and
+# events, a message's events and an event's deliveries. Here for schema.py's size.
+_finished = sa.text("status NOT IN ('QUEUED', 'SENDING', 'RETRYING')")
+sa.Index(
+    "ix_outbound_message_finished_updated",
+    outbound_message.c.updated_at,
+    postgresql_where=_finished,
+    sqlite_where=_finished,
+)
+_processed = sa.text("processed_at IS NOT NULL")
+sa.Index(
+    "ix_webhook_event_processed_received",
+    webhook_event.c.received_at,
+    postgresql_where=_processed,
+    sqlite_where=_processed,
+)
+sa.Index("ix_callback_event_occurred_at", callback_event.c.occurred_at)
+sa.Index("ix_callback_event_message_id", callback_event.c.message_id)
+sa.Index("ix_callback_delivery_event_seq", callback_delivery.c.event_seq)

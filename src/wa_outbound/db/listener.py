@@ -21,6 +21,8 @@ from wa_outbound.db.dialect import is_postgres
 log = logging.getLogger(__name__)
 CHANNEL = "wa_outbound_outbox"
 API_KEYS_CHANNEL = "wa_outbound_api_keys"
+# New callback deliveries (every replica's callback worker claims at once).
+CALLBACKS_CHANNEL = "wa_outbound_callbacks"
 _PROBE_S = 5.0
 
 

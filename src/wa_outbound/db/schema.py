@@ -75,7 +75,7 @@ service_window = sa.Table(
     sa.Column("org_id", sa.String(64), sa.ForeignKey("organization.id"), primary_key=True),
     # Meta keys a window by business number and user: the sender the user wrote to.
     sa.Column("sender_id", sa.Uuid(), primary_key=True),
-    sa.Column("phone", sa.String(16), primary_key=True),
+    sa.Column("phone", sa.String(80), primary_key=True),  # an erased contact's: its token
     sa.Column("last_inbound_at", UTCDateTime(), nullable=False),
 )
 
@@ -86,7 +86,7 @@ outbound_message = sa.Table(
     sa.Column("id", sa.Uuid(), primary_key=True),
     sa.Column("org_id", sa.String(64), sa.ForeignKey("organization.id"), nullable=False),
     sa.Column("channel", sa.String(16), nullable=False),
-    sa.Column("to_phone", sa.String(16), nullable=False),
+    sa.Column("to_phone", sa.String(16), nullable=True),  # null once erased: `redacted`
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("payload", JSONType, nullable=False),
     sa.Column("message_metadata", JSONType, nullable=False),
@@ -120,6 +120,7 @@ outbound_message = sa.Table(
     sa.Column("waiting_reason", sa.String(32), nullable=True),
     # Still unsent then: FAILED with the code `expired`, not dead-lettered.
     sa.Column("expires_at", UTCDateTime(), nullable=True),
+    sa.Column("redacted", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("org_id", "idempotency_key"),
 )
 

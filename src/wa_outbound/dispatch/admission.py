@@ -21,7 +21,7 @@ from typing import Generic, Protocol, TypeVar
 from wa_outbound.db.schema import SHARED_SENDER_ID
 from wa_outbound.dispatch import refusals
 from wa_outbound.dispatch.due import Due, Wait
-from wa_outbound.ratelimit.senders import Candidate, SenderGroup, Verdict, tier_cap
+from wa_outbound.ratelimit.senders import AllGranted, Candidate, SenderGroup, Verdict, tier_cap
 
 MIN_HOLD_S = 0.05
 MAX_HOLD_S = 5.0
@@ -139,6 +139,9 @@ async def admit(
     granted: set[int] = set()  # id() of the granted rows, which `due` holds meanwhile
     waits: list[Wait] = held
     for rows, verdicts in zip(by_sender.values(), answers, strict=True):
+        if verdicts.__class__ is AllGranted:
+            granted.update(map(id, rows))
+            continue
         sender_id = rows[0].sender_id
         for row in rows:
             verdict = verdicts[row.id]

@@ -49,6 +49,8 @@ def view(row: dict[str, Any]) -> dict[str, Any]:
         "sender_id": _sender_id(row.get("sender_id")),
         "waiting_reason": row.get("waiting_reason"),
         "expires_at": row.get("expires_at"),
+        # Erased (DELETE /v1/contacts/{phone}): `to` is null, the content tokens.
+        "redacted": bool(row.get("redacted")),
     }
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound.db.callback_schema import callback_delivery, callback_endpoint, callback_event
 from wa_outbound.db.dialect import insert
+from wa_outbound.db.listener import CALLBACKS_CHANNEL, notify
 from wa_outbound.db.schema import outbound_message
 from wa_outbound.db.types import utcnow
 from wa_outbound.events.message_view import view
@@ -199,6 +200,9 @@ async def write(
     ]
     if deliveries:
         await conn.execute(callback_delivery.insert(), deliveries)
+        # Every replica's callback worker claims at this transaction's commit, not at its next
+        # poll (one NOTIFY per transaction, however many writes).
+        await notify(conn, CALLBACKS_CHANNEL)
     return len(written)
 
 

@@ -1,5 +1,6 @@
-"""The database-backed gauges: queue depth per organisation, DLQ size, oldest due message, and
-which senders are paused (sender_gauges.py).
+"""The database-backed gauges: queue depth per organisation, DLQ size, oldest due message,
+which senders are paused (sender_gauges.py), and the pending callback deliveries
+(callback_gauges.py).
 
 They are read by a small worker every few seconds and cached in the gauges, so a scrape of
 `/metrics` never touches the database. Every replica reads the same figures: aggregate them
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from wa_outbound.db.schema import outbound_message
 from wa_outbound.db.types import utcnow
 from wa_outbound.metrics import Metrics
+from wa_outbound.monitoring.callback_gauges import read_callback_pending
 from wa_outbound.monitoring.sender_gauges import SenderGauge, read_paused
 from wa_outbound.status import CLAIMABLE, PENDING
 from wa_outbound.workers import repeat
@@ -87,6 +89,7 @@ class QueueGauges:
         async with self._engine.connect() as conn:
             snapshot = await read_queue(conn, now=self._clock())
             paused = await read_paused(conn)
+            callback_pending = await read_callback_pending(conn)
         self._senders.set(paused)
         depth = self._metrics.queue_depth
         for org_id, n in snapshot.depth_by_org.items():
@@ -98,4 +101,5 @@ class QueueGauges:
         self._orgs = set(snapshot.depth_by_org)
         self._metrics.dlq_size.set(snapshot.dlq_size)
         self._metrics.oldest_queued_age.set(snapshot.oldest_due_wait_s)
+        self._metrics.callback_pending.set(callback_pending)
         return snapshot

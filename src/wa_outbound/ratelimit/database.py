@@ -3,9 +3,9 @@ row lock. Used alone when Redis is not configured, and as the Redis limiter's fa
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -64,43 +64,61 @@ class DatabaseLimiter:
         self._decisions = DecisionCounter(metrics, "database")
         self._pruned_at = time.monotonic()
 
-    async def admit(self, group: SenderGroup) -> dict[uuid.UUID, Verdict]:
-        """Every limit of a sender group in one transaction (see plan.py and senderdb.py)."""
+    async def admit(self, group: SenderGroup) -> Mapping[uuid.UUID, Verdict]:
+        return (await self.admit_many([group]))[0]
+
+    async def admit_many(self, groups: list[SenderGroup]) -> list[Mapping[uuid.UUID, Verdict]]:
+        """Every limit of a batch's sender groups in one transaction and a few statements (see
+        plan.py and senderdb.py), the groups decided one after another in their order. Locks
+        are taken in one order by every decision: the senders', the WABAs', then the orgs'
+        counters, each by id."""
+        asked = [group for group in groups if group.rows]
+        if not asked:
+            return [{} for _ in groups]
         now = utcnow()
         now_s = now.timestamp()
+        decided: dict[int, plan.Plan] = {}
         async with self.engine.begin() as conn:
-            state = await senderdb.read_state(conn, group, now)
-
-            counters: dict[str, store.Counter] = {}
-
-            async def quota_room(org_id: str, n: int) -> tuple[int, float]:
-                counter = await store.read_counter(
+            state = await senderdb.read_batch(conn, asked, now, pairs=self.pair_interval_s > 0)
+            counters = {
+                org_id: await store.read_counter(
                     conn, org_id, now=now, defaults=self.defaults, lock=True, relaxed=True
                 )
-                counters[org_id] = counter
-                after, granted = decide(counter, n, now_s)
+                for org_id in sorted({row.org_id for group in asked for row in group.rows})
+            }
+            consumed: set[str] = set()
+
+            async def quota_room(org_id: str, n: int) -> tuple[int, float]:
+                after, granted = decide(counters[org_id], n, now_s)
                 return granted, retry_after_s(after, n, granted, now_s)
 
             async def consume_quota(org_id: str, k: int) -> None:
-                after, _ = decide(counters[org_id], k, now_s)
-                await store.save_counter(conn, org_id, after, now=now)
+                counters[org_id] = decide(counters[org_id], k, now_s)[0]
+                consumed.add(org_id)
 
-            decided = await plan.decide(
-                group,
-                state,
-                now_s=now_s,
-                pair_interval_s=self.pair_interval_s,
-                quota_room=quota_room,
-                consume_quota=consume_quota,
-            )
-            await senderdb.write_plan(conn, group, decided, now)
-        self._decisions.count(len(group.rows), len(decided.granted))
+            for group in asked:
+                decided[id(group)] = made = await plan.decide(
+                    group,
+                    state.state_of(group),
+                    now_s=now_s,
+                    pair_interval_s=self.pair_interval_s,
+                    quota_room=quota_room,
+                    consume_quota=consume_quota,
+                )
+                state.apply(group, made, now_s)
+            await senderdb.write_batch(conn, state, now)
+            for org_id in sorted(consumed):
+                await store.save_counter(conn, org_id, counters[org_id], now=now)
+        results: list[Mapping[uuid.UUID, Verdict]] = []
+        for group in groups:
+            done = decided.get(id(group))
+            if done is None:
+                results.append({})
+                continue
+            self._decisions.count(len(group.rows), len(done.granted))
+            results.append(done.verdicts)
         await self.maybe_prune()
-        return decided.verdicts
-
-    async def admit_many(self, groups: list[SenderGroup]) -> list[dict[uuid.UUID, Verdict]]:
-        """One transaction per group, all at once (their locks are the senders', apart)."""
-        return list(await asyncio.gather(*(self.admit(group) for group in groups)))
+        return results
 
     async def maybe_prune(self) -> None:
         """Every `PRUNE_EVERY_S`: drop pair slots and reaches no decision can need again."""

@@ -5,6 +5,7 @@ that both backends (Redis with database fallback, database only) implement."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -30,11 +31,11 @@ class RateLimiter(Protocol):
 
     async def acquire(self, org_id: str, n: int) -> Decision: ...
 
-    async def admit(self, group: SenderGroup) -> dict[uuid.UUID, Verdict]:
+    async def admit(self, group: SenderGroup) -> Mapping[uuid.UUID, Verdict]:
         """Every limit of one sender's messages (see senders.py), one verdict per message."""
         ...
 
-    async def admit_many(self, groups: list[SenderGroup]) -> list[dict[uuid.UUID, Verdict]]:
+    async def admit_many(self, groups: list[SenderGroup]) -> list[Mapping[uuid.UUID, Verdict]]:
         """`admit` for each of a batch's groups, in their order, asked together."""
         ...
 

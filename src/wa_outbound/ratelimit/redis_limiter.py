@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -29,7 +30,7 @@ from wa_outbound.ratelimit.decision import Backend, Decision
 from wa_outbound.ratelimit.failover import RedisHealth
 from wa_outbound.ratelimit.redis_groups import RedisGroups
 from wa_outbound.ratelimit.scripts import Scripts, sender_tag
-from wa_outbound.ratelimit.senders import SenderGroup, Verdict
+from wa_outbound.ratelimit.senders import AllGranted, SenderGroup, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -88,15 +89,18 @@ class RedisLimiter:
             self._schedule_probe()
         return await self._database.acquire(org_id, n)
 
-    async def admit(self, group: SenderGroup) -> dict[uuid.UUID, Verdict]:
+    async def admit(self, group: SenderGroup) -> Mapping[uuid.UUID, Verdict]:
         return (await self.admit_many([group]))[0]
 
-    async def admit_many(self, groups: list[SenderGroup]) -> list[dict[uuid.UUID, Verdict]]:
+    async def admit_many(self, groups: list[SenderGroup]) -> list[Mapping[uuid.UUID, Verdict]]:
         if self._redis.up:
             try:
                 results = await self._groups.admit_many(groups)
                 for group, verdicts in zip(groups, results, strict=True):
-                    granted = sum(1 for v in verdicts.values() if v.reason is None)
+                    if verdicts.__class__ is AllGranted:
+                        granted = len(group.rows)
+                    else:
+                        granted = sum(1 for v in verdicts.values() if v.reason is None)
                     self._decisions.count(len(group.rows), granted)
                 await self._database.maybe_prune()
                 return results

@@ -37,30 +37,37 @@ def sender_tag(org_id: str | None, sender_id: str) -> str:
     return org_id if org_id is not None else f"sender:{sender_id}"
 
 
-def sender_keys(tag: str, sender_id: str, waba_id: str | None) -> tuple[str, str, str]:
-    """throughput, reach, reach-loaded (see admit.lua)."""
+def throughput_key(tag: str) -> str:
+    """The hash of the grants per 100 ms of every sender under the tag, a field per sender."""
+    return f"{PREFIX}:throughput:{{{tag}}}"
+
+
+def reach_keys(tag: str, waba_id: str | None) -> tuple[str, str]:
+    """reach, reach-loaded (see admit.lua)."""
     waba = waba_id or "-"
-    return (
-        f"{PREFIX}:throughput:{{{tag}}}:{sender_id}",
-        f"{PREFIX}:reach:{{{tag}}}:{waba}",
-        f"{PREFIX}:reach_loaded:{{{tag}}}:{waba}",
-    )
+    return f"{PREFIX}:reach:{{{tag}}}:{waba}", f"{PREFIX}:reach_loaded:{{{tag}}}:{waba}"
 
 
-def pair_keys(tag: str, sender_id: str, interval_s: float, now_s: float) -> tuple[str, str]:
-    """The sender's pair-slot hashes of this epoch and the one before. An epoch lasts at least
-    the pair interval, so a slot written two epochs ago is past: hashes expire instead of
-    every recipient's field being deleted."""
-    return pair_keys_of(tag, sender_id, pair_epoch(interval_s, now_s))
+def pair_keys(tag: str, interval_s: float, now_s: float) -> tuple[str, str]:
+    """The pair-slot hashes (a field per sender and recipient) of this epoch and the one
+    before. An epoch lasts at least the pair interval, so a slot written two epochs ago is
+    past: hashes expire instead of every recipient's field being deleted."""
+    return pair_keys_of(tag, pair_epoch(interval_s, now_s))
 
 
 def pair_epoch(interval_s: float, now_s: float) -> int:
     return int(now_s * 1000) // epoch_length_ms(interval_s)
 
 
-def pair_keys_of(tag: str, sender_id: str, epoch: int) -> tuple[str, str]:
-    base = f"{PREFIX}:pair:{{{tag}}}:{sender_id}:"
+def pair_keys_of(tag: str, epoch: int) -> tuple[str, str]:
+    base = f"{PREFIX}:pair:{{{tag}}}:"
     return f"{base}{epoch}", f"{base}{epoch - 1}"
+
+
+def pair_field(sender_id: str, phone: str) -> str:
+    """A pair slot's field: the sender's id in 32 hex digits, a colon, the recipient (admit.lua
+    reads the recipient from the 34th byte)."""
+    return f"{sender_id}:{phone}"
 
 
 def epoch_length_ms(interval_s: float) -> int:
@@ -78,42 +85,45 @@ def acquire_head(sha: str, org_id: str) -> bytes:
     return packed[packed.index(b"\n") + 1 :]
 
 
-ADMIT_KEYS = 8
+ADMIT_KEYS = 6  # and two per sender
+ADMIT_SETTINGS = 4  # pair interval, quota on, epoch length, senders
+SENDER_ARGS = 5  # id, mps, cap, n, which messages reach
 
 
 @functools.lru_cache(maxsize=16_384)
-def admit_head(
-    sha: str, quota_tag: str, tag: str, sender_id: str, waba_id: str | None, epoch: int
-) -> bytes:
-    """`EVALSHA sha 8 <admit.lua's keys>` without the array header, encoded once per sender
-    group and pair epoch (see `acquire_head`)."""
+def admit_head(sha: str, quota_tag: str, tag: str, epoch: int, senders: int) -> bytes:
+    """`EVALSHA sha numkeys <admit.lua's keys but the senders' reach>` without the array
+    header, encoded once per tag, pair epoch and number of senders (see `acquire_head`)."""
     packed = pack(
         "EVALSHA",
         sha,
-        ADMIT_KEYS,
+        ADMIT_KEYS + 2 * senders,
         *keys(quota_tag),
-        *sender_keys(tag, sender_id, waba_id),
-        *pair_keys_of(tag, sender_id, epoch),
+        throughput_key(tag),
+        *pair_keys_of(tag, epoch),
     )
     return packed[packed.index(b"\n") + 1 :]
 
 
 @functools.lru_cache(maxsize=16_384)
-def admit_settings(mps: float, interval_s: float, cap: int, quota_on: int, n: int) -> bytes:
-    """admit.lua's argv after `now` up to the messages (the epoch's length last), encoded once
-    per distinct group."""
-    argv: tuple[str | int, ...] = (
-        repr(mps),
-        repr(interval_s),
-        cap,
-        quota_on,
-        n,
-        epoch_length_ms(interval_s),
-    )
+def admit_reach(tag: str, waba_id: str | None) -> bytes:
+    """A sender's two keys at the end of admit.lua's keys."""
+    return b"".join(map(bulk, reach_keys(tag, waba_id)))
+
+
+@functools.lru_cache(maxsize=1024)
+def admit_settings(interval_s: float, quota_on: int, senders: int) -> bytes:
+    """admit.lua's argv after `now` up to the senders' settings."""
+    argv: tuple[str | int, ...] = (repr(interval_s), quota_on, epoch_length_ms(interval_s), senders)
     return b"".join(map(bulk, argv))
 
 
-ADMIT_FIXED_ARGS = 3 + ADMIT_KEYS + 1 + 6  # EVALSHA, sha, numkeys, the keys, now, the settings
+@functools.lru_cache(maxsize=16_384)
+def sender_settings(sender_id: str, mps: float, cap: int, n: int) -> bytes:
+    """One sender's settings in admit.lua's argv but which messages reach, encoded once per
+    distinct group."""
+    argv: tuple[str | int, ...] = (sender_id, repr(mps), cap, n)
+    return b"".join(map(bulk, argv))
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +204,7 @@ class Scripts:
     ) -> None:
         """Add the database's reached recipients to the WABA's cache and mark it loaded. Only
         adds: a recipient another replica granted meanwhile is never dropped."""
-        _, reach, loaded = sender_keys(tag, "-", waba_id)
+        reach, loaded = reach_keys(tag, waba_id)
         async with self.client.pipeline(transaction=False) as pipe:
             for start in range(0, len(reached), 1000):
                 chunk = reached[start : start + 1000]
@@ -205,7 +215,7 @@ class Scripts:
 
     async def forget_reach(self, tag: str, waba_id: str) -> None:
         """The cache missed grants made elsewhere (the database decided): load it again."""
-        await self.client.delete(sender_keys(tag, "-", waba_id)[2])
+        await self.client.delete(reach_keys(tag, waba_id)[1])
 
     async def revoke(self, org_id: str, limits: Limits) -> tuple[int, int]:
         """Take back Redis's unused allotment and cache `limits`: (unused, window start ms)."""

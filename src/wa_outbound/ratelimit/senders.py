@@ -9,6 +9,7 @@ consume anything (quota, throughput, a pair slot, a reached recipient)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -84,3 +85,26 @@ class Verdict:
 
 
 GRANTED = Verdict()
+
+
+class AllGranted(Mapping[uuid.UUID, Verdict]):
+    """The verdicts of a group whose every message was granted, the common case, without a
+    dict of them built (a UUID's hash runs in Python, per message). Looked up only by the
+    group's own ids."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, rows: Sequence[Candidate]) -> None:
+        self._rows = rows
+
+    def __getitem__(self, key: uuid.UUID) -> Verdict:
+        return GRANTED
+
+    def __iter__(self) -> Iterator[uuid.UUID]:
+        return (row.id for row in self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, key: object) -> bool:
+        return any(row.id == key for row in self._rows)

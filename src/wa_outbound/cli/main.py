@@ -1,5 +1,6 @@
-"""`wa-outbound`: serve, migrate, create organisations, re-encrypt stored secrets, and print the
-OpenAPI document."""
+"""`wa-outbound`: serve, migrate, create organisations, re-encrypt stored secrets, print the
+OpenAPI document, and the operator commands (cli.ops): read a message, work the dead-letter
+queue, list senders, create API keys."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from wa_outbound import logs
+from wa_outbound.cli import ops
 from wa_outbound.config import Settings, describe_error
 from wa_outbound.crypto import Keyring, NoEncryptionKey, StoredSecretUnreadable, reencrypt
 from wa_outbound.db import migrate
@@ -172,6 +174,8 @@ def main(argv: list[str] | None = None) -> None:
     openapi = commands.add_parser("openapi", help="print the HTTP API's OpenAPI document")
     openapi.add_argument("--output", type=Path, help="write it to this file instead of stdout")
 
+    ops.add_commands(commands)
+
     args = parser.parse_args(argv)
     if args.command == "serve":
         _serve(args)
@@ -183,6 +187,8 @@ def main(argv: list[str] | None = None) -> None:
         settings = _settings()
         asyncio.run(_migrate(settings))
         print(json.dumps(asyncio.run(_create_org(settings, args.name, args.org_id))))
+    elif args.command in ops.COMMANDS:
+        ops.run(args, _settings())
     elif args.command == "secrets":
         _reencrypt_command(_settings())
     elif args.command == "openapi":
@@ -190,7 +196,3 @@ def main(argv: list[str] | None = None) -> None:
             sys.stdout.buffer.write(openapi_json().encode())
         else:
             args.output.write_text(openapi_json(), encoding="utf-8")
-
-
-if __name__ == "__main__":
-    main()
