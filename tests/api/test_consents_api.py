@@ -111,3 +111,14 @@ async def test_the_history_lists_every_change_oldest_first(client: httpx.AsyncCl
     assert as_admin.json() == response.json()
     _, other = await create_org_with_key(client, "Other")
     assert (await client.get(f"/v1/consents/{phone}/events", headers=other)).status_code == 404
+
+
+async def test_erasing_the_contact_deletes_its_consent_history(client: httpx.AsyncClient) -> None:
+    _, auth = await create_org_with_key(client)
+    phone = "+33633333333"
+    for body in ({"status": "granted"}, {"marketing_opt_out": True}):
+        assert (
+            await client.put(f"/v1/consents/{phone}", json=body, headers=auth)
+        ).status_code == 200
+    assert (await client.delete(f"/v1/contacts/{phone}", headers=auth)).status_code == 200
+    assert (await client.get(f"/v1/consents/{phone}/events", headers=auth)).status_code == 404
