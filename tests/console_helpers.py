@@ -4,14 +4,8 @@ and a dead-lettered message written straight into the service's database."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,13 +13,12 @@ from pathlib import Path
 
 import httpx
 
-from conftest import _admin_execute, _sa_url
 from factories import engine_for, insert_message
-from helpers import ADMIN, ADMIN_TOKEN, free_port
+from helpers import ADMIN
+from service_process import served
 from wa_outbound.db.schema import SHARED_SENDER_ID
 from wa_outbound.db.types import utcnow
 
-START_TIMEOUT_S = 60.0
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 TEMPLATE_ERROR = ("132001", "Template name does not exist in the translation")
 
@@ -39,59 +32,10 @@ class Service:
 
 @contextlib.contextmanager
 def console_service(pg_template: str, workdir: Path, **env_extra: str) -> Iterator[Service]:
-    """The service on a database of its own, answering when the block starts; stopped and its
-    database dropped when it ends. Plain http: WA_CONSOLE_ALLOW_INSECURE is on."""
-    name = f"wa_console_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
-    database_url = _sa_url(name)
-    port = free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("WA_")}
-    env.update(
-        {
-            "WA_DATABASE_URL": database_url,
-            "WA_ADMIN_TOKEN": ADMIN_TOKEN,
-            "WA_PROVIDER": "sandbox",
-            "WA_CONSOLE_ALLOW_INSECURE": "true",
-            "WA_ALERT_ENABLED": "false",
-            "WA_LOG_FORMAT": "text",
-            "WA_LOG_LEVEL": "WARNING",
-            **env_extra,
-        }
-    )
-    log = workdir / f"{name}.log"
-    command = [str(Path(sys.executable).parent / "wa-outbound"), "serve", "--no-migrate"]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*command, "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=workdir,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        base_url = f"http://127.0.0.1:{port}"
-        _wait_until_live(base_url, process, log)
-        yield Service(base_url, database_url, log)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        asyncio.run(_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-def _wait_until_live(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the service stopped while starting:\n{log.read_text()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base_url}/health/live", timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"the service did not answer within {START_TIMEOUT_S} s:\n{log.read_text()}")
+    """The service over plain http (WA_CONSOLE_ALLOW_INSECURE on), its dispatcher sending."""
+    env = {"WA_CONSOLE_ALLOW_INSECURE": "true", **env_extra}
+    with served(pg_template, workdir, prefix="wa_console", env=env) as process:
+        yield Service(process.base_url, process.database_url, process.log)
 
 
 @dataclass(frozen=True)
