@@ -20,8 +20,11 @@ $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ./clients/python
 	touch $@
 
+# The sandbox on plain http: the console signs in over http too unless told otherwise (it signs
+# in over https only anywhere else: docs/console.md).
 run: install
-	$(BIN)/wa-outbound serve --host $(HOST) --port $(PORT)
+	WA_CONSOLE_ALLOW_INSECURE=$${WA_CONSOLE_ALLOW_INSECURE:-true} \
+		$(BIN)/wa-outbound serve --host $(HOST) --port $(PORT)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
