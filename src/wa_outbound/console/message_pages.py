@@ -5,46 +5,18 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Request, Response
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound import phone
 from wa_outbound.console.identity import OrgOperatorDep
 from wa_outbound.console.web import ConsoleRoute, form, page, redirect
-from wa_outbound.db.pagination import newest_first
-from wa_outbound.db.schema import SHARED_SENDER_ID, outbound_message
+from wa_outbound.db.schema import SHARED_SENDER_ID
 from wa_outbound.outbox import messages
 from wa_outbound.senders import store
 from wa_outbound.status import CANCELLABLE, Status
 
 router = APIRouter(route_class=ConsoleRoute)
-m = outbound_message.c
 PAGE_SIZE = 50
-
-
-async def _page(
-    conn: AsyncConnection,
-    *,
-    org_id: str,
-    status: str | None,
-    to: str | None,
-    sender_id: uuid.UUID | None,
-    cursor: str | None,
-) -> tuple[list[dict[str, Any]], str | None]:
-    if sender_id is None:
-        return await messages.list_messages(
-            conn, org_id=org_id, limit=PAGE_SIZE, cursor=cursor, status=status, to=to
-        )
-    # outbox.messages.list_messages has no sender filter: the same query, with one.
-    query = sa.select(outbound_message).where(m.org_id == org_id, m.sender_id == sender_id)
-    if status is not None:
-        query = query.where(m.status == status)
-    if to is not None:
-        query = query.where(m.to_phone == to)
-    return await newest_first(
-        conn, query, at=m.created_at, row_id=m.id, limit=PAGE_SIZE, cursor=cursor
-    )
 
 
 @router.get("/messages")
@@ -75,13 +47,14 @@ async def list_messages(
         rows: list[dict[str, Any]] = []
         next_cursor = None
         if error is None:
-            rows, next_cursor = await _page(
+            rows, next_cursor = await messages.list_messages(
                 conn,
                 org_id=operator.org_id,
+                limit=PAGE_SIZE,
+                cursor=cursor or None,
                 status=wanted_status,
                 to=wanted_to,
                 sender_id=sender_id,
-                cursor=cursor or None,
             )
     return page(
         request,

@@ -43,10 +43,12 @@ async def list_messages(
     to: str | None = None,
     dead_lettered: bool | None = None,
     error_code: str | None = None,
-    order_by: sa.ColumnElement[Any] | None = None,
+    sender_id: uuid.UUID | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Newest first, keyset-paginated on (created_at, id)."""
     query = sa.select(outbound_message).where(m.org_id == org_id)
+    if sender_id is not None:
+        query = query.where(m.sender_id == sender_id)
     if status is not None:
         query = query.where(m.status == status)
     if to is not None:
