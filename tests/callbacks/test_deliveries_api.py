@@ -19,6 +19,7 @@ from factories import engine_for
 from helpers import TEST_SECRET_KEY, make_settings
 from wa_outbound.config import Settings
 from wa_outbound.db.callback_schema import callback_delivery, callback_endpoint, callback_event
+from wa_outbound.db.schema import audit_event
 
 pytestmark = pytest.mark.asyncio
 
@@ -130,6 +131,16 @@ async def test_a_failed_delivery_is_retried_now(
     row = await delivery_row(engine, event.deliveries[0])
     assert row["status"] == "pending"
     assert before - timedelta(seconds=1) <= row["next_attempt_at"] <= datetime.now(UTC)
+    async with engine.connect() as conn:
+        audited = await conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(audit_event)
+            .where(
+                audit_event.c.action == "webhook_delivery.retried",
+                audit_event.c.subject == str(event.deliveries[0]),
+            )
+        )
+    assert audited == 1
     assert (await client.post(
         f"/v1/webhook-endpoints/{endpoint}/deliveries/{uuid.uuid4()}/retry", headers=auth
     )).status_code == 404  # fmt: skip

@@ -227,7 +227,14 @@ async def retry_delivery(
 ) -> dict[str, Any]:
     async with engine.begin() as conn:
         await endpoints.owned(conn, caller.org_id, endpoint_id)
-        return await deliveries.retry(conn, endpoint_id, delivery_id, now=utcnow())
+        return await deliveries.retry(
+            conn,
+            endpoint_id,
+            delivery_id,
+            org_id=caller.org_id,
+            now=utcnow(),
+            actor=caller.actor,
+        )
 
 
 @router.post(
@@ -248,5 +255,12 @@ async def recover(
 ) -> dict[str, Any]:
     async with engine.begin() as conn:
         await endpoints.owned(conn, caller.org_id, endpoint_id)
-        requeued = await deliveries.recover(conn, endpoint_id, since=body.since, now=utcnow())
+        requeued = await deliveries.recover(
+            conn,
+            endpoint_id,
+            org_id=caller.org_id,
+            since=body.since,
+            now=utcnow(),
+            actor=caller.actor,
+        )
     return {"requeued": requeued}

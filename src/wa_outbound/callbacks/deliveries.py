@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wa_outbound.db.callback_schema import callback_delivery, callback_event
 from wa_outbound.db.pagination import newest_first
 from wa_outbound.errors import DeliveryBlocked, NotFound
+from wa_outbound.events import record_audit
 
 d = callback_delivery.c
 ev = callback_event.c
@@ -66,7 +67,13 @@ async def get(
 
 
 async def retry(
-    conn: AsyncConnection, endpoint_id: uuid.UUID, delivery_id: uuid.UUID, *, now: datetime
+    conn: AsyncConnection,
+    endpoint_id: uuid.UUID,
+    delivery_id: uuid.UUID,
+    *,
+    org_id: str,
+    now: datetime,
+    actor: str,
 ) -> dict[str, Any]:
     """Make one delivery pending and due now, whatever its status. Its attempts are kept: a
     failed delivery gets one more attempt. DeliveryBlocked while an earlier event of the same
@@ -98,11 +105,26 @@ async def retry(
         .where(d.id == delivery_id)
         .values(status="pending", next_attempt_at=now, updated_at=now)
     )
+    await record_audit(
+        conn,
+        org_id=org_id,
+        at=now,
+        action="webhook_delivery.retried",
+        actor=actor,
+        subject=str(delivery_id),
+        details={"endpoint_id": str(endpoint_id)},
+    )
     return await get(conn, endpoint_id, delivery_id)
 
 
 async def recover(
-    conn: AsyncConnection, endpoint_id: uuid.UUID, *, since: datetime, now: datetime
+    conn: AsyncConnection,
+    endpoint_id: uuid.UUID,
+    *,
+    org_id: str,
+    since: datetime,
+    now: datetime,
+    actor: str,
 ) -> int:
     """Requeue the endpoint's deliveries that failed and were created at or after `since`: due
     now, on fresh schedules. The worker sends each message's events in sequence order."""
@@ -111,7 +133,17 @@ async def recover(
         .where(d.endpoint_id == endpoint_id, d.status == "failed", d.created_at >= since)
         .values(status="pending", attempts=0, next_attempt_at=now, updated_at=now)
     )
-    return int(result.rowcount or 0)
+    requeued = int(result.rowcount or 0)
+    await record_audit(
+        conn,
+        org_id=org_id,
+        at=now,
+        action="webhook_endpoint.recovered",
+        actor=actor,
+        subject=str(endpoint_id),
+        details={"since": since.isoformat(), "requeued": requeued},
+    )
+    return requeued
 
 
 async def make_pending_due(conn: AsyncConnection, endpoint_id: uuid.UUID, *, now: datetime) -> int:

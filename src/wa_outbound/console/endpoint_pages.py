@@ -14,7 +14,6 @@ from wa_outbound.callbacks import deliveries, endpoints
 from wa_outbound.console.identity import OrgOperatorDep
 from wa_outbound.console.web import ConsoleRoute, Refused, first, form, page, redirect
 from wa_outbound.db.types import utcnow
-from wa_outbound.events import record_audit
 
 router = APIRouter(route_class=ConsoleRoute)
 PAGE_SIZE = 50
@@ -78,15 +77,13 @@ async def retry(
     now = utcnow()
     async with request.state.engine.begin() as conn:
         await endpoints.owned(conn, operator.org_id, endpoint_id)
-        await deliveries.retry(conn, endpoint_id, delivery_id, now=now)
-        await record_audit(
+        await deliveries.retry(
             conn,
+            endpoint_id,
+            delivery_id,
             org_id=operator.org_id,
-            at=now,
-            action="webhook_delivery.retried",
+            now=now,
             actor=operator.actor,
-            subject=str(delivery_id),
-            details={"endpoint_id": str(endpoint_id)},
         )
     return redirect(request, f"/endpoints/{endpoint_id}?done=retried")
 
@@ -107,15 +104,13 @@ async def recover(request: Request, operator: OrgOperatorDep, endpoint_id: uuid.
     now = utcnow()
     async with request.state.engine.begin() as conn:
         await endpoints.owned(conn, operator.org_id, endpoint_id)
-        requeued = await deliveries.recover(conn, endpoint_id, since=since, now=now)
-        await record_audit(
+        requeued = await deliveries.recover(
             conn,
+            endpoint_id,
             org_id=operator.org_id,
-            at=now,
-            action="webhook_endpoint.recovered",
+            since=since,
+            now=now,
             actor=operator.actor,
-            subject=str(endpoint_id),
-            details={"since": since.isoformat(), "requeued": requeued},
         )
     return redirect(request, f"/endpoints/{endpoint_id}?done=recovered{requeued}")
 
