@@ -154,7 +154,9 @@ async def test_the_messaging_limit_holds_new_recipients_beyond_the_cap(stack: St
     # A recipient already reached costs nothing more.
     again = await stack.queue_from(org, sender_id, reached[0])
     again += await stack.queue_from(org, sender_id, beyond[0])
-    assert await stack.dispatcher.run_once() == 0  # reached[0] waits for its pair slot first
+    # reached[0] waits for its pair slot (PAIR_S after its first send) unless that has already
+    # passed on a slow machine; beyond[0] is never claimed: the cap holds it.
+    assert await stack.dispatcher.run_once() in (0, 1)
     await stack.run_until_accepted(again[:1], timeout_s=10)
     second = await stack.rows(again)
     assert second[0]["status"] == "ACCEPTED"
