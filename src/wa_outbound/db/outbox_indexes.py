@@ -16,7 +16,9 @@ m = outbound_message.c
 
 _claimable = sa.text("status IN ('QUEUED', 'RETRYING')")
 _sending = sa.text("status = 'SENDING'")
-_dead = sa.text("dead_lettered")
+# Written as the queries write it (`.is_(True)`): PostgreSQL does not prove `dead_lettered` from
+# `dead_lettered IS true`, so an index on plain `dead_lettered` was never used.
+_dead = sa.text("dead_lettered IS TRUE")
 _waiting = sa.text("status IN ('QUEUED', 'RETRYING')")
 # What the claim scans: due rows, without those of paused senders (marked `sender_paused`), so
 # a paused backlog costs no claim round anything.
@@ -40,7 +42,11 @@ OUTBOX_INDEXES = (
     # GET /v1/messages: an org's messages newest first (keyset on created_at, id).
     sa.Index("ix_outbound_message_org_created", m.org_id, m.created_at, m.id),
     sa.Index("ix_outbound_message_org_to", m.org_id, m.to_phone, m.created_at),
-    _partial("ix_outbound_message_dlq", m.org_id, m.failed_at, where=_dead),
+    # The dead-letter report (dlq/report.py) reads only this index: its counts by channel and by
+    # error code are index-only scans of the org's dead letters.
+    _partial(
+        "ix_outbound_message_dlq", m.org_id, m.failed_at, m.channel, m.error_code, where=_dead
+    ),
     sa.Index("ix_outbound_message_org_status", m.org_id, m.status),
     sa.Index("ix_outbound_message_wamid", m.provider_message_id, m.sender_id, unique=True),
     _partial("ix_outbound_message_sender_waiting", m.sender_id, where=_waiting),
