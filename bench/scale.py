@@ -170,7 +170,7 @@ class Probe:
                 rows = await conn.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
                 out[name] = "\n".join(r[0] for r in rows)
                 await tx.rollback()
-            driver = (await conn.get_raw_connection()).driver_connection
+            driver: Any = (await conn.get_raw_connection()).driver_connection
             args = list(_enqueue_args(self._item()))
             tx = await conn.begin()
             rows = await driver.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {one._ENQUEUE}", *args)
