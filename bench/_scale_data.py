@@ -8,8 +8,9 @@ finished (READ, DELIVERED, SENT, ACCEPTED, FAILED of which three quarters dead-l
 CANCELLED) and created over the last 90 days (the default retention); 10 % still waiting
 (QUEUED, RETRYING, a few SENDING), created over the last 6 hours, most due now, the rest
 scheduled, backing off or held by a limit (`waiting_reason`), and one paused sender's backlog
-marked `sender_paused`. Finished messages have two events (queued and their last status),
-waiting ones one.
+marked `sender_paused`. The rows are written in the order of their creation, as a table that
+is only appended to lies on disk (which the index-only scans' visibility checks depend on).
+Finished messages have two events (queued and their last status), waiting ones one.
 
 The outbox's and the timeline's secondary indexes are dropped before the COPY and built again
 after it (as a restore would), then the tables are vacuumed and analysed, as autovacuum would
@@ -62,6 +63,7 @@ ERRORS = (
     ("http_503", None),
 )
 WAITING = ("throughput", "pair_interval", "messaging_limit", "quota")
+PENDING = ("QUEUED", "RETRYING", "SENDING")
 
 MESSAGE_COLUMNS = (
     "id", "org_id", "channel", "to_phone", "kind", "payload", "message_metadata",
@@ -126,13 +128,26 @@ def _ts(now: datetime, seconds_ago: float) -> datetime:
 def messages(layout: Layout, rows: int, now: datetime) -> Iterator[tuple[Any, ...]]:
     """The outbox rows, in MESSAGE_COLUMNS' order."""
     rng = random.Random(rows)
-    status_names = [s for s, _ in STATUSES]
-    status_cum = list(accumulate(share for _, share in STATUSES))
+    finished = [(s, share) for s, share in STATUSES if s not in PENDING]
+    pending = [(s, share) for s, share in STATUSES if s in PENDING]
+    first_pending = round(rows * sum(share for _, share in finished))
+    kinds = {
+        True: ([s for s, _ in pending], list(accumulate(share for _, share in pending))),
+        False: ([s for s, _ in finished], list(accumulate(share for _, share in finished))),
+    }
     template, promo, text = json.dumps(TEMPLATE), json.dumps(PROMO), json.dumps(TEXT)
     orgs = rng.choices(range(ORGS), cum_weights=layout.cum_weights, k=rows)
     for n, o in enumerate(orgs):
         r = rng.random()
-        status = rng.choices(status_names, cum_weights=status_cum)[0]
+        # In time order, as a table that is only appended to is laid out: the finished rows over
+        # 90 days up to 6 hours ago, then the waiting ones (a campaign queued in the last 6 hours).
+        waiting = n >= first_pending
+        names, cum = kinds[waiting]
+        status = rng.choices(names, cum_weights=cum)[0]
+        if waiting:
+            created = _ts(now, 6 * 3600 * (rows - n) / (rows - first_pending))
+        else:
+            created = _ts(now, 6 * 3600 + (90 * 86400 - 6 * 3600) * (1 - n / first_pending))
         senders = layout.senders[o]
         sender_id = senders[0] if len(senders) == 1 or r < 0.8 else rng.choice(senders[1:])
         kind, payload = ("template", template) if r < 0.7 else ("text", text)
@@ -140,8 +155,6 @@ def messages(layout: Layout, rows: int, now: datetime) -> Iterator[tuple[Any, ..
             kind, payload = "template", promo
         to = phone(o, rng.randrange(layout.contacts[o]))
         key = f"k{n}" if r < 0.3 else None
-        waiting = status in ("QUEUED", "RETRYING", "SENDING")
-        created = _ts(now, rng.random() * (6 * 3600 if waiting else 90 * 86400))
         later = iter(created + timedelta(seconds=s) for s in (0.8, 3, 12, 3600))
         accepted = sent = delivered = read = failed = lease = claimed_by = wamid = None
         code = title = reason = None
@@ -194,7 +207,7 @@ def _with_timeline(
     for row in rows:
         message_id, org, status, created, updated = row[0], row[1], row[9], row[21], row[22]
         events.append((message_id, org, created, "queued", None, "QUEUED", "api", "{}"))
-        if status not in ("QUEUED", "RETRYING", "SENDING"):
+        if status not in PENDING:
             events.append(
                 (message_id, org, updated, status.lower(), "SENDING", status, "webhook", "{}")
             )
