@@ -69,6 +69,6 @@ bench-quick: install
 	$(BIN)/python bench/run.py --quick
 
 # Not in CI: the hot queries with the outbox at 10k, 1M and 5M rows (docs/performance.md, "Flat
-# with size"; several minutes, about 8 GB of disk while it runs). SCALE_ARGS="--quick": 10k, 200k.
+# with size"; several minutes, about 5 GB of disk while it runs). SCALE_ARGS="--quick": 10k, 200k.
 bench-scale: install
 	$(BIN)/python bench/scale.py --plans bench/scale-plans.txt $(SCALE_ARGS)
