@@ -1,4 +1,4 @@
-"""Engine construction for PostgreSQL (asyncpg) and SQLite (aiosqlite)."""
+"""Engines: PostgreSQL (asyncpg; directly or through PgBouncer) and SQLite (aiosqlite)."""
 
 from __future__ import annotations
 
@@ -17,30 +17,60 @@ CLIENT_TIMEOUT_MARGIN_S = 1.0
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
-    # hide_parameters: a database error logged with its statement must not carry the bound
-    # values (phone numbers, message payloads) into the logs.
+    """The service's pool, on WA_DATABASE_URL: PostgreSQL, PgBouncer in front of it, or SQLite."""
     url = settings.database_url
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
+    # Connections open lazily, up to the peak concurrency. An overflow connection is closed when
+    # it comes back to a full pool, so a pool smaller than the usual number of requests in
+    # flight reconnects all the time (measured: 8 % of the CPU at 32 concurrent enqueues with a
+    # pool of 20): size it for that load, overflow for bursts.
+    return _postgres_engine(
+        url, settings, pooled=settings.database_pooled, pool_size=40, max_overflow=10
+    )
+
+
+def create_session_engine(settings: Settings, engine: AsyncEngine) -> AsyncEngine:
+    """Where connections that keep a session live (LISTEN, session advisory locks): `engine`
+    itself, unless WA_DATABASE_URL goes through a transaction pooler; then a small pool of its
+    own on WA_DATABASE_SESSION_URL. The caller disposes of it when it is not `engine`."""
+    if not settings.database_pooled:
+        return engine
+    # Held for as long as the process lives: a listener per channel (outbox, callbacks, API
+    # keys) and a leader per job (alerts, retention); the overflow for short uses beside them.
+    return _postgres_engine(
+        settings.session_database_url, settings, pooled=False, pool_size=5, max_overflow=5
+    )
+
+
+def _postgres_engine(
+    url: str, settings: Settings, *, pooled: bool, pool_size: int, max_overflow: int
+) -> AsyncEngine:
+    connect_args: dict[str, Any] = {
+        "timeout": CONNECT_TIMEOUT_S,
+        "command_timeout": settings.database_statement_timeout_seconds + CLIENT_TIMEOUT_MARGIN_S,
+    }
+    if pooled:
+        # A transaction pooler hands the server connection to another client after each
+        # transaction: a statement prepared under a name would be missing there, or its name
+        # taken. With both caches off, asyncpg prepares every statement unnamed and parses it
+        # again with its Bind: nothing outlives the transaction, nothing piles up on the
+        # server. PgBouncer refuses startup parameters it does not know, so the statement
+        # timeout is the server's own (docs/operations.md, "Scaling out").
+        connect_args |= {"statement_cache_size": 0, "prepared_statement_cache_size": 0}
+    else:
+        timeout_ms = round(settings.database_statement_timeout_seconds * 1000)
+        connect_args["server_settings"] = {"statement_timeout": str(timeout_ms)}
+    # hide_parameters: a database error logged with its statement must not carry the bound
+    # values (phone numbers, message payloads) into the logs.
     return create_async_engine(
         url,
-        # Connections open lazily, up to the peak concurrency. An overflow connection is closed
-        # when it comes back to a full pool, so a pool smaller than the usual number of
-        # requests in flight reconnects all the time (measured: 8 % of the CPU at 32
-        # concurrent enqueues with a pool of 20): size it for that load, overflow for bursts.
-        pool_size=40,
-        max_overflow=10,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
         # No pre-ping: it costs a round trip per transaction. A connection that died with the
         # server fails its statement once; SQLAlchemy then invalidates the whole pool.
         pool_timeout=10,
-        connect_args={
-            "timeout": CONNECT_TIMEOUT_S,
-            "command_timeout": settings.database_statement_timeout_seconds
-            + CLIENT_TIMEOUT_MARGIN_S,
-            "server_settings": {
-                "statement_timeout": str(round(settings.database_statement_timeout_seconds * 1000))
-            },
-        },
+        connect_args=connect_args,
         hide_parameters=True,
     )
 
