@@ -9,10 +9,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 from pydantic import ValidationError
-from test_cli import CLI, _env
 
 from conftest import _dsn
 from helpers import free_port, make_settings
+from test_cli import CLI, _env
 from wa_outbound.db import migrate
 from wa_outbound.db.engine import create_engine, create_session_engine
 
@@ -59,7 +59,7 @@ def test_the_same_url_twice_is_not_a_pooler() -> None:
 def test_a_session_url_the_service_cannot_use_is_refused(
     database_url: str, session_url: str
 ) -> None:
-    with pytest.raises(ValidationError, match="WA_DATABASE|postgresql\\+asyncpg"):
+    with pytest.raises(ValidationError, match=r"WA_DATABASE|postgresql\+asyncpg"):
         make_settings(database_url, database_session_url=session_url)
 
 
