@@ -70,6 +70,7 @@ class PrivatePgBouncer:
             "pool_mode = transaction\n"
             f"default_pool_size = {pool_size}\n"
             "reserve_pool_size = 0\n"
+            "admin_users = postgres\n"
             f"max_client_conn = {max_client_conn}\n"
             f"logfile = {self.log}\n"
             f"pidfile = {self.root / 'pgbouncer.pid'}\n"

@@ -41,9 +41,7 @@ async def test_two_dispatchers_through_pgbouncer_send_every_message_once(
         sessions = [create_session_engine(settings, e) for e in engines]
         providers = [CloudProvider(settings) for _ in range(2)]
         dispatchers = [
-            Dispatcher(
-                settings=settings, engine=e, provider=p, metrics=Metrics(), session_engine=s
-            )
+            Dispatcher(settings=settings, engine=e, provider=p, metrics=Metrics(), session_engine=s)
             for e, s, p in zip(engines, sessions, providers, strict=True)
         ]
         try:
