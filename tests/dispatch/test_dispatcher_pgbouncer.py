@@ -58,7 +58,7 @@ async def test_two_dispatchers_through_pgbouncer_send_every_message_once(
                         outbound_message.c.status
                     )
                 )
-                statuses = Counter({status: n for status, n in rows})
+                statuses = Counter({row[0]: row[1] for row in rows})
                 claimers = set(
                     (
                         await conn.execute(

@@ -36,23 +36,24 @@ TOKEN = "bouncer-token"
 SECRET = "bouncer-app-secret"
 
 
+def _start(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    command = [str(Path(sys.executable).parent / "wa-outbound"), "serve", "--no-migrate"]
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [*command, "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
 @asynccontextmanager
 async def replica(
     port: int, env: dict[str, str], log: Path
 ) -> AsyncIterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "wa-outbound"), "serve", "--no-migrate"]
-            + ["--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    process = await asyncio.to_thread(_start, port, env, log)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=2) as client:
 
             async def live() -> bool:
-                assert process.poll() is None, log.read_text()
+                assert process.poll() is None, f"the replica stopped: see {log}"
                 try:
                     return (await client.get("/health/live")).status_code == 200
                 except httpx.TransportError:
