@@ -34,7 +34,11 @@ from wa_outbound.callbacks.worker import CallbackWorker
 from wa_outbound.config import Settings
 from wa_outbound.contacts.keywords import Keywords
 from wa_outbound.crypto import Keyring, check_stored_secrets, warn_if_clear
-from wa_outbound.db.engine import create_engine, create_session_engine
+from wa_outbound.db.engine import (
+    create_engine,
+    create_session_engine,
+    warn_if_pooled_without_timeout,
+)
 from wa_outbound.db.listener import API_KEYS_CHANNEL, Listener
 from wa_outbound.db.revision import SchemaWatch
 from wa_outbound.dispatch.dispatcher import Dispatcher
@@ -124,6 +128,7 @@ def create_app(settings: Settings) -> FastAPI:
                 await check_stored_secrets(engine, keyring)
                 # Webhooks to the shared number route to its row: have it before any arrive.
                 await dispatcher.senders.ensure_shared()
+                await warn_if_pooled_without_timeout(engine, settings)
             else:
                 supervisor.start("schema-watch", schema)
             if sandbox_statuses is not None:

@@ -4,6 +4,7 @@ WA_DATABASE_SESSION_URL straight to PostgreSQL for what needs a session."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
@@ -16,7 +17,11 @@ from helpers import make_settings
 from private_pgbouncer import PrivatePgBouncer, binary
 from wa_outbound.config import Settings
 from wa_outbound.db import raw
-from wa_outbound.db.engine import create_engine, create_session_engine
+from wa_outbound.db.engine import (
+    create_engine,
+    create_session_engine,
+    warn_if_pooled_without_timeout,
+)
 from wa_outbound.db.leader import Leadership, lock_key
 from wa_outbound.db.listener import Listener, notify
 
@@ -153,7 +158,9 @@ async def _leads(leadership: Leadership) -> bool:
 
 
 async def test_pgbouncer_passes_the_role_s_statement_timeout_to_pooled_statements(
-    one_server_connection: PrivatePgBouncer, empty_postgres_url: str
+    one_server_connection: PrivatePgBouncer,
+    empty_postgres_url: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The timeout the pool cannot send at connect comes from the server (docs/operations.md):
     a database (or role) setting reaches every server session PgBouncer opens."""
@@ -166,8 +173,26 @@ async def test_pgbouncer_passes_the_role_s_statement_timeout_to_pooled_statement
     settings = pooled_settings(one_server_connection, empty_postgres_url)
     engine = create_engine(settings)
     try:
+        with caplog.at_level(logging.WARNING, logger="wa_outbound.db.engine"):
+            await warn_if_pooled_without_timeout(engine, settings)
+        assert caplog.text == "", "200 ms is within WA_DATABASE_STATEMENT_TIMEOUT_SECONDS"
         async with engine.connect() as conn:
             with pytest.raises(sa.exc.DBAPIError, match="statement timeout"):
                 await conn.execute(sa.text("SELECT pg_sleep(2)"))
     finally:
         await engine.dispose()
+
+
+async def test_start_up_warns_while_the_server_sets_no_statement_timeout_for_the_pool(
+    engines: tuple[AsyncEngine, AsyncEngine],
+    one_server_connection: PrivatePgBouncer,
+    postgres_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    engine, _ = engines
+    with caplog.at_level(logging.WARNING, logger="wa_outbound.db.engine"):
+        await warn_if_pooled_without_timeout(
+            engine, pooled_settings(one_server_connection, postgres_url)
+        )
+    assert "the statement timeout is the server's, and it is off" in caplog.text
+    assert "SET statement_timeout = '30000ms'" in caplog.text

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import URL, NullPool, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from wa_outbound.config import Settings
+
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 5.0
 # The client gives up this long after the server's own statement timeout: a live server cancels
@@ -73,6 +77,33 @@ def _postgres_engine(
         connect_args=connect_args,
         hide_parameters=True,
     )
+
+
+async def warn_if_pooled_without_timeout(engine: AsyncEngine, settings: Settings) -> None:
+    """Through a transaction pooler the pool's statement timeout is the server's own setting
+    (the role's or the database's): warn at start-up when it is off or longer than
+    WA_DATABASE_STATEMENT_TIMEOUT_SECONDS, since the client would then give up first and drop
+    its connection instead of the server cancelling the statement."""
+    if not settings.database_pooled:
+        return
+    try:
+        async with engine.connect() as conn:
+            server_ms = int(
+                await conn.scalar(
+                    sa.text("SELECT setting FROM pg_settings WHERE name = 'statement_timeout'")
+                )
+            )
+    except Exception:  # the database is unreachable: readiness says so already
+        return
+    wanted_ms = round(settings.database_statement_timeout_seconds * 1000)
+    if server_ms == 0 or server_ms > wanted_ms:
+        log.warning(
+            "through a transaction pooler the statement timeout is the server's, and it is "
+            "%s: set it on the role (ALTER ROLE ... SET statement_timeout = '%dms')",
+            "off" if server_ms == 0 else f"{server_ms} ms",
+            wanted_ms,
+            extra={"server_statement_timeout_ms": server_ms, "wanted_ms": wanted_ms},
+        )
 
 
 def create_migration_engine(url: str | URL) -> AsyncEngine:
