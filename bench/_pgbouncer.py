@@ -1,6 +1,7 @@
-"""`bench/dispatch.py --pgbouncer`: dispatch runs straight to PostgreSQL and through a PgBouncer
-in transaction mode (tests/private_pgbouncer.py, Debian's `pgbouncer`, its own temporary
-directory and port) alternate, and the ratio of their medians is printed. Through PgBouncer the
+"""`bench/dispatch.py --pgbouncer POOL`: dispatch runs straight to PostgreSQL, straight to it
+with the pool set up for a pooler (statement caches off), and through a PgBouncer in
+transaction mode (tests/private_pgbouncer.py, Debian's `pgbouncer`, its own temporary directory
+and port) alternate, and the ratios of their medians are printed. Through PgBouncer the
 service gets WA_DATABASE_URL on PgBouncer's port and WA_DATABASE_SESSION_URL straight to
 PostgreSQL, as docs/operations.md ("Scaling out") says to deploy it."""
 
@@ -25,7 +26,8 @@ Run = Callable[..., Coroutine[Any, Any, dict[str, Any]]]
 
 
 def compare(run: Run, args: argparse.Namespace) -> None:
-    """`--rounds` pairs of `run`s (`--quick`, `--redis-url`), PgBouncer's pool `--pgbouncer`."""
+    """`--rounds` rounds of the three variants (`--quick`, `--redis-url`); PgBouncer's
+    `default_pool_size` is `--pgbouncer`."""
     quick, rounds, pool_size, redis_url = args.quick, args.rounds, args.pgbouncer, args.redis_url
     path = binary()
     if path is None:
@@ -33,31 +35,36 @@ def compare(run: Run, args: argparse.Namespace) -> None:
     version = subprocess.run([path, "--version"], capture_output=True, text=True, check=True)
     bouncer = PrivatePgBouncer(server_port=urlsplit(PG_ADMIN).port or 5432, pool_size=pool_size)
     bouncer.start()
-    direct: list[float] = []
-    pooled: list[float] = []
-    latency: dict[str, list[float]] = {"direct": [], "pgbouncer": []}
+    # "direct, caches off": the pool set up for a pooler (another spelling of the same URL as
+    # WA_DATABASE_SESSION_URL) but straight to PostgreSQL: what the unnamed statements cost
+    # apart from PgBouncer's hop.
+    variants: dict[str, Callable[[str], str] | None] = {
+        "direct": None,
+        "direct_caches_off": lambda url: f"{url}?prepared_statement_cache_size=0",
+        "pgbouncer": bouncer.url,
+    }
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    latency: dict[str, list[float]] = {name: [] for name in variants}
     try:
         for _ in range(rounds):
-            for figures, via in ((direct, None), (pooled, bouncer.url)):
+            for name, via in variants.items():
                 result = uvloop.run(run(quick, redis_url=redis_url, via=via))
-                figures.append(result["dispatch_msgs_per_s"])
-                name = "direct" if via is None else "pgbouncer"
+                rates[name].append(result["dispatch_msgs_per_s"])
                 latency[name].append(result["enqueue_to_accepted_p50_ms"])
                 print(f"{name}: {result['dispatch_msgs_per_s']:,.0f} msgs/s", flush=True)
     finally:
         bouncer.destroy()
+    medians = {name: statistics.median(figures) for name, figures in rates.items()}
     results: dict[str, Any] = {
         "pgbouncer": version.stdout.splitlines()[0],
         "pgbouncer_pool_mode": "transaction",
         "pgbouncer_default_pool_size": pool_size,
         "rounds": rounds,
-        "direct_msgs_per_s": direct,
-        "pgbouncer_msgs_per_s": pooled,
-        "direct_enqueue_to_accepted_p50_ms": latency["direct"],
-        "pgbouncer_enqueue_to_accepted_p50_ms": latency["pgbouncer"],
-        "median_direct": statistics.median(direct),
-        "median_pgbouncer": statistics.median(pooled),
-        "ratio_pgbouncer_to_direct": statistics.median(pooled) / statistics.median(direct),
+        **{f"{name}_msgs_per_s": figures for name, figures in rates.items()},
+        **{f"{name}_enqueue_to_accepted_p50_ms": ms for name, ms in latency.items()},
+        **{f"median_{name}": median for name, median in medians.items()},
+        "ratio_caches_off_to_direct": medians["direct_caches_off"] / medians["direct"],
+        "ratio_pgbouncer_to_direct": medians["pgbouncer"] / medians["direct"],
     }
     print(table([(name, value, "") for name, value in results.items()]))
     print(f"written to {write_results('dispatch-pgbouncer', results)}")
