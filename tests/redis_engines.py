@@ -246,7 +246,7 @@ class SentinelGroup:
             sentinel.start()
         self.wait_healthy()
 
-    def master_port(self, key: str = "") -> int | None:
+    def master_port(self, key: str = "") -> int:
         """The master the sentinels name now."""
         with client(SENTINEL_PORTS[0]) as sentinel:
             _, port = sentinel.sentinel_get_master_addr_by_name(SENTINEL_NAME)
