@@ -32,7 +32,9 @@ from wa_outbound.db.types import utcnow
 from wa_outbound.metrics import Metrics
 from wa_outbound.ratelimit import DatabaseLimiter, RedisLimiter, RedisTarget
 from wa_outbound.ratelimit.allotment import Allotter
+from wa_outbound.ratelimit.connections import pack
 from wa_outbound.ratelimit.database import default_limits
+from wa_outbound.ratelimit.routing import SLOTS, ClusterRouter
 from wa_outbound.ratelimit.scripts import (
     admit_head,
     admit_reach,
@@ -134,6 +136,26 @@ async def test_a_batch_over_orgs_on_every_master_is_decided_on_each_orgs_master(
         with client(port) as node:  # the org's counter lives on its slot's master
             assert node.hget(keys(org)[0], "used") == b"5"
         assert await db_used(pg_engine, org) == 5
+
+
+async def test_a_stale_slot_map_is_read_again_when_a_master_answers_moved(
+    redis_cluster: Cluster,
+) -> None:
+    router = ClusterRouter(cluster_target(redis_cluster, wait_replicas=0))
+    key = f"whatsapp:ratelimit:test:{{{uuid.uuid4().hex}}}"
+    owner = redis_cluster.master_port(key)
+    try:
+        await router.check()
+        other = next(a for a in set(router._slots) if a is not None and a[1] != owner)
+        router._slots = [other] * SLOTS  # as if slots had moved since the map was read
+        assert await router.call(key, pack("SET", key, "1", "EX", 60)) == b"OK"
+        router._slots = [other] * SLOTS
+        assert await router.call_many([(key, pack("GET", key))]) == [b"1"]
+        assert owner is not None
+        with client(owner) as node:
+            assert node.get(key) == b"1"
+    finally:
+        await router.close()
 
 
 async def test_a_master_that_lost_the_scripts_gets_them_loaded_and_decides(

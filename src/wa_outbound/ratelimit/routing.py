@@ -80,6 +80,9 @@ class Router:
         by_lane: dict[Lane, list[int]] = {}
         for i, (key, _) in enumerate(calls):
             by_lane.setdefault(await self._lane(key), []).append(i)
+        if len(by_lane) == 1:  # one server: no task to gather
+            (lane,) = by_lane
+            return await self._send(lane, [command for _, command in calls])
         replies: list[Any] = [None] * len(calls)
         sent = await asyncio.gather(
             *(self._send(lane, [calls[i][1] for i in owned]) for lane, owned in by_lane.items())
@@ -229,10 +232,17 @@ class ClusterRouter(Router):
                 await self._lanes.pop(gone).close()
 
     async def call(self, key: str, command: bytes) -> Any:
-        (reply,) = await self.call_many([(key, command)])
-        if isinstance(reply, Exception):
-            raise reply
-        return reply
+        try:
+            return await super().call(key, command)
+        except MovedError:  # not run: sent again once the map is read afresh
+            await self.refresh()
+            return await super().call(key, command)
+        except AskError as exc:
+            lane = self._lane_at((exc.host, int(exc.port)))
+            reply = (await self._send(lane, [pack("ASKING"), command]))[1]
+            if isinstance(reply, Exception):
+                raise reply from None
+            return reply
 
     async def call_many(self, calls: list[tuple[str, bytes]]) -> list[Any]:
         replies = await super().call_many(calls)
