@@ -263,8 +263,7 @@ class ClusterRouter(Router):
         if None in self._slots:
             raise RedisError("the cluster's slots are not all served")
         masters = {address for address in self._slots if address is not None}
-        for address in masters:
-            await self._check_lane(self._lane_at(address))
+        await asyncio.gather(*(self._check_lane(self._lane_at(a)) for a in masters))
 
     async def close(self) -> None:
         lanes, self._lanes = list(self._lanes.values()), {}

@@ -22,6 +22,7 @@ from wa_outbound.ratelimit.store import Limits
 PREFIX = "whatsapp:ratelimit"
 
 
+@functools.lru_cache(maxsize=16_384)
 def keys(org_id: str) -> tuple[str, str, str]:
     """counter, limit, throttle (see acquire.lua). The braces are a Redis Cluster hash tag: one
     org's keys share a slot, as a multi-key script requires."""
