@@ -28,13 +28,14 @@ from redis_engines import (
     cut_replication,
     fail_over,
 )
+from wa_outbound.config import Settings
 from wa_outbound.db.types import utcnow
 from wa_outbound.metrics import Metrics
 from wa_outbound.ratelimit import DatabaseLimiter, RedisLimiter, RedisTarget
 from wa_outbound.ratelimit.allotment import Allotter
 from wa_outbound.ratelimit.connections import pack
 from wa_outbound.ratelimit.database import default_limits
-from wa_outbound.ratelimit.routing import SLOTS, ClusterRouter
+from wa_outbound.ratelimit.routing import SLOTS, ClusterRouter, node_url
 from wa_outbound.ratelimit.scripts import (
     admit_head,
     admit_reach,
@@ -43,6 +44,7 @@ from wa_outbound.ratelimit.scripts import (
     sender_tag,
 )
 from wa_outbound.ratelimit.senders import Candidate, SenderGroup
+from wa_outbound.ratelimit.topology import url_options
 
 
 def cluster_target(cluster: Cluster, wait_replicas: int = 1) -> RedisTarget:
@@ -108,6 +110,21 @@ def test_every_key_of_one_decision_is_in_one_hash_slot(org_id: str) -> None:
     shared = sender_tag(None, sender)
     assert len({key_slot(key) for key in decision_keys(shared, shared, ["waba-s"])}) == 1
     assert len({key_slot(key.encode()) for key in keys(org_id)}) == 1
+
+
+def test_a_sentinel_target_keeps_the_url_s_credentials_for_the_master() -> None:
+    settings = Settings(
+        _env_file=None,
+        redis_mode="sentinel",
+        redis_sentinels="10.0.0.1:26379,[::1]:26380",
+        redis_sentinel_master="main",
+        redis_url="rediss://:secret@ignored:1/3",
+    )
+    target = RedisTarget.from_settings(settings)
+    assert target.sentinels == (("10.0.0.1", 26379), ("::1", 26380))
+    assert (target.mode, target.master, target.wait_replicas) == ("sentinel", "main", 1)
+    assert node_url(target.url, "10.0.0.9", 6380) == "rediss://:secret@10.0.0.9:6380/3"
+    assert url_options(target.url) == {"password": "secret", "db": 3, "ssl": True}
 
 
 def group(

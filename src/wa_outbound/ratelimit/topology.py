@@ -50,14 +50,6 @@ class RedisTarget:
             wait_replicas=settings.redis_replicas_to_wait,
         )
 
-    def describe(self) -> str:
-        """For logs: where Redis is, without credentials."""
-        if self.mode == "sentinel":
-            where = ",".join(f"{host}:{port}" for host, port in self.sentinels)
-            return f"sentinel {self.master} via {where}"
-        parts = urlsplit(self.url)
-        return f"{self.mode} {parts.hostname or ''}:{parts.port or 6379}"
-
 
 def _options() -> dict[str, Any]:
     """Short timeouts and a single retry (for a pooled connection that Redis closed)."""
