@@ -76,7 +76,8 @@ async def _plans(
     sent: list[tuple[str, Any]] = []
 
     def seen(_c: Any, _cur: Any, statement: str, params: Any, _ctx: Any, _many: Any) -> None:
-        sent.append((statement, params))
+        if not statement.startswith("SET "):  # a setting has no plan (the claim's plan mode)
+            sent.append((statement, params))
 
     async with engine.connect() as conn:
         await conn.begin()

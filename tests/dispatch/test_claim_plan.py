@@ -1,0 +1,79 @@
+"""The claim's first statement is planned for each call on PostgreSQL. It is prepared once per
+connection, and PostgreSQL may switch a prepared statement to a generic plan after five runs.
+Such a plan cannot see `:now`: with a backlog of messages waiting for a later time, it joined
+every queued row before filtering (4 s a claim for 20,000 rows, bench/claim_backlog.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from helpers import make_settings
+from wa_outbound.db.engine import create_engine
+from wa_outbound.db.types import utcnow
+from wa_outbound.dispatch.due import lock_due
+
+WAITING = 3_000
+DUE = 50
+
+# One org, a sender whose backlog waits for a pair slot five minutes ahead, and another sender
+# whose few messages are due behind that backlog.
+_FILL = [
+    "INSERT INTO organization (id, name, created_at) VALUES ('org', 'org', now())",
+    "INSERT INTO sender (id, org_id, phone_number_id, is_default, messages_per_second, "
+    "paused_reasons, created_at, updated_at) "
+    "SELECT md5('sender' || i)::uuid, 'org', '10000000000' || i, i = 1, 80, '[]', now(), now() "
+    "FROM generate_series(0, 1) AS i",
+    f"""INSERT INTO outbound_message (id, org_id, channel, to_phone, kind, payload,
+        message_metadata, status, attempts, max_attempts, next_attempt_at, dead_lettered,
+        created_at, updated_at, sender_id, waiting_reason)
+    SELECT md5('waiting' || g)::uuid, 'org', 'WHATSAPP', '+3361' || lpad(g::text, 7, '0'),
+           'template', '{{"name": "order_update", "language": "en_US"}}', '{{}}', 'QUEUED', 0, 5,
+           now() + interval '5 minutes', false, now() - interval '1 hour' + g * interval '1 ms',
+           now(), md5('sender0')::uuid, 'pair_interval'
+    FROM generate_series(1, {WAITING}) AS g""",
+    f"""INSERT INTO outbound_message (id, org_id, channel, to_phone, kind, payload,
+        message_metadata, status, attempts, max_attempts, next_attempt_at, dead_lettered,
+        created_at, updated_at, sender_id)
+    SELECT md5('due' || g)::uuid, 'org', 'WHATSAPP', '+3362' || lpad(g::text, 7, '0'),
+           'template', '{{"name": "order_update", "language": "en_US"}}', '{{}}', 'QUEUED', 0, 5,
+           now() - interval '1 second', false, now(), now(), md5('sender1')::uuid
+    FROM generate_series(1, {DUE}) AS g""",
+]
+
+
+@pytest.fixture
+async def engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(make_settings(postgres_url))
+    async with engine.begin() as conn:
+        for statement in _FILL:
+            await conn.execute(sa.text(statement))
+    async with engine.connect() as conn:
+        autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await autocommit.execute(sa.text("VACUUM (ANALYZE) outbound_message"))
+    yield engine
+    await engine.dispose()
+
+
+async def test_every_claim_plans_its_first_statement_for_its_own_values(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.connect() as conn:
+        for _ in range(12):
+            async with conn.begin():
+                due = await lock_due(conn, limit=100, now=utcnow())
+                assert len(due) == DUE
+        plans = (
+            await conn.execute(
+                sa.text(
+                    "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                    "WHERE statement LIKE '%FOR UPDATE OF o SKIP LOCKED%' "
+                    "AND statement NOT LIKE '%pg_prepared_statements%'"
+                )
+            )
+        ).one()
+    assert plans.generic_plans == 0
+    assert plans.custom_plans == 12
