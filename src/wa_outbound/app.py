@@ -47,6 +47,7 @@ from wa_outbound.outbox.notifier import OutboxNotifier
 from wa_outbound.ratelimit import create_rate_limiter
 from wa_outbound.senders.directory import Directory
 from wa_outbound.templates.sync import TemplateSync
+from wa_outbound.webhooks.applier import WebhookIntake
 from wa_outbound.webhooks.sweep import ReceiptSweep
 from wa_outbound.whatsapp.providers import create_provider
 from wa_outbound.workers import Supervisor
@@ -86,6 +87,16 @@ def create_app(settings: Settings) -> FastAPI:
         notifier = OutboxNotifier(engine) if settings.is_postgres else None
         api_keys = ApiKeyCache(ttl_s=settings.api_key_cache_seconds)
         template_sync = TemplateSync(engine, settings, decrypt=keyring.decrypt)
+        webhook_intake = (
+            WebhookIntake(
+                engine,
+                metrics=metrics,
+                keywords=Keywords.from_settings(settings),
+                answer_after=settings.webhook_answer_after,
+            )
+            if settings.is_postgres
+            else None
+        )
 
         def wake_dispatcher() -> None:
             dispatcher.wake()
@@ -104,6 +115,9 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             if notifier is not None:
                 supervisor.start("outbox-notifier", notifier)
+            if webhook_intake is not None:
+                supervisor.start("webhook-store", webhook_intake.store)
+                supervisor.start("webhook-applier", webhook_intake.applier)
             if settings.is_postgres:
                 supervisor.start(
                     "api-key-listener",
@@ -151,6 +165,7 @@ def create_app(settings: Settings) -> FastAPI:
                 "api_keys": api_keys,
                 "schema": schema,
                 "templates": template_sync,
+                "webhook_intake": webhook_intake,
             }
         finally:
             # Reverse order: stop the loops, then close the clients they use, then the engine.
