@@ -38,6 +38,7 @@ class Process:
     base_url: str
     database_url: str
     log: Path
+    pid: int = 0  # for the tests that kill it (kill -9)
 
 
 @contextlib.contextmanager
@@ -65,7 +66,7 @@ def served(
     try:
         base_url = f"http://127.0.0.1:{port}"
         wait_until_live(base_url, process, log)
-        yield Process(base_url, database_url, log)
+        yield Process(base_url, database_url, log, process.pid)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
