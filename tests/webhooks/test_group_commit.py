@@ -95,8 +95,7 @@ async def status_events(engine: AsyncEngine, message_id: uuid.UUID) -> Counter[s
 async def message_status(engine: AsyncEngine, message_id: uuid.UUID) -> str:
     m = outbound_message.c
     async with engine.connect() as conn:
-        status: str = await conn.scalar(sa.select(m.status).where(m.id == message_id))
-        return status
+        return str(await conn.scalar(sa.select(m.status).where(m.id == message_id)))
 
 
 async def unprocessed(engine: AsyncEngine) -> tuple[int, int]:
