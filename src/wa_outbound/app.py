@@ -189,7 +189,10 @@ def create_app(settings: Settings) -> FastAPI:
     # Every /v1 route refuses text the databases cannot store. Not Meta's webhook: what Meta
     # sends is stored whatever its text holds (docs/webhooks.md).
     text_check = [Depends(storable_text)]
+    # Meta's webhook first: routes are matched in order, and its one-status POSTs are the most
+    # frequent request (matching it last cost about a sixth of the service's CPU under them).
     routers = (
+        webhooks,
         admin,
         messages,
         senders,
@@ -199,7 +202,6 @@ def create_app(settings: Settings) -> FastAPI:
         contacts,
         dlq,
         ratelimits,
-        webhooks,
         alerts,
         health,
     )

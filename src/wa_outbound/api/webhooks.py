@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
 
 from wa_outbound import text
@@ -61,6 +61,7 @@ async def verify(
 
 @router.post(
     "/whatsapp",
+    response_model=WebhookAck,
     summary="Statuses and inbound messages from Meta",
     description="Called by Meta, never by integrators. The signature is checked on the raw "
     "body before it is parsed; the body is then stored and its statuses applied (a "
@@ -90,7 +91,7 @@ async def receive(
             description="`sha256=<hex HMAC-SHA256 of the raw body with WA_APP_SECRET>`",
         ),
     ] = None,
-) -> WebhookAck:
+) -> Response:
     """200 once the body is committed; statuses of unknown messages are kept until they are known.
 
     The signature is checked on the raw bytes before anything is parsed or stored. The state
@@ -111,13 +112,13 @@ async def receive(
     pipeline: WebhookIntake | None = request.state.webhook_intake
     if pipeline is not None:  # PostgreSQL: group-committed, applied behind
         await pipeline.receive(raw, body, now=utcnow())
-        return _ACK
+        return Response(_ACK_BODY, media_type="application/json")
     keywords = Keywords.from_settings(settings)
     processed = await intake.receive(
         request.state.engine, raw, body, now=utcnow(), keywords=keywords
     )
     intake.count(request.state.metrics, processed)
-    return _ACK
+    return Response(_ACK_BODY, media_type="application/json")
 
 
 async def _read_body(request: Request) -> bytes:
@@ -145,7 +146,7 @@ def _parse(raw: bytes) -> dict[str, Any]:
     return body
 
 
-_ACK = WebhookAck()
+_ACK_BODY = WebhookAck().model_dump_json().encode()  # answered as is: no serialisation per request
 
 
 def _equal(given: str, expected: str) -> bool:

@@ -39,12 +39,14 @@ class Applier:
         keywords: Keywords = DEFAULT_KEYWORDS,
         batch_size: int = 500,
         max_queued: int = 50_000,
+        gather_s: float = 0.005,
     ) -> None:
         self._engine = engine
         self._metrics = metrics
         self._keywords = keywords
         self._batch_size = batch_size
         self._max_queued = max_queued
+        self._gather_s = gather_s
         self._queue: deque[Offered] = deque()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -74,6 +76,9 @@ class Applier:
                 await self._wake.wait()
                 self._wake.clear()
                 continue
+            if len(self._queue) < self._batch_size and not self._stopping:
+                # Let a batch gather: each one costs a few statements whatever its size.
+                await asyncio.sleep(self._gather_s)
             await self._apply(self._take())
 
     async def run_once(self) -> int:

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wa_outbound.contacts.keywords import DEFAULT_KEYWORDS, Keywords
@@ -144,11 +145,11 @@ async def reprocess(
 async def _claim(conn: AsyncConnection, ids: list[int], now: datetime) -> set[int]:
     """Mark these rows processed, where still unprocessed and not locked by another
     transaction; the ids marked. The mark commits only with the effects."""
-    held = (
-        sa.select(w.id)
-        .where(w.id.in_(ids), w.processed_at.is_(None))
-        .with_for_update(skip_locked=True)
-    )
+    if conn.dialect.name == "postgresql":  # one statement text whatever the number of ids
+        wanted = w.id == sa.any_(sa.literal(ids, type_=postgresql.ARRAY(sa.BigInteger())))
+    else:
+        wanted = w.id.in_(ids)
+    held = sa.select(w.id).where(wanted, w.processed_at.is_(None)).with_for_update(skip_locked=True)
     result = await conn.execute(
         webhook_event.update()
         .where(w.id.in_(held.scalar_subquery()))
