@@ -94,31 +94,42 @@ async def receive(
 ) -> Response:
     """200 once the body is committed; statuses of unknown messages are kept until they are known.
 
-    The signature is checked on the raw bytes before anything is parsed or stored. The state
-    is read from `request.state` rather than through dependencies: this route's cost per
-    request is the floor Meta's one-status-per-POST traffic meets (docs/webhooks.md).
+    The signature is checked on the raw bytes before anything is parsed or stored. On
+    PostgreSQL the POST is answered ahead of the router by api/webhook_path.py, with the same
+    checks and answers; this route documents it and serves SQLite.
     """
     settings: Settings = request.state.settings
-    secret = settings.app_secret.get_secret_value()
-    if not secret:
-        raise Unauthorized("Webhooks are refused: WA_APP_SECRET is not set.")
-    if not signature or not signature.startswith(SIGNATURE_PREFIX):
-        raise Unauthorized("The X-Hub-Signature-256 header is missing or not `sha256=<hex>`.")
+    secret = signing_secret(settings, signature)
     raw = await _read_body(request)
-    expected = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
-    if not _equal(signature.removeprefix(SIGNATURE_PREFIX).lower(), expected):
-        raise Unauthorized("The X-Hub-Signature-256 header does not match the body.")
-    body = _parse(raw)
+    body = verified(secret, signature or "", raw)
     pipeline: WebhookIntake | None = request.state.webhook_intake
-    if pipeline is not None:  # PostgreSQL: group-committed, applied behind
+    if pipeline is not None:  # PostgreSQL (without the fast path of api/webhook_path.py)
         await pipeline.receive(raw, body, now=utcnow())
-        return Response(_ACK_BODY, media_type="application/json")
+        return Response(ACK_BODY, media_type="application/json")
     keywords = Keywords.from_settings(settings)
     processed = await intake.receive(
         request.state.engine, raw, body, now=utcnow(), keywords=keywords
     )
     intake.count(request.state.metrics, processed)
-    return Response(_ACK_BODY, media_type="application/json")
+    return Response(ACK_BODY, media_type="application/json")
+
+
+def signing_secret(settings: Settings, signature: str | None) -> str:
+    """The app secret, once the signature header has the right form; else Unauthorized."""
+    secret = settings.app_secret.get_secret_value()
+    if not secret:
+        raise Unauthorized("Webhooks are refused: WA_APP_SECRET is not set.")
+    if not signature or not signature.startswith(SIGNATURE_PREFIX):
+        raise Unauthorized("The X-Hub-Signature-256 header is missing or not `sha256=<hex>`.")
+    return secret
+
+
+def verified(secret: str, signature: str, raw: bytes) -> dict[str, Any]:
+    """The body, once its signature matches (else Unauthorized) and it is a JSON object."""
+    expected = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+    if not _equal(signature.removeprefix(SIGNATURE_PREFIX).lower(), expected):
+        raise Unauthorized("The X-Hub-Signature-256 header does not match the body.")
+    return _parse(raw)
 
 
 async def _read_body(request: Request) -> bytes:
@@ -146,7 +157,7 @@ def _parse(raw: bytes) -> dict[str, Any]:
     return body
 
 
-_ACK_BODY = WebhookAck().model_dump_json().encode()  # answered as is: no serialisation per request
+ACK_BODY = WebhookAck().model_dump_json().encode()  # answered as is, not serialised per request
 
 
 def _equal(given: str, expected: str) -> bool:
