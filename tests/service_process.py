@@ -30,6 +30,9 @@ BASE_ENV = {
     "WA_ALERT_ENABLED": "false",
     "WA_LOG_FORMAT": "text",
     "WA_LOG_LEVEL": "WARNING",
+    # The tests read a webhook's effects right after its 200 (tests/webhooks/test_group_commit.py
+    # serves the default, which answers once the body is committed).
+    "WA_WEBHOOK_ANSWER_AFTER": "applied",
 }
 
 

@@ -48,6 +48,7 @@ def service(pg_template: str, tmp_path: Path) -> Iterator[Process]:
         "WA_PHONE_NUMBER_ID": meta.PHONE_NUMBER_ID,
         "WA_ACCESS_TOKEN": "group-commit-token",
         "WA_DISPATCH_ENABLED": "false",
+        "WA_WEBHOOK_ANSWER_AFTER": "stored",  # the default, which BASE_ENV changes
     }
     with served(pg_template, tmp_path, prefix="wa_group", env=env) as process:
         yield process
