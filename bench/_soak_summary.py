@@ -14,7 +14,7 @@ def verdicts(rows: list[tuple[str, str, str, bool]]) -> str:
     """One line per figure: its value, its target, met or MISSED."""
     width = max(len(name) for name, *_ in rows)
     return "\n".join(
-        f"{name:<{width}}  {value:>22}  {target:<34}{'met' if ok else 'MISSED'}"
+        f"{name:<{width}}  {value:>22}  {target:<46}{'met' if ok else 'MISSED'}"
         for name, value, target, ok in rows
     )
 

@@ -32,6 +32,7 @@ import asyncio
 import json
 import math
 import os
+import re
 import sys
 import time
 from typing import Any
@@ -175,13 +176,14 @@ class Load:
         self.latencies.append((answered - begin, answered - started))
 
 
+# The text log's level field ("2026-12-03 07:54:39,502 ERROR logger: ..."), not a word of the
+# message: an alert's text says CRITICAL in a WARNING line.
+_ERROR_LINE = re.compile(r"^\S+ \S+ (ERROR|CRITICAL) |^Traceback")
+
+
 def _error_lines(path: str) -> list[str]:
     with open(path, encoding="utf-8", errors="replace") as log:
-        return [
-            line.rstrip()
-            for line in log
-            if " ERROR " in line or " CRITICAL " in line or "Traceback" in line
-        ]
+        return [line.rstrip() for line in log if _ERROR_LINE.search(line)]
 
 
 async def main() -> None:
