@@ -4,8 +4,9 @@ Runs, against the machine's PostgreSQL and Redis, each part with its baseline in
 enqueue (bench/enqueue.py: the service vs pgbench-style asyncpg inserts and a bare FastAPI insert
 endpoint), dispatch (bench/dispatch.py: the service vs a bare aiohttp loop to the same fake Meta),
 webhooks (bench/webhooks.py: one status per POST, as Meta sends them, vs the same bare FastAPI
-insert endpoint at 16 in flight; and 100-status payloads), the rate limiter (bench/ratelimit.py: vs a bare EVALSHA loop) and
-the callback delivery worker (bench/callbacks.py: vs a bare aiohttp loop to the same receiver).
+insert endpoint at 16 in flight; and 100-status payloads), the rate limiter (bench/ratelimit.py:
+vs a bare EVALSHA loop) and the callback delivery worker (bench/callbacks.py: vs a bare aiohttp
+loop to the same receiver).
 Prints one table and writes bench/results.json.
 
     .venv/bin/python bench/run.py [--quick] [--only enqueue,dispatch,webhooks,ratelimit,callbacks]
