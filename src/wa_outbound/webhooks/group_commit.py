@@ -1,13 +1,14 @@
-"""Group commit of Meta's webhook bodies on PostgreSQL: one INSERT and one commit for every body
-that arrived while the previous commit was running.
+"""Group commit of Meta's webhook bodies on PostgreSQL: one INSERT and one commit for all the
+bodies that arrived while the previous statements were running.
 
-A request hands its raw body to `BodyStore.store` and waits; the store's loop takes everything
-waiting (at most `max_batch` bodies or `max_batch_bytes`), inserts it in one statement sent in
-autocommit on the asyncpg connection (no BEGIN/COMMIT round trips, no SQLAlchemy execution
-layer: db/raw.py), and answers each waiting request with its row's id once that statement has
-committed. So a 200 always follows the commit of its own body, and under load one WAL flush
-serves many requests instead of one each. A commit that fails answers every request of its
-batch 503 (Meta sends those bodies again).
+A request hands its raw body to `BodyStore.store` and waits; whenever one of the store's three
+statement slots is free, its loop takes everything waiting (at most `max_batch` bodies or
+`max_batch_bytes`), inserts it with one statement sent in autocommit on the asyncpg connection
+(no BEGIN/COMMIT round trips, no SQLAlchemy execution layer: db/raw.py), and answers each
+waiting request with its row's id once that statement has committed. So a 200 always follows
+the commit of its own body, and under load one WAL flush serves many requests instead of one
+each. A commit that fails answers every request of its batch 503 (Meta sends those bodies
+again).
 """
 
 from __future__ import annotations
@@ -54,11 +55,13 @@ class BodyStore:
         max_batch: int = 500,
         max_batch_bytes: int = 8_000_000,
         timeout_s: float = 30.0,
+        in_flight: int = 3,
     ) -> None:
         self._engine = engine
         self._max_batch = max_batch
         self._max_batch_bytes = max_batch_bytes
         self._timeout_s = timeout_s
+        self._in_flight = in_flight
         self._waiting: deque[_Waiting] = deque()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -76,14 +79,25 @@ class BodyStore:
             raise Unavailable(_UNSTORED) from None
 
     async def run(self) -> None:
+        # A few statements in flight: while one waits for its WAL flush, the next is inserted,
+        # and PostgreSQL flushes their commits together. Each takes all that waits when it
+        # starts, so under load the batches stay large.
+        slots = asyncio.Semaphore(self._in_flight)
+        running: set[asyncio.Task[None]] = set()
         while True:
             if not self._waiting:
                 if self._stopping:
-                    return
+                    break
                 await self._wake.wait()
                 self._wake.clear()
                 continue
-            await self._commit(self._take())
+            await slots.acquire()
+            task = asyncio.create_task(self._commit(self._take()))
+            running.add(task)
+            task.add_done_callback(running.discard)
+            task.add_done_callback(lambda _: slots.release())
+        if running:
+            await asyncio.gather(*running)
 
     async def run_once(self) -> int:
         """Commit what is waiting now; how many bodies were taken."""
