@@ -1,7 +1,7 @@
 """Group commit of Meta's webhook bodies on PostgreSQL: one INSERT and one commit for all the
 bodies that arrived while the previous statements were running.
 
-A request hands its raw body to `BodyStore.store` and waits; whenever one of the store's three
+A request hands its raw body to `BodyStore.store` and waits; whenever one of the store's eight
 statement slots is free, its loop takes everything waiting (at most `max_batch` bodies or
 `max_batch_bytes`), inserts it with one statement sent in autocommit on the asyncpg connection
 (no BEGIN/COMMIT round trips, no SQLAlchemy execution layer: db/raw.py), and answers each
@@ -55,7 +55,7 @@ class BodyStore:
         max_batch: int = 500,
         max_batch_bytes: int = 8_000_000,
         timeout_s: float = 30.0,
-        in_flight: int = 3,
+        in_flight: int = 8,
     ) -> None:
         self._engine = engine
         self._max_batch = max_batch
