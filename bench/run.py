@@ -3,8 +3,10 @@
 Runs, against the machine's PostgreSQL and Redis, each part with its baseline in the same run:
 enqueue (bench/enqueue.py: the service vs pgbench-style asyncpg inserts and a bare FastAPI insert
 endpoint), dispatch (bench/dispatch.py: the service vs a bare aiohttp loop to the same fake Meta),
-webhooks (bench/webhooks.py), the rate limiter (bench/ratelimit.py: vs a bare EVALSHA loop) and
-the callback delivery worker (bench/callbacks.py: vs a bare aiohttp loop to the same receiver).
+webhooks (bench/webhooks.py: one status per POST, as Meta sends them, vs the same bare FastAPI
+insert endpoint at 16 in flight; and 100-status payloads), the rate limiter (bench/ratelimit.py:
+vs a bare EVALSHA loop) and the callback delivery worker (bench/callbacks.py: vs a bare aiohttp
+loop to the same receiver).
 Prints one table and writes bench/results.json.
 
     .venv/bin/python bench/run.py [--quick] [--only enqueue,dispatch,webhooks,ratelimit,callbacks]
@@ -47,6 +49,11 @@ TARGETS: list[tuple[str, float | None, str, str | None, str | None]] = [
     ("ratelimit_redis_batch_msgs_per_s", 100_000, "min", None, None),
     ("ratelimit_db_decisions_per_s", 1_000, "min", None, None),
     ("ratelimit_db_p50_ms", 2, "max", None, None),
+    ("webhook_single_req_per_s", None, "min", "baseline_bare_fastapi_insert_16_req_per_s",
+     "ratio_webhook_single_to_bare_fastapi"),
+    ("ratio_webhook_single_to_bare_fastapi", 1.0, "min", None, None),
+    ("webhook_single_p99_ms", 100, "max", "baseline_bare_fastapi_insert_16_p99_ms", None),
+    ("webhook_single_applied_statuses_per_s", None, "min", None, None),
     ("webhook_statuses_per_s", 3_000, "min", None, None),
     ("webhook_p99_ms", 100, "max", None, None),
     ("webhook_16_in_flight_statuses_per_s", None, "min", None, None),

@@ -7,8 +7,9 @@ accepted send can be followed by signed `sent`/`delivered`/`read` webhooks to th
 
 In a test: `async with running_fake_meta(FakeMeta(token="t")) as base_url: ...`. For benchmarks:
 `python tests/fake_meta.py --port 9100 [--token T] [--webhook-url U --app-secret S
---auto-statuses]`, scripted and read through `POST /_fake/script`, `POST /_fake/reset` and
-`GET /_fake/requests`.
+--auto-statuses [--status-batch-size 1]]`, scripted and read through `POST /_fake/script`,
+`POST /_fake/reset` and `GET /_fake/requests`. The process posts one status per webhook by
+default, as Meta does at ordinary volumes (a test's `FakeMeta` batches 100 unless told).
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class FakeMeta:
         status_batch_size: int = 100,
         status_flush_interval_s: float = 0.005,
         status_attempts: int = 4,
+        status_concurrency: int = 16,
         max_records: int = 100_000,
         hang_s: float = 3600.0,
         chaos_seed: int | None = None,
@@ -102,6 +104,7 @@ class FakeMeta:
                 batch_size=status_batch_size,
                 flush_interval_s=status_flush_interval_s,
                 attempts=status_attempts,
+                concurrency=status_concurrency,
                 # Beyond a few attempts, retry steadily, as Meta does through an outage.
                 retry_delay_max_s=1.0,
             )
@@ -386,7 +389,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--webhook-url", default=None)
     parser.add_argument("--app-secret", default=None)
     parser.add_argument("--auto-statuses", action="store_true")
-    parser.add_argument("--status-batch-size", type=int, default=100)
+    # Meta posts one status per request at the volumes most numbers see; 100: batched.
+    parser.add_argument("--status-batch-size", type=int, default=1)
+    parser.add_argument("--status-concurrency", type=int, default=16, help="POSTs in flight")
     parser.add_argument("--status-flush-interval-s", type=float, default=0.005)
     parser.add_argument(
         "--backlog", type=int, default=2048, help="the listen queue (small: a server that lags)"
@@ -403,6 +408,7 @@ def main(argv: list[str] | None = None) -> None:
         auto_statuses=args.auto_statuses,
         status_batch_size=args.status_batch_size,
         status_flush_interval_s=args.status_flush_interval_s,
+        status_concurrency=args.status_concurrency,
         chaos_seed=args.chaos_seed,
     )
     config = uvicorn.Config(

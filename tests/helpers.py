@@ -35,6 +35,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "dispatch_enabled": False,
         # Tests that deliver callbacks turn the worker on (tests/callbacks/delivery_support.py).
         "callback_enabled": False,
+        # Tests read a webhook's effects right after its 200 (on PostgreSQL the default answers
+        # once the body is committed; tests/webhooks/test_group_commit.py tests that mode).
+        "webhook_answer_after": "applied",
     }
     values.update(overrides)
     if values["provider"] == "cloud":

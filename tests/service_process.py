@@ -30,6 +30,9 @@ BASE_ENV = {
     "WA_ALERT_ENABLED": "false",
     "WA_LOG_FORMAT": "text",
     "WA_LOG_LEVEL": "WARNING",
+    # The tests read a webhook's effects right after its 200 (tests/webhooks/test_group_commit.py
+    # serves the default, which answers once the body is committed).
+    "WA_WEBHOOK_ANSWER_AFTER": "applied",
 }
 
 
@@ -38,6 +41,7 @@ class Process:
     base_url: str
     database_url: str
     log: Path
+    pid: int = 0  # for the tests that kill it (kill -9)
 
 
 @contextlib.contextmanager
@@ -65,7 +69,7 @@ def served(
     try:
         base_url = f"http://127.0.0.1:{port}"
         wait_until_live(base_url, process, log)
-        yield Process(base_url, database_url, log)
+        yield Process(base_url, database_url, log, process.pid)
     finally:
         process.send_signal(signal.SIGTERM)
         try:

@@ -30,6 +30,7 @@ from wa_outbound.api import channel_health as channel_health_api
 from wa_outbound.api import metrics as metrics_api
 from wa_outbound.api.deps import State
 from wa_outbound.api.limits import BodySizeLimit, storable_text
+from wa_outbound.api.webhook_path import MetaWebhookPath
 from wa_outbound.callbacks.worker import CallbackWorker
 from wa_outbound.config import Settings
 from wa_outbound.contacts.keywords import Keywords
@@ -51,6 +52,7 @@ from wa_outbound.outbox.notifier import OutboxNotifier
 from wa_outbound.ratelimit import create_rate_limiter
 from wa_outbound.senders.directory import Directory
 from wa_outbound.templates.sync import TemplateSync
+from wa_outbound.webhooks.applier import WebhookIntake
 from wa_outbound.webhooks.sweep import ReceiptSweep
 from wa_outbound.whatsapp.providers import create_provider
 from wa_outbound.workers import Supervisor
@@ -98,6 +100,16 @@ def create_app(settings: Settings) -> FastAPI:
         notifier = OutboxNotifier(engine) if settings.is_postgres else None
         api_keys = ApiKeyCache(ttl_s=settings.api_key_cache_seconds)
         template_sync = TemplateSync(engine, settings, decrypt=keyring.decrypt)
+        webhook_intake = (
+            WebhookIntake(
+                engine,
+                metrics=metrics,
+                keywords=Keywords.from_settings(settings),
+                answer_after=settings.webhook_answer_after,
+            )
+            if settings.is_postgres
+            else None
+        )
 
         def wake_dispatcher() -> None:
             dispatcher.wake()
@@ -116,6 +128,9 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             if notifier is not None:
                 supervisor.start("outbox-notifier", notifier)
+            if webhook_intake is not None:
+                supervisor.start("webhook-store", webhook_intake.store)
+                supervisor.start("webhook-applier", webhook_intake.applier)
             if settings.is_postgres:
                 supervisor.start(
                     "api-key-listener",
@@ -167,6 +182,7 @@ def create_app(settings: Settings) -> FastAPI:
                 "api_keys": api_keys,
                 "schema": schema,
                 "templates": template_sync,
+                "webhook_intake": webhook_intake,
             }
         finally:
             # Reverse order: stop the loops, then close the clients they use, then the engine.
@@ -188,6 +204,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.keyring = keyring
     errors.install(app)
+    # Inside BodySizeLimit (added after it, so outer): Meta's webhook POST on PostgreSQL.
+    app.add_middleware(MetaWebhookPath)
     app.add_middleware(BodySizeLimit)
     # Every /v1 route refuses text the databases cannot store. Not Meta's webhook: what Meta
     # sends is stored whatever its text holds (docs/webhooks.md).

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     shared_waba_id: str = ""
     app_secret: SecretStr = SecretStr("")
     webhook_verify_token: SecretStr = SecretStr("")
+    # PostgreSQL: Meta's webhook is answered 200 once its body is committed ("stored", applied
+    # tens of milliseconds behind), or once its statuses are applied too ("applied").
+    webhook_answer_after: Literal["stored", "applied"] = "stored"
     admin_token: SecretStr = SecretStr("")
     # Encryption at rest of stored secrets (wa_outbound.crypto): the first key encrypts, every
     # key decrypts. Each is the URL-safe base64 of 32 random bytes (a Fernet key).

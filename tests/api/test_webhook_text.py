@@ -20,7 +20,7 @@ from routing_helpers import shared_sender
 from wa_outbound.config import Settings
 from wa_outbound.db.schema import outbound_message, pending_status, webhook_event
 from wa_outbound.db.types import utcnow
-from wa_outbound.webhooks import intake
+from wa_outbound.webhooks import stored
 
 SECRET = "test-app-secret"
 URL = "/webhooks/whatsapp"
@@ -98,10 +98,10 @@ async def test_a_stored_body_with_a_nul_is_processed_by_the_sweep(
                 received_at=received_at, body=failed_with_nul(wamid), attempts=1
             )
         )
-    [processed] = await intake.reprocess(
+    applied = await stored.reprocess(
         db_engine, received_before=utcnow(), max_attempts=10, limit=10, now=utcnow()
     )
-    assert processed is not None
+    assert (applied.bodies, applied.failed) == (1, 0)
     async with db_engine.connect() as conn:
         status = await conn.scalar(
             sa.select(outbound_message.c.status).where(outbound_message.c.id == message_id)

@@ -19,6 +19,7 @@ from wa_outbound.orgs.key_cache import ApiKeyCache
 from wa_outbound.orgs.organizations import org_exists
 from wa_outbound.ratelimit import RateLimiter
 from wa_outbound.templates.sync import TemplateSync
+from wa_outbound.webhooks.applier import WebhookIntake
 from wa_outbound.workers import Supervisor
 
 
@@ -34,6 +35,7 @@ class State(TypedDict):
     api_keys: ApiKeyCache
     schema: SchemaWatch
     templates: TemplateSync
+    webhook_intake: WebhookIntake | None  # PostgreSQL's group-committed intake
 
 
 # Every dependency is `async def` so that FastAPI calls it on the event loop: a plain `def`

@@ -8,13 +8,14 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
 
 from wa_outbound import text
 from wa_outbound.api import examples, responses
-from wa_outbound.api.deps import EngineDep, MetricsDep, SettingsDep
+from wa_outbound.api.deps import SettingsDep
 from wa_outbound.api.limits import WEBHOOK_BODY_BYTES
+from wa_outbound.config import Settings
 from wa_outbound.contacts.keywords import Keywords
 from wa_outbound.db.types import utcnow
 from wa_outbound.errors import (
@@ -25,6 +26,7 @@ from wa_outbound.errors import (
     Unauthorized,
 )
 from wa_outbound.webhooks import intake
+from wa_outbound.webhooks.applier import WebhookIntake
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 MAX_BODY_BYTES = WEBHOOK_BODY_BYTES
@@ -59,6 +61,7 @@ async def verify(
 
 @router.post(
     "/whatsapp",
+    response_model=WebhookAck,
     summary="Statuses and inbound messages from Meta",
     description="Called by Meta, never by integrators. The signature is checked on the raw "
     "body before it is parsed; the body is then stored and its statuses applied (a "
@@ -81,9 +84,6 @@ async def verify(
 )
 async def receive(
     request: Request,
-    settings: SettingsDep,
-    engine: EngineDep,
-    metrics: MetricsDep,
     signature: Annotated[
         str | None,
         Header(
@@ -91,25 +91,45 @@ async def receive(
             description="`sha256=<hex HMAC-SHA256 of the raw body with WA_APP_SECRET>`",
         ),
     ] = None,
-) -> WebhookAck:
-    """200 once the body is stored; statuses of unknown messages are kept until they are known.
+) -> Response:
+    """200 once the body is committed; statuses of unknown messages are kept until they are known.
 
-    The signature is checked on the raw bytes before anything is parsed or stored.
+    The signature is checked on the raw bytes before anything is parsed or stored. On
+    PostgreSQL the POST is answered ahead of the router by api/webhook_path.py, with the same
+    checks and answers; this route documents it and serves SQLite.
     """
+    settings: Settings = request.state.settings
+    secret = signing_secret(settings, signature)
+    raw = await _read_body(request)
+    body = verified(secret, signature or "", raw)
+    pipeline: WebhookIntake | None = request.state.webhook_intake
+    if pipeline is not None:  # PostgreSQL (without the fast path of api/webhook_path.py)
+        await pipeline.receive(raw, body, now=utcnow())
+        return Response(ACK_BODY, media_type="application/json")
+    keywords = Keywords.from_settings(settings)
+    processed = await intake.receive(
+        request.state.engine, raw, body, now=utcnow(), keywords=keywords
+    )
+    intake.count(request.state.metrics, processed)
+    return Response(ACK_BODY, media_type="application/json")
+
+
+def signing_secret(settings: Settings, signature: str | None) -> str:
+    """The app secret, once the signature header has the right form; else Unauthorized."""
     secret = settings.app_secret.get_secret_value()
     if not secret:
         raise Unauthorized("Webhooks are refused: WA_APP_SECRET is not set.")
     if not signature or not signature.startswith(SIGNATURE_PREFIX):
         raise Unauthorized("The X-Hub-Signature-256 header is missing or not `sha256=<hex>`.")
-    raw = await _read_body(request)
+    return secret
+
+
+def verified(secret: str, signature: str, raw: bytes) -> dict[str, Any]:
+    """The body, once its signature matches (else Unauthorized) and it is a JSON object."""
     expected = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
     if not _equal(signature.removeprefix(SIGNATURE_PREFIX).lower(), expected):
         raise Unauthorized("The X-Hub-Signature-256 header does not match the body.")
-    body = _parse(raw)
-    keywords = Keywords.from_settings(settings)
-    processed = await intake.receive(engine, raw, body, now=utcnow(), keywords=keywords)
-    intake.count(metrics, processed)
-    return WebhookAck()
+    return _parse(raw)
 
 
 async def _read_body(request: Request) -> bytes:
@@ -135,6 +155,9 @@ def _parse(raw: bytes) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object.")
     return body
+
+
+ACK_BODY = WebhookAck().model_dump_json().encode()  # answered as is, not serialised per request
 
 
 def _equal(given: str, expected: str) -> bool:

@@ -1,8 +1,10 @@
-"""Intake of Meta's webhook bodies: store each body, process it, retry processing from the store.
+"""What one or many of Meta's webhook bodies do, and the SQLite path that stores and applies a
+body in one transaction.
 
-Meta cannot resend a webhook on demand, so every body is stored in `webhook_event` before Meta
-is answered. The body is inserted first, in the transaction that processes it, so the body and
-its effects commit together. If processing fails, that transaction rolls back and the body is
+`process` applies one body, `process_content` what several bodies carry together (the
+PostgreSQL intake applies the bodies committed together, webhooks/stored.py). On SQLite
+(`receive`) the body is inserted in the transaction that processes it, so the body and its
+effects commit together; if processing fails, that transaction rolls back and the body is
 stored alone, unprocessed, with the error, for the sweep; Meta is still answered 200. A body
 that cannot be stored at all makes the request fail, so Meta, seeing no 200, sends it again.
 """
@@ -15,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from wa_outbound import text
@@ -31,7 +32,6 @@ from wa_outbound.webhooks.received import report_received
 from wa_outbound.webhooks.service_windows import open_service_windows
 
 log = logging.getLogger(__name__)
-w = webhook_event.c
 
 
 @dataclass
@@ -55,7 +55,17 @@ async def process(
     """Apply what one body carries, each change to the number or WABA it names: statuses,
     service windows, consent changes (keywords, preferences), management changes. Changes for
     numbers or WABAs no sender has are only counted (the body is stored all the same)."""
-    content = payload.parse(body)
+    return await process_content(conn, payload.parse(body), now=now, keywords=keywords)
+
+
+async def process_content(
+    conn: AsyncConnection,
+    content: payload.WebhookContent,
+    *,
+    now: datetime,
+    keywords: Keywords = DEFAULT_KEYWORDS,
+) -> Processed:
+    """`process` for what one body, or several merged in their order (`payload.merge`), carry."""
     routes = await routing.resolve(conn, content)
     statuses = [u for u in content.statuses if routes.knows(u.phone_number_id)]
     outcomes = await apply_statuses(
@@ -111,7 +121,7 @@ async def receive(
             )
             return await process(conn, body, now=now, keywords=keywords)
     except Exception as exc:  # whatever broke, the body is kept for the sweep below
-        error = _failure(exc)
+        error = failure(exc)
     # Processing was rolled back: store the body alone. If even that fails, the error
     # propagates and the request fails, so Meta sends the body again.
     async with engine.begin() as conn:
@@ -122,64 +132,7 @@ async def receive(
     return None
 
 
-async def reprocess(
-    engine: AsyncEngine,
-    *,
-    received_before: datetime,
-    max_attempts: int,
-    limit: int,
-    now: datetime,
-    keywords: Keywords = DEFAULT_KEYWORDS,
-) -> list[Processed | None]:
-    """Process again the stored bodies whose processing failed; one transaction each."""
-    async with engine.connect() as conn:
-        ids = await conn.execute(
-            sa.select(w.id)
-            .where(
-                w.processed_at.is_(None),
-                w.received_at < received_before,
-                w.attempts < max_attempts,
-            )
-            .order_by(w.id)
-            .limit(limit)
-        )
-        todo = list(ids.scalars())
-    results: list[Processed | None] = []
-    for event_id in todo:
-        try:
-            async with engine.begin() as conn:
-                # Another replica's sweep may hold or have finished this one: skip it then.
-                raw = (
-                    await conn.execute(
-                        sa.select(w.body)
-                        .where(w.id == event_id, w.processed_at.is_(None))
-                        .with_for_update(skip_locked=True)
-                    )
-                ).scalar_one_or_none()
-                if raw is None:
-                    continue
-                processed = await process(conn, _load(raw), now=now, keywords=keywords)
-                await _record_attempt(conn, event_id, processed_at=now, last_error=None)
-            results.append(processed)
-        except Exception as exc:  # recorded on the row; retried until max_attempts
-            error = _failure(exc, event_id)
-            async with engine.begin() as conn:
-                await _record_attempt(conn, event_id, processed_at=None, last_error=error)
-            results.append(None)
-    return results
-
-
-async def _record_attempt(
-    conn: AsyncConnection, event_id: int, *, processed_at: datetime | None, last_error: str | None
-) -> None:
-    await conn.execute(
-        webhook_event.update()
-        .where(w.id == event_id, w.processed_at.is_(None))
-        .values(attempts=w.attempts + 1, processed_at=processed_at, last_error=last_error)
-    )
-
-
-def _failure(exc: Exception, event_id: int | None = None) -> str:
+def failure(exc: Exception, event_id: int | None = None) -> str:
     log.error(
         "webhook processing failed; the body is kept for retry",
         exc_info=exc,
@@ -188,7 +141,7 @@ def _failure(exc: Exception, event_id: int | None = None) -> str:
     return text.storable(f"{type(exc).__name__}: {exc}"[:2000])  # it may quote the body
 
 
-def _load(raw: bytes) -> dict[str, Any]:
+def load(raw: bytes) -> dict[str, Any]:
     body = text.decoded_storable(raw)
     if not isinstance(body, dict):
         raise ValueError("stored webhook body is not a JSON object")

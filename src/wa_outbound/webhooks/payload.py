@@ -108,6 +108,22 @@ def parse(body: dict[str, Any]) -> WebhookContent:
     return content
 
 
+def merge(contents: list[WebhookContent]) -> WebhookContent:
+    """What several bodies carry, in their order, as one (applied in one transaction)."""
+    if len(contents) == 1:
+        return contents[0]
+    out = WebhookContent()
+    for content in contents:
+        out.statuses += content.statuses
+        out.inbound += content.inbound
+        out.management += content.management
+        out.numbers += content.numbers
+        out.preferences += content.preferences
+        out.unused.update(content.unused)
+        out.value_errors += content.value_errors
+    return out
+
+
 def _read_value(value: dict[str, Any], number: str | None, content: WebhookContent) -> None:
     for item in _dicts(value.get("statuses")):
         update = _status(item, number)

@@ -15,7 +15,7 @@ from wa_outbound.db.types import utcnow
 from wa_outbound.metrics import Metrics
 from wa_outbound.receipts.pending import apply_known_pending, drop_expired_pending
 from wa_outbound.receipts.statuses import KNOWN_STATUSES
-from wa_outbound.webhooks import intake
+from wa_outbound.webhooks import intake, stored
 from wa_outbound.webhooks.management import lift_ended_restrictions
 from wa_outbound.workers import repeat
 
@@ -37,7 +37,9 @@ class ReceiptSweep:
     processes again the stored webhook bodies whose processing failed, and resumes the senders
     of WABAs whose account restriction has expired.
 
-    Bodies younger than `retry_after_s` are left alone: their request may still be running.
+    Bodies younger than `retry_after_s` are left alone: their request, or the applier of the
+    replica that stored them, may still be on them. The bodies of a replica that stopped
+    between storing and applying (a crash) are applied here.
     A body is tried `max_attempts` times, then stays stored, unprocessed, for an operator.
     """
 
@@ -74,7 +76,7 @@ class ReceiptSweep:
     async def run_once(self) -> SweepResult:
         now = utcnow()
         # Bodies first: processing them may add pending statuses, which the next step applies.
-        results = await intake.reprocess(
+        results = await stored.reprocess(
             self._engine,
             received_before=now - self._retry_after,
             max_attempts=self._max_attempts,
@@ -82,8 +84,7 @@ class ReceiptSweep:
             now=now,
             keywords=self._keywords,
         )
-        for processed in results:
-            intake.count(self._metrics, processed)
+        count(self._metrics, results)
         applied = 0
         while True:
             async with self._engine.begin() as conn:
@@ -110,5 +111,12 @@ class ReceiptSweep:
             )
         async with self._engine.begin() as conn:
             lifted = await lift_ended_restrictions(conn, now=now)
-        failing = sum(1 for processed in results if processed is None)
-        return SweepResult(applied, len(dropped), len(results) - failing, failing, len(lifted))
+        return SweepResult(applied, len(dropped), results.bodies, results.failed, len(lifted))
+
+
+def count(metrics: Metrics, applied: stored.Applied) -> None:
+    """Add what applying stored bodies did to the metrics."""
+    for processed in applied.processed:
+        intake.count(metrics, processed)
+    for _ in range(applied.failed):
+        intake.count(metrics, None)
