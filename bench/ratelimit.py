@@ -1,5 +1,7 @@
-"""Rate-limiter benchmark: decisions per second and latency per call, beside the client's own
-ceiling (a bare redis-py EVALSHA loop of a trivial script) measured in the same run.
+"""Rate-limiter benchmark: decisions per second and latency per call, beside the clients' own
+ceilings measured in the same run: a bare redis-py EVALSHA loop of a trivial script for the Redis
+limiter, and a bare asyncpg loop of the database limiter's own single-statement decision (the
+same SQL and arguments, on connections of its own) for the database limiter.
 
     .venv/bin/python bench/ratelimit.py [--quick]
     .venv/bin/python bench/ratelimit.py --profile 2000   # the per-batch decision alone
@@ -41,13 +43,23 @@ from _sender_batches import (
     profile,
     round_trips_per_batch,
 )
+import asyncpg
+
 from _support import create_database, drop_database
 from wa_outbound.config import Settings
 from wa_outbound.db import migrate
 from wa_outbound.db.engine import create_engine
 from wa_outbound.metrics import Metrics
 from wa_outbound.orgs import organizations
-from wa_outbound.ratelimit import RateLimiter, RedisLimiter, create_rate_limiter, redis_client
+from wa_outbound.db.types import utcnow
+from wa_outbound.ratelimit import (
+    RateLimiter,
+    RedisLimiter,
+    create_rate_limiter,
+    gcra,
+    onestatement,
+    redis_client,
+)
 from wa_outbound.ratelimit.scripts import keys
 
 REDIS_URL = os.environ.get(
@@ -125,6 +137,29 @@ async def compare(
     return rows
 
 
+class BareDecisions:
+    """The database limiter's ceiling: its decision statement through asyncpg alone, on a
+    connection of its own, no pool and no SQLAlchemy (what `acquire` could cost at best)."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.conns: list[asyncpg.Connection] = []
+
+    async def open(self, callers: int) -> None:
+        while len(self.conns) < callers:
+            self.conns.append(await asyncpg.connect(self.dsn))
+
+    async def call(self, index: int, org_id: str, n: int) -> object:
+        now = utcnow()
+        return await self.conns[index].fetchrow(
+            onestatement.DECIDE, org_id, n, now, now.timestamp(), gcra.EPSILON
+        )
+
+    async def close(self) -> None:
+        for conn in self.conns:
+            await conn.close()
+
+
 async def run(quick: bool, profile_batches: int = 0) -> dict[str, object]:
     calls = 2_000 if quick else 10_000
     db_calls = 500 if quick else 2_000
@@ -147,6 +182,7 @@ async def run(quick: bool, profile_batches: int = 0) -> dict[str, object]:
     )
     rows: list[Row] = []
     round_trips: dict[str, float] = {}
+    bare_db = BareDecisions(dsn)
     try:
         await migrate.upgrade(engine)
         async with engine.begin() as conn:
@@ -179,6 +215,9 @@ async def run(quick: bool, profile_batches: int = 0) -> dict[str, object]:
         async def db_batch(i: int) -> object:
             return await db_limiter.acquire(org_ids[i], 100)
 
+        async def bare_db_one(i: int) -> object:
+            return await bare_db.call(i, org_ids[i], 1)
+
         # The ratio to the bare loop is a target: at one caller, five times as many turns of a
         # fifth of the calls, so that the machine's noise hits both loops alike.
         for callers, turns in ((1, 5), (CALLERS, 1)):
@@ -191,10 +230,20 @@ async def run(quick: bool, profile_batches: int = 0) -> dict[str, object]:
         rows += await compare(
             {"redis n=100": redis_batch}, callers=1, calls=calls, rounds=rounds, batch=100
         )
-        for callers in (1, CALLERS):
-            rows += await compare(
-                {"database n=1": db_one}, callers=callers, calls=db_calls, rounds=rounds
-            )
+        # The database limiter against its bare loop at one caller, in turns as for Redis (one
+        # connection: the server's connection slots are shared); at 32 callers, alone.
+        await bare_db.open(1)
+        await db_one(0)  # the org's counter row: the bare statement updates it
+        assert await bare_db_one(0) is not None, "the bare decision found no counter row"
+        rows += await compare(
+            {"bare asyncpg decision": bare_db_one, "database n=1": db_one},
+            callers=1,
+            calls=db_calls // 5,
+            rounds=rounds * 5,
+        )
+        rows += await compare(
+            {"database n=1": db_one}, callers=CALLERS, calls=db_calls, rounds=rounds
+        )
         rows += await compare(
             {"database n=100": db_batch}, callers=1, calls=db_calls, rounds=rounds, batch=100
         )
@@ -215,6 +264,7 @@ async def run(quick: bool, profile_batches: int = 0) -> dict[str, object]:
             )
         assert redis_limiter.backend == "redis", "Redis did not decide: results are void"
     finally:
+        await bare_db.close()
         await redis_limiter.close()
         await db_limiter.close()
         for org_id in org_ids:
@@ -259,6 +309,7 @@ def verdict(rows: list[Row], quick: bool, round_trips: dict[str, float]) -> dict
     by = {(r.name, r.callers): r for r in rows}
     bare, one = by[("bare EVALSHA", 1)], by[("redis n=1", 1)]
     batch, db = by[("redis n=100", 1)], by[("database n=1", 1)]
+    bare_db = by[("bare asyncpg decision", 1)]
     assert batch.messages_per_s is not None
     senders = by[("batch per sender", 8)]
     assert senders.messages_per_s is not None
@@ -273,6 +324,7 @@ def verdict(rows: list[Row], quick: bool, round_trips: dict[str, float]) -> dict
         "redis batch-of-100 >= 100,000 msg/s": (batch.messages_per_s, 100_000),
         "database >= 1,000 decisions/s": (db.per_s, 1_000),
         "database p50 <= 2 ms": (db.p50_ms, 2.0),
+        "database single >= 80% of bare asyncpg decision": (db.per_s / bare_db.per_s, 0.8),
     }
     met = {
         name: (value >= goal if ">=" in name else value <= goal)
@@ -296,6 +348,7 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
     by = {(r["name"], r["callers"]): r for r in results["rows"]}
     bare, one = by[("bare EVALSHA", 1)], by[("redis n=1", 1)]
     batch, db = by[("redis n=100", 1)], by[("database n=1", 1)]
+    bare_db = by[("bare asyncpg decision", 1)]
     return {
         "ratelimit_redis_decisions_per_s": one["per_s"],
         "ratelimit_redis_p50_ms": one["p50_ms"],
@@ -304,6 +357,8 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
         "ratelimit_db_p50_ms": db["p50_ms"],
         "baseline_bare_evalsha_per_s": bare["per_s"],
         "ratio_ratelimit_redis_to_bare_evalsha": one["per_s"] / bare["per_s"],
+        "baseline_bare_asyncpg_decision_per_s": bare_db["per_s"],
+        "ratio_ratelimit_db_to_bare_asyncpg": db["per_s"] / bare_db["per_s"],
     }
 
 

@@ -87,15 +87,14 @@ def _bearer(credentials: HTTPAuthorizationCredentials | None) -> str:
 async def _principal(request: Request, credentials: Credentials) -> Principal:
     key_hash = hash_key(_bearer(credentials))
     cache = await _api_keys(request)
-    principal = cache.get(key_hash)
-    if principal is not None:
-        return principal
-    generation = cache.generation  # a revocation heard during the lookup voids its result
-    async with (await _engine(request)).connect() as conn:
-        principal = await authenticate_hash(conn, key_hash)
+
+    async def lookup() -> Principal | None:
+        async with (await _engine(request)).connect() as conn:
+            return await authenticate_hash(conn, key_hash)
+
+    principal = await cache.fetch(key_hash, lookup)
     if principal is None:
         raise Unauthorized("The API key is unknown or revoked.")
-    cache.put(key_hash, principal, generation=generation)
     return principal
 
 

@@ -237,3 +237,4 @@ class RedisLimiter:
             await asyncio.gather(self._probe, return_exceptions=True)
         await self._scripts.lane.close()
         await self._scripts.client.aclose()
+        await self._database.close()
