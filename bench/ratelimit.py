@@ -32,6 +32,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from _sender_batches import (
     MESSAGES,
     ORGS,
@@ -43,15 +45,13 @@ from _sender_batches import (
     profile,
     round_trips_per_batch,
 )
-import asyncpg
-
 from _support import create_database, drop_database
 from wa_outbound.config import Settings
 from wa_outbound.db import migrate
 from wa_outbound.db.engine import create_engine
+from wa_outbound.db.types import utcnow
 from wa_outbound.metrics import Metrics
 from wa_outbound.orgs import organizations
-from wa_outbound.db.types import utcnow
 from wa_outbound.ratelimit import (
     RateLimiter,
     RedisLimiter,

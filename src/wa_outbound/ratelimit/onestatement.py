@@ -73,9 +73,7 @@ class OneStatement:
         self._busy = False
         self._closed = False
 
-    async def decide(
-        self, org_id: str, n: int, now: datetime
-    ) -> tuple[store.Counter, int] | None:
+    async def decide(self, org_id: str, n: int, now: datetime) -> tuple[store.Counter, int] | None:
         """(counter after the decision, granted), or None when the org has no counter row yet
         (its first decision goes through the transactional path, which creates it). The commit
         does not wait for the disk: see `store.RELAXED_COMMIT` for why that is safe."""
