@@ -70,6 +70,7 @@ class OneStatement:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._held: AsyncConnection | None = None
+        self._driver: Any = None  # the asyncpg connection under `_held`
         self._busy = False
         self._closed = False
 
@@ -98,16 +99,17 @@ class OneStatement:
     async def _on_held(self, args: tuple[Any, ...]) -> Any:
         if self._held is None:
             self._held = await self.engine.connect()
+            self._driver = await raw.driver(self._held)
         conn = self._held
         try:
-            row = await _fetch(conn, args)
+            row = await _fetch(conn, args, self._driver)
         except BaseException:
-            self._held = None
+            self._held = self._driver = None
             if not conn.invalidated:  # raw.connection_lost invalidated a lost one already
                 await conn.close()
             raise
         if self._closed:  # closed while this decision was on it
-            self._held = None
+            self._held = self._driver = None
             await conn.close()
         return row
 
@@ -116,13 +118,15 @@ class OneStatement:
         later decisions take pooled ones."""
         self._closed = True
         if self._held is not None and not self._busy:
-            held, self._held = self._held, None
+            held, self._held, self._driver = self._held, None, None
             await held.close()
 
 
-async def _fetch(conn: AsyncConnection, args: tuple[Any, ...]) -> Any:
+async def _fetch(conn: AsyncConnection, args: tuple[Any, ...], driver: Any = None) -> Any:
     # Outside SQLAlchemy's transaction: the statement commits on its own (autocommit).
     try:
-        return await (await raw.driver(conn)).fetchrow(DECIDE, *args)
+        if driver is None:
+            driver = await raw.driver(conn)
+        return await driver.fetchrow(DECIDE, *args)
     except raw.CONNECTION_LOST as exc:
         raise await raw.connection_lost(conn, exc) from exc
