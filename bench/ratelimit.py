@@ -6,6 +6,10 @@ same SQL and arguments, on connections of its own) for the database limiter.
     .venv/bin/python bench/ratelimit.py [--quick]
     .venv/bin/python bench/ratelimit.py --profile 2000   # the per-batch decision alone
 
+`--cluster` measures instead the limiter on a Redis Cluster beside a single Redis server, each
+with and without replicas confirming grants (bench/_ratelimit_cluster.py), and writes
+bench/results-ratelimit-cluster.json.
+
 `--profile N` times only the dispatcher's per-batch decision (per sender, and per org as the
 baseline), N batches a sample, the two alternately, three rounds at 1 and at 8 callers, with
 the CPU a batch costs this process and Redis. The batches' rows are made before each sample, so
@@ -33,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from redis.asyncio import Redis
 
 from _sender_batches import (
     MESSAGES,
@@ -277,6 +282,7 @@ async def run(quick: bool, profile_batches: int = 0) -> dict[str, object]:
 
 async def profile_run(limiter: RedisLimiter, batches: Batches, size: int) -> dict[str, object]:
     client = redis_client(REDIS_URL)
+    assert isinstance(client, Redis)  # a single server's
     cases = {
         "batch per sender": per_sender(limiter, batches),
         "batch per org (before)": per_org(limiter, batches),
@@ -385,7 +391,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls, for a smoke run")
     parser.add_argument("--profile", type=int, default=0, help="batches a sample (see above)")
+    parser.add_argument("--cluster", action="store_true", help="a cluster beside one server")
     args = parser.parse_args()
+    if args.cluster:
+        from _ratelimit_cluster import run_cluster, show_cluster
+
+        async def cluster_run() -> dict[str, Any]:
+            found = await run_cluster(args.quick, compare)
+            found["rows"] = [asdict(row) for row in found["rows"]]
+            return found
+
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover
+            cluster_results = asyncio.run(cluster_run())
+        else:
+            cluster_results = uvloop.run(cluster_run())
+        show_cluster(cluster_results)
+        written = RESULTS.with_name("results-ratelimit-cluster.json")
+        written.write_text(json.dumps(cluster_results, indent=2) + "\n")
+        print(f"\nwritten to {written}")
+        return
     try:
         import uvloop  # uvicorn serves on uvloop when it is installed: measure on it too
     except ImportError:  # pragma: no cover

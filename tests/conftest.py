@@ -25,6 +25,7 @@ from browser import browser_unavailable, chromium
 from factories import insert_org
 from helpers import ADMIN_TOKEN, PrivateRedis, app_client, create_org_with_key, make_settings
 from private_postgres import PrivatePostgres
+from redis_engines import Cluster, SentinelGroup
 from wa_outbound.app import create_app
 from wa_outbound.config import Settings
 from wa_outbound.db import migrate
@@ -221,6 +222,34 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A Redis Cluster of the session's own (3 masters, 3 replicas, ports 7100-7105), which a
+    test may fail over: `master_of` finds the current layout, `wait_healthy` its recovery."""
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        services_unavailable("redis-server or redis-cli is not installed")
+    cluster = Cluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelGroup]:
+    """A Sentinel group of the session's own (a master, a replica, three sentinels with quorum
+    2, ports 7110-7122), which a test may fail over."""
+    if shutil.which("redis-server") is None or shutil.which("redis-sentinel") is None:
+        services_unavailable("redis-server or redis-sentinel is not installed")
+    group = SentinelGroup(tmp_path_factory.mktemp("redis-sentinel"))
+    try:
+        group.start()
+        yield group
+    finally:
+        group.stop()
 
 
 @pytest.fixture

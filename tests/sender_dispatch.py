@@ -110,7 +110,7 @@ class Stack:
     def arrived_at(self, phone: str) -> float:
         """When the fake received the one send to `phone`, in Unix seconds."""
         (at,) = self.arrivals(phone)
-        return at + time.time() - time.monotonic()
+        return on_the_wall_clock(at)
 
     async def accepted(self, ids: Sequence[uuid.UUID]) -> int:
         async with self.engine.connect() as conn:
@@ -164,6 +164,11 @@ async def sending_stack(
             await limiter.close()
             await provider.close()
             await engine.dispose()
+
+
+def on_the_wall_clock(monotonic_s: float) -> float:
+    """A time.monotonic() reading as Unix seconds, to compare with the claim events' times."""
+    return monotonic_s + time.time() - time.monotonic()
 
 
 def most_in_any_window(times: list[float], window_s: float = 1.0) -> int:

@@ -47,6 +47,9 @@ def test_environment_is_read_with_prefix(monkeypatch: pytest.MonkeyPatch) -> Non
         ("WA_PROVIDER", "twilio"),
         ("WA_DATABASE_URL", "mysql://x"),
         ("WA_ALERT_FAILURE_RATE_THRESHOLD", "2"),
+        ("WA_REDIS_MODE", "replicated"),
+        ("WA_REDIS_SENTINELS", "10.0.0.1:26379,10.0.0.2"),
+        ("WA_REDIS_WAIT_REPLICAS", "-1"),
     ],
 )
 def test_invalid_values_name_the_variable(
@@ -88,3 +91,32 @@ def test_postgresql_needs_the_provider_said(monkeypatch: pytest.MonkeyPatch) -> 
 def test_the_sandbox_stays_the_default_on_sqlite() -> None:
     settings = Settings(_env_file=None, database_url="sqlite+aiosqlite:///./x.db")
     assert settings.provider == "sandbox"
+
+
+def test_redis_modes_say_what_they_miss(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WA_REDIS_MODE", "sentinel")
+    with pytest.raises(ValidationError) as info:
+        Settings(_env_file=None)
+    assert "WA_REDIS_SENTINELS" in str(info.value)
+    assert "WA_REDIS_SENTINEL_MASTER" in str(info.value)
+    monkeypatch.setenv("WA_REDIS_SENTINELS", "10.0.0.1:26379")
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)  # still no master name
+    monkeypatch.setenv("WA_REDIS_MODE", "cluster")
+    with pytest.raises(ValidationError) as info:
+        Settings(_env_file=None)
+    assert "WA_REDIS_URL" in str(info.value)
+
+
+def test_redis_modes_and_the_replicas_grants_wait_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    standalone = Settings(_env_file=None, redis_url="redis://r:6379/0")
+    assert (standalone.redis_mode, standalone.redis_replicas_to_wait) == ("standalone", 0)
+    assert not Settings(_env_file=None).redis_enabled
+    monkeypatch.setenv("WA_REDIS_MODE", "sentinel")
+    monkeypatch.setenv("WA_REDIS_SENTINELS", " 10.0.0.1:26379, [::1]:26380 ")
+    monkeypatch.setenv("WA_REDIS_SENTINEL_MASTER", "main")
+    sentinel = Settings(_env_file=None)
+    assert sentinel.redis_sentinels == ["10.0.0.1:26379", "[::1]:26380"]
+    assert (sentinel.redis_enabled, sentinel.redis_replicas_to_wait) == (True, 1)
+    monkeypatch.setenv("WA_REDIS_WAIT_REPLICAS", "0")
+    assert Settings(_env_file=None).redis_replicas_to_wait == 0

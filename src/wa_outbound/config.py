@@ -32,6 +32,14 @@ class Settings(BaseSettings):
     # Migrations run without it.
     database_statement_timeout_seconds: float = Field(30.0, ge=1, le=3600)
     redis_url: str = ""
+    # How the rate limiter reaches Redis (docs/operations.md, "Scaling out"): one server, a
+    # Redis Cluster (WA_REDIS_URL is a startup node) or a master found through Sentinel.
+    redis_mode: Literal["standalone", "cluster", "sentinel"] = "standalone"
+    redis_sentinels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    redis_sentinel_master: str = ""
+    # Grants are acted on once this many replicas hold them (WAIT), so a promoted replica
+    # never forgets one. Empty: 1 in cluster and sentinel modes, 0 standalone.
+    redis_wait_replicas: int | None = Field(None, ge=0, le=16)
 
     # The default suits `make run` (SQLite); on PostgreSQL it must be said (see the validator).
     provider: Literal["sandbox", "cloud"] = "sandbox"
@@ -168,6 +176,27 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _split_sentinels(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _host_and_port(cls, sentinels: list[str]) -> list[str]:
+        for sentinel in sentinels:
+            host, _, port = sentinel.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{sentinel!r} is not host:port")
+        return sentinels
+
+    @field_validator("redis_wait_replicas", mode="before")
+    @classmethod
+    def _empty_wait_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("secret_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
@@ -232,6 +261,15 @@ class Settings(BaseSettings):
             )
         if 0 < len(self.erasure_key.get_secret_value()) < 32:
             raise ValueError("WA_ERASURE_KEY must be at least 32 characters long")
+        if self.redis_mode == "sentinel" and not (
+            self.redis_sentinels and self.redis_sentinel_master
+        ):
+            raise ValueError(
+                "WA_REDIS_MODE=sentinel needs WA_REDIS_SENTINELS (host:port, comma-separated) "
+                "and WA_REDIS_SENTINEL_MASTER (the master's name)"
+            )
+        if self.redis_mode == "cluster" and not self.redis_url:
+            raise ValueError("WA_REDIS_MODE=cluster needs WA_REDIS_URL (a startup node)")
         if self.retry_max_seconds < self.retry_base_seconds:
             raise ValueError("WA_RETRY_MAX_SECONDS must be at least WA_RETRY_BASE_SECONDS")
         return self
@@ -249,6 +287,17 @@ class Settings(BaseSettings):
     @property
     def shared_phone_number_id(self) -> str:
         return self.phone_number_id or "sandbox"
+
+    @property
+    def redis_enabled(self) -> bool:
+        """Whether the Redis limiter decides (with the database as fallback)."""
+        return bool(self.redis_url) or self.redis_mode == "sentinel"
+
+    @property
+    def redis_replicas_to_wait(self) -> int:
+        if self.redis_wait_replicas is not None:
+            return self.redis_wait_replicas
+        return 0 if self.redis_mode == "standalone" else 1
 
     @property
     def is_postgres(self) -> bool:

@@ -213,7 +213,11 @@ async def test_an_erased_contact_leaves_no_trace_in_any_table(service: Service) 
             await conn.execute(
                 sa.select(callback_event.c.type, callback_event.c.data)
                 .join(callback_delivery, callback_delivery.c.event_seq == callback_event.c.seq)
-                .where(callback_delivery.c.status == "pending")
+                .where(
+                    callback_delivery.c.status == "pending",
+                    # The template registry's sync may add `template.updated` at any time.
+                    callback_event.c.type.like("message.%"),
+                )
             )
         ).all()
     assert sorted(row.type for row in pending) == ["message.cancelled"] * 4

@@ -1,5 +1,6 @@
 """Every limit of a sender group, decided by each backend alike: Redis (admit.lua) on the
-machine's Redis and PostgreSQL, and the database limiter on PostgreSQL and SQLite."""
+machine's Redis and PostgreSQL, and on a Redis Cluster of the session's own (grants confirmed by
+a replica, the cluster mode's default), and the database limiter on PostgreSQL and SQLite."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -37,19 +39,23 @@ class Backend:
         return org_id
 
 
-@pytest.fixture(params=["redis", "postgres", "sqlite"])
-def urls(request: pytest.FixtureRequest) -> tuple[str, str | None]:
-    """(database URL, Redis URL or None) of each backend."""
+@pytest.fixture(params=["redis", "cluster", "postgres", "sqlite"])
+def urls(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    """(database URL, Redis settings) of each backend."""
     name = request.param
     url: str = request.getfixturevalue("sqlite_url" if name == "sqlite" else "postgres_url")
-    redis_url: str | None = request.getfixturevalue("redis_url") if name == "redis" else None
-    return url, redis_url
+    redis: dict[str, Any] = {}
+    if name == "redis":
+        redis = {"redis_url": request.getfixturevalue("redis_url")}
+    elif name == "cluster":
+        redis = {"redis_url": request.getfixturevalue("redis_cluster").url, "redis_mode": "cluster"}
+    return url, redis
 
 
 @pytest.fixture
-async def backend(urls: tuple[str, str | None]) -> AsyncIterator[Backend]:
-    url, redis_url = urls
-    settings = make_settings(url, redis_url=redis_url or "", pair_interval_seconds=PAIR_S)
+async def backend(urls: tuple[str, dict[str, Any]]) -> AsyncIterator[Backend]:
+    url, redis = urls
+    settings = make_settings(url, pair_interval_seconds=PAIR_S, **redis)
     engine = create_engine(settings)
     limiter = create_rate_limiter(settings, engine, Metrics())
     made = Backend(limiter, engine, [])
@@ -58,8 +64,8 @@ async def backend(urls: tuple[str, str | None]) -> AsyncIterator[Backend]:
     finally:
         await limiter.close()
         await engine.dispose()
-        if redis_url:
-            await forget_all(redis_url, made.orgs)
+        if settings.redis_mode == "standalone" and settings.redis_url:
+            await forget_all(settings.redis_url, made.orgs)  # the shared Redis
 
 
 async def forget_all(redis_url: str, orgs: list[str]) -> None:

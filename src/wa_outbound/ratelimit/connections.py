@@ -1,5 +1,6 @@
-"""Connections to Redis: a redis-py client for the occasional commands, and the lane that carries
-the acquire script, the one call the dispatcher makes per decision.
+"""Connections to a Redis server: the lane that carries the limiter's scripts, the one call the
+dispatcher makes per decision (routing.py picks the server; topology.py makes redis-py's
+clients for the occasional commands).
 
 Both time out after `REDIS_TIMEOUT_S`, so a Redis that stops answering hands the decisions to
 the database well within a second."""
@@ -10,10 +11,8 @@ import asyncio
 import time
 from typing import Any
 
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import ConnectionPool
 from redis.asyncio.connection import AbstractConnection
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
@@ -22,17 +21,6 @@ LANE_IDLE_MAX = 64
 # Below the idle timeouts of NATs and load balancers that drop a quiet connection silently
 # (no reset: a write would vanish and the read time out), e.g. 350 s on AWS.
 LANE_IDLE_S = 30.0
-
-
-def redis_client(url: str) -> Redis:
-    """Short timeouts and a single retry (for a pooled connection that Redis closed)."""
-    return Redis.from_url(
-        url,
-        socket_timeout=REDIS_TIMEOUT_S,
-        socket_connect_timeout=REDIS_TIMEOUT_S,
-        retry=Retry(NoBackoff(), 1),
-        health_check_interval=0,
-    )
 
 
 def bulk(value: str | int | float) -> bytes:

@@ -34,6 +34,7 @@ from wa_outbound.ratelimit.scripts import (
     admit_head,
     admit_reach,
     admit_settings,
+    keys,
     pair_epoch,
     sender_settings,
     sender_tag,
@@ -67,6 +68,11 @@ class Call:
     quota_org: str | None
     head: bytes
     packed_rest: bytes
+
+    @property
+    def key(self) -> str:
+        """A key of the call: every key of it shares this one's hash slot (the tag's)."""
+        return keys(self.quota_org or self.tag)[0]
 
     def command(self, *tail: str | int | float) -> bytes:
         senders = len(self.groups)
@@ -107,7 +113,7 @@ class RedisGroups:
             for org_id, owned in by_org.items()
         ]
         if calls:
-            replies = await self._scripts.admit_many([call.command() for call in calls])
+            replies = await self._scripts.admit_many([(call.key, call.command()) for call in calls])
             for owned, call, reply in zip(by_org.values(), calls, replies, strict=True):
                 for i, verdicts in zip(owned, await self._finish(call, reply), strict=True):
                     results[i] = verdicts
@@ -130,7 +136,7 @@ class RedisGroups:
         if not asked:
             return verdicts
         call = self._call([group], [asked], None)
-        (decided,) = await self._finish(call, await self._scripts.admit(call.command()))
+        (decided,) = await self._finish(call, await self._scripts.admit(call.key, call.command()))
         verdicts.update(decided)
         for org_id in dict.fromkeys(row.org_id for row in asked):
             refused = sum(1 for r in asked if r.org_id == org_id and not decided[r.id].granted)
@@ -181,7 +187,7 @@ class RedisGroups:
                 call = self._call(call.groups[stopped:], call.rows[stopped:], org_id)
                 allotment = await self._allotter.allot(org_id, reply[2], reply[3] / 1e6)
                 tail = list(allotment.argv())
-            reply = await self._scripts.admit(call.command(*tail))
+            reply = await self._scripts.admit(call.key, call.command(*tail))
         if reply.__class__ is int or reply[0] == 1:
             return decided + _verdicts(call.rows, reply)
         # The allotments kept missing the window's edge: nothing this time.

@@ -24,13 +24,14 @@ from wa_outbound.db.types import utcnow
 from wa_outbound.metrics import Metrics
 from wa_outbound.ratelimit import store
 from wa_outbound.ratelimit.allotment import Allotter
-from wa_outbound.ratelimit.connections import Lane, redis_client
 from wa_outbound.ratelimit.database import DatabaseLimiter, DecisionCounter
 from wa_outbound.ratelimit.decision import Backend, Decision
 from wa_outbound.ratelimit.failover import RedisHealth
 from wa_outbound.ratelimit.redis_groups import RedisGroups
+from wa_outbound.ratelimit.routing import create_router
 from wa_outbound.ratelimit.scripts import Scripts, sender_tag
 from wa_outbound.ratelimit.senders import AllGranted, SenderGroup, Verdict
+from wa_outbound.ratelimit.topology import RedisTarget, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +45,16 @@ class RedisLimiter:
 
     def __init__(
         self,
-        url: str,
+        target: RedisTarget | str,
         database: DatabaseLimiter,
         allotter: Allotter,
         metrics: Metrics,
         *,
         backoff_s: tuple[float, float] = (0.5, 30.0),
     ) -> None:
-        self._scripts = Scripts(redis_client(url), Lane(url))
+        if isinstance(target, str):
+            target = RedisTarget(target)
+        self._scripts = Scripts(redis_client(target), create_router(target))
         self._database = database
         self._allotter = allotter
         self._decisions = DecisionCounter(metrics, "redis")
@@ -196,10 +199,12 @@ class RedisLimiter:
         return {"backend": self.backend, "redis": self._redis.view()}
 
     async def probe(self) -> bool:
-        """Ask Redis once; on an answer, decide there again and resync what changed meanwhile."""
+        """Ask Redis once (every master of a cluster; the master Sentinel names now, with the
+        replicas that must confirm grants); on an answer, decide there again and resync what
+        changed meanwhile."""
         try:
             async with asyncio.timeout(PROBE_TIMEOUT_S):
-                await self._scripts.client.ping()
+                await self._scripts.router.check()
         except REDIS_DOWN as exc:
             self._redis.probe_failed(exc)
             return False
@@ -235,6 +240,6 @@ class RedisLimiter:
         if self._probe is not None:
             self._probe.cancel()
             await asyncio.gather(self._probe, return_exceptions=True)
-        await self._scripts.lane.close()
+        await self._scripts.router.close()
         await self._scripts.client.aclose()
         await self._database.close()

@@ -1,5 +1,6 @@
 """The limiter's Lua scripts and key names. Scripts are loaded once and called by EVALSHA; a
-Redis that lost them (restart, SCRIPT FLUSH) answers NOSCRIPT and gets them loaded again."""
+Redis that lost them (restart, SCRIPT FLUSH, a replica promoted: scripts are not replicated)
+answers NOSCRIPT and gets them loaded again, on that server."""
 
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
-from wa_outbound.ratelimit.connections import Lane, bulk, pack
+from wa_outbound.ratelimit.connections import bulk, pack
+from wa_outbound.ratelimit.routing import Router
 from wa_outbound.ratelimit.store import Limits
 
 PREFIX = "whatsapp:ratelimit"
 
 
+@functools.lru_cache(maxsize=16_384)
 def keys(org_id: str) -> tuple[str, str, str]:
     """counter, limit, throttle (see acquire.lua). The braces are a Redis Cluster hash tag: one
     org's keys share a slot, as a multi-key script requires."""
@@ -136,7 +140,9 @@ class Script:
         source = resources.files("wa_outbound.ratelimit").joinpath(name).read_text("utf-8")
         return cls(source, hashlib.sha1(source.encode()).hexdigest())
 
-    async def __call__(self, client: Redis, numkeys: int, *args: str | int | float) -> Any:
+    async def __call__(
+        self, client: Redis | RedisCluster, numkeys: int, *args: str | int | float
+    ) -> Any:
         try:
             return await client.evalsha(self.sha, numkeys, *args)
         except NoScriptError:
@@ -145,11 +151,12 @@ class Script:
 
 
 class Scripts:
-    """The two scripts bound to one Redis: acquire on the lane, the rest on the client."""
+    """The scripts bound to one Redis: what decides (or must be confirmed by replicas) through
+    the router's lanes, the rest on the redis-py client."""
 
-    def __init__(self, client: Redis, lane: Lane) -> None:
+    def __init__(self, client: Redis | RedisCluster, router: Router) -> None:
         self.client = client
-        self.lane = lane
+        self.router = router
         self._acquire = Script.load("acquire.lua")
         self._revoke = Script.load("revoke.lua")
         self._admit = Script.load("admit.lua")
@@ -161,33 +168,36 @@ class Scripts:
         head = acquire_head(self._acquire.sha, org_id)
         command = b"*%d\r\n" % (ACQUIRE_HEAD_ARGS + len(argv)) + head
         command += b"".join(map(bulk, argv))
+        key = keys(org_id)[0]
         try:
-            return await self.lane.call(command)
+            return await self.router.call(key, command)
         except NoScriptError:
-            await self.client.script_load(self._acquire.source)
-            return await self.lane.call(command)
+            await self.router.load(key, self._acquire.source)
+            return await self.router.call(key, command)
 
-    async def admit(self, command: bytes) -> Any:
-        """The reply to one packed admit call (see `admit_command`), on the lane."""
+    async def admit(self, key: str, command: bytes) -> Any:
+        """The reply to one packed admit call (see `admit_command`) whose keys share `key`'s
+        slot."""
         try:
-            return await self.lane.call(command)
+            return await self.router.call(key, command)
         except NoScriptError:
-            await self.client.script_load(self._admit.source)
-            return await self.lane.call(command)
+            await self.router.load(key, self._admit.source)
+            return await self.router.call(key, command)
 
     @property
     def admit_sha(self) -> str:
         return self._admit.sha
 
-    async def admit_many(self, commands: list[bytes]) -> list[Any]:
-        """Several packed admit calls pipelined on one connection: one round trip. A Redis that
-        lost the script gets it loaded, and only the calls it refused are sent again (the
-        others ran)."""
-        replies = await self.lane.call_many(commands)
+    async def admit_many(self, calls: list[tuple[str, bytes]]) -> list[Any]:
+        """Several packed admit calls (key, command), pipelined: one round trip per server. A
+        server that lost the script gets it loaded, and only the calls it refused are sent
+        again (the others ran)."""
+        replies = await self.router.call_many(calls)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:
-            await self.client.script_load(self._admit.source)
-            again = await self.lane.call_many([commands[i] for i in missing])
+            for key in {calls[i][0] for i in missing}:
+                await self.router.load(key, self._admit.source)
+            again = await self.router.call_many([calls[i] for i in missing])
             for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
         for reply in replies:
@@ -214,14 +224,20 @@ class Scripts:
             await pipe.execute()
 
     async def forget_reach(self, tag: str, waba_id: str) -> None:
-        """The cache missed grants made elsewhere (the database decided): load it again."""
-        await self.client.delete(reach_keys(tag, waba_id)[1])
+        """The cache missed grants made elsewhere (the database decided): load it again. Through
+        the router: replicas must hold the deletion before the database's grants are left to
+        Redis again."""
+        loaded = reach_keys(tag, waba_id)[1]
+        await self.router.call(loaded, pack("DEL", loaded))
 
     async def revoke(self, org_id: str, limits: Limits) -> tuple[int, int]:
         """Take back Redis's unused allotment and cache `limits`: (unused, window start ms)."""
         counter, limit, throttle = keys(org_id)
-        unused, start_ms = await self._revoke(
-            self.client,
+        # Through the router: replicas must hold the revocation before the database counts
+        # the unused allotment as free again.
+        command = pack(
+            "EVALSHA",
+            self._revoke.sha,
             3,
             counter,
             limit,
@@ -231,6 +247,11 @@ class Scripts:
             repr(limits.messages_per_second or 0),
             limits.version_ms,
         )
+        try:
+            unused, start_ms = await self.router.call(counter, command)
+        except NoScriptError:
+            await self.router.load(counter, self._revoke.source)
+            unused, start_ms = await self.router.call(counter, command)
         return int(unused), int(start_ms)
 
     async def inspect(self, org_id: str) -> tuple[int, int, int] | None:
