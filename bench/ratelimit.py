@@ -1,7 +1,6 @@
-"""Rate-limiter benchmark: decisions per second and latency per call, beside the clients' own
-ceilings measured in the same run: a bare redis-py EVALSHA loop of a trivial script for the Redis
-limiter, and a bare asyncpg loop of the database limiter's own single-statement decision (the
-same SQL and arguments, on connections of its own) for the database limiter.
+"""Rate-limiter benchmark: decisions per second and latency per call, beside ceilings measured
+in the same run: a bare redis-py EVALSHA loop of a trivial script, and a bare asyncpg loop of
+the database limiter's own statement (bench/_db_decisions.py).
 
     .venv/bin/python bench/ratelimit.py [--quick]
     .venv/bin/python bench/ratelimit.py --profile 2000   # the per-batch decision alone
@@ -36,9 +35,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from redis.asyncio import Redis
 
+from _db_decisions import BareDecisions
 from _sender_batches import (
     MESSAGES,
     ORGS,
@@ -54,15 +53,12 @@ from _support import create_database, drop_database
 from wa_outbound.config import Settings
 from wa_outbound.db import migrate
 from wa_outbound.db.engine import create_engine
-from wa_outbound.db.types import utcnow
 from wa_outbound.metrics import Metrics
 from wa_outbound.orgs import organizations
 from wa_outbound.ratelimit import (
     RateLimiter,
     RedisLimiter,
     create_rate_limiter,
-    gcra,
-    onestatement,
     redis_client,
 )
 from wa_outbound.ratelimit.scripts import keys
@@ -142,29 +138,6 @@ async def compare(
     return rows
 
 
-class BareDecisions:
-    """The database limiter's ceiling: its decision statement through asyncpg alone, on a
-    connection of its own, no pool and no SQLAlchemy (what `acquire` could cost at best)."""
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-        self.conns: list[asyncpg.Connection] = []
-
-    async def open(self, callers: int) -> None:
-        while len(self.conns) < callers:
-            self.conns.append(await asyncpg.connect(self.dsn))
-
-    async def call(self, index: int, org_id: str, n: int) -> object:
-        now = utcnow()
-        return await self.conns[index].fetchrow(
-            onestatement.DECIDE, org_id, n, now, now.timestamp(), gcra.EPSILON
-        )
-
-    async def close(self) -> None:
-        for conn in self.conns:
-            await conn.close()
-
-
 async def run(quick: bool, profile_batches: int = 0) -> dict[str, object]:
     calls = 2_000 if quick else 10_000
     db_calls = 500 if quick else 2_000
@@ -235,8 +208,7 @@ async def run(quick: bool, profile_batches: int = 0) -> dict[str, object]:
         rows += await compare(
             {"redis n=100": redis_batch}, callers=1, calls=calls, rounds=rounds, batch=100
         )
-        # The database limiter against its bare loop at one caller, in turns as for Redis (one
-        # connection: the server's connection slots are shared); at 32 callers, alone.
+        # Against its bare loop at one caller, in turns as for Redis; at 32 callers, alone.
         await bare_db.open(1)
         await db_one(0)  # the org's counter row: the bare statement updates it
         assert await bare_db_one(0) is not None, "the bare decision found no counter row"

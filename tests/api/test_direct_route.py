@@ -105,7 +105,7 @@ async def test_only_the_ordinary_requests_take_the_shortcut_and_it_skips_the_sol
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     solved = 0
-    solve = fastapi.routing.solve_dependencies
+    solve = fastapi.routing.solve_dependencies  # type: ignore[attr-defined]
     handed_over = 0
     direct = direct_route._direct
 
