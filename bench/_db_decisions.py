@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import asyncpg
 
 from wa_outbound.db.types import utcnow
@@ -26,6 +28,10 @@ class BareDecisions:
         return await self.conns[index].fetchrow(
             onestatement.DECIDE, org_id, n, now, now.timestamp(), gcra.EPSILON
         )
+
+    def caller(self, org_ids: list[str]) -> Callable[[int], Awaitable[object]]:
+        """A `compare` case: caller i decides one message for `org_ids[i]`."""
+        return lambda i: self.call(i, org_ids[i], 1)
 
     async def close(self) -> None:
         for conn in self.conns:
