@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: all install run test lint fmt clean bench bench-quick soak openapi fuzz
+.PHONY: all install run test lint fmt clean bench bench-quick bench-scale soak openapi fuzz
 
 all: lint test
 
@@ -67,3 +67,8 @@ bench: install
 
 bench-quick: install
 	$(BIN)/python bench/run.py --quick
+
+# Not in CI: the hot queries with the outbox at 10k, 1M and 5M rows (docs/performance.md, "Flat
+# with size"; several minutes, about 5 GB of disk while it runs). SCALE_ARGS="--quick": 10k, 200k.
+bench-scale: install
+	$(BIN)/python bench/scale.py --plans bench/scale-plans.txt $(SCALE_ARGS)

@@ -11,6 +11,8 @@ With `--callbacks`, runs without and with a webhook endpoint of the organisation
 every event alternate (`--rounds` pairs), and the ratio of their medians is printed: what writing
 the callback events in the dispatcher's transactions costs it. The delivery worker is off in
 both (WA_CALLBACK_ENABLED=false): its own figures are bench/callbacks.py's.
+
+With `--pgbouncer POOL`: runs direct and through PgBouncer alternate (bench/_pgbouncer.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +33,7 @@ import aiohttp
 import asyncpg
 import uvloop
 
+import _pgbouncer
 import fake_meta_ceiling
 from _support import (
     BIN,
@@ -249,6 +253,7 @@ async def run(
     senders: int = 0,
     redis_url: str = "",
     callback_endpoint: bool = False,
+    via: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
     """Dispatch throughput over `messages` pre-queued rows, enqueue→ACCEPTED latency, and the
     ceiling: a bare aiohttp loop to the same fake Meta at the dispatcher's concurrency."""
@@ -257,7 +262,8 @@ async def run(
     dsn, url = await create_database()
     fake_port, port = free_port(), free_port()
     env = service_env(
-        url,
+        url if via is None else via(url),  # via: the URL through a pooler (bench/_pgbouncer.py)
+        **({} if via is None else {"WA_DATABASE_SESSION_URL": url}),
         WA_PROVIDER="cloud",
         WA_GRAPH_API_BASE_URL=f"http://127.0.0.1:{fake_port}",
         WA_ACCESS_TOKEN=TOKEN,
@@ -346,8 +352,11 @@ def main() -> None:
         action="store_true",
         help="alternate runs without and with a webhook endpoint subscribed to every event",
     )
-    parser.add_argument("--rounds", type=int, default=3, help="pairs of runs with --callbacks")
+    parser.add_argument("--rounds", type=int, default=3, help="pairs of runs to compare")
+    parser.add_argument("--pgbouncer", type=int, metavar="POOL", help="alternate with PgBouncer")
     args = parser.parse_args()
+    if args.pgbouncer:
+        return _pgbouncer.compare(run, args)
     if args.callbacks:
         _compare_callbacks(args.quick, args.rounds, args.redis_url)
         return

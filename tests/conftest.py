@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -24,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from browser import browser_unavailable, chromium
 from factories import insert_org
 from helpers import ADMIN_TOKEN, PrivateRedis, app_client, create_org_with_key, make_settings
+from private_pgbouncer import PrivatePgBouncer
+from private_pgbouncer import binary as pgbouncer_binary
 from private_postgres import PrivatePostgres
 from redis_engines import Cluster, SentinelGroup
 from wa_outbound.app import create_app
@@ -261,6 +264,20 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         yield pg
     finally:
         pg.destroy()
+
+
+@pytest.fixture
+def pgbouncer(pg_template: str) -> Iterator[PrivatePgBouncer]:
+    """A PgBouncer of this test's own in transaction mode (`default_pool_size` 5) in front of
+    the machine's PostgreSQL; `pgbouncer.url(postgres_url)` reaches a test database through it."""
+    if pgbouncer_binary() is None:
+        services_unavailable("pgbouncer is not installed (apt-get install pgbouncer)")
+    bouncer = PrivatePgBouncer(server_port=urlsplit(PG_URL).port or 5432)
+    try:
+        bouncer.start()
+        yield bouncer
+    finally:
+        bouncer.destroy()
 
 
 @pytest.fixture

@@ -34,7 +34,11 @@ from wa_outbound.callbacks.worker import CallbackWorker
 from wa_outbound.config import Settings
 from wa_outbound.contacts.keywords import Keywords
 from wa_outbound.crypto import Keyring, check_stored_secrets, warn_if_clear
-from wa_outbound.db.engine import create_engine
+from wa_outbound.db.engine import (
+    create_engine,
+    create_session_engine,
+    warn_if_pooled_without_timeout,
+)
 from wa_outbound.db.listener import API_KEYS_CHANNEL, Listener
 from wa_outbound.db.revision import SchemaWatch
 from wa_outbound.dispatch.dispatcher import Dispatcher
@@ -68,6 +72,9 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[State]:
         engine = create_engine(settings)
+        # LISTEN and the leaders' advisory locks hold sessions: straight to PostgreSQL when
+        # WA_DATABASE_URL goes through a transaction pooler (the same engine otherwise).
+        session_engine = create_session_engine(settings, engine)
         metrics = Metrics()
         supervisor = Supervisor()
         limiter = create_rate_limiter(settings, engine, metrics)
@@ -79,9 +86,14 @@ def create_app(settings: Settings) -> FastAPI:
             metrics=metrics,
             limiter=limiter,
             senders=Directory(engine, settings, decrypt=keyring.decrypt),
+            session_engine=session_engine,
         )
         callbacks = CallbackWorker(
-            settings=settings, engine=engine, metrics=metrics, decrypt=keyring.decrypt
+            settings=settings,
+            engine=engine,
+            metrics=metrics,
+            decrypt=keyring.decrypt,
+            session_engine=session_engine,
         )
         notifier = OutboxNotifier(engine) if settings.is_postgres else None
         api_keys = ApiKeyCache(ttl_s=settings.api_key_cache_seconds)
@@ -107,7 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
             if settings.is_postgres:
                 supervisor.start(
                     "api-key-listener",
-                    Listener(engine, api_keys.clear, channel=API_KEYS_CHANNEL),
+                    Listener(session_engine, api_keys.clear, channel=API_KEYS_CHANNEL),
                 )
             warn_if_clear(keyring)
             warn_if_public(settings)
@@ -116,13 +128,17 @@ def create_app(settings: Settings) -> FastAPI:
                 await check_stored_secrets(engine, keyring)
                 # Webhooks to the shared number route to its row: have it before any arrive.
                 await dispatcher.senders.ensure_shared()
+                await warn_if_pooled_without_timeout(engine, settings)
             else:
                 supervisor.start("schema-watch", schema)
             if sandbox_statuses is not None:
                 supervisor.start("sandbox-statuses", sandbox_statuses)
             if settings.alert_enabled:
-                # Evaluates on the leader replica only (PostgreSQL advisory lock).
-                supervisor.start("alert-evaluator", AlertEvaluator(settings, engine, metrics))
+                # Evaluates on the leader replica only (PostgreSQL advisory lock), on the
+                # leader's own connection.
+                supervisor.start(
+                    "alert-evaluator", AlertEvaluator(settings, session_engine, metrics)
+                )
             supervisor.start(
                 "receipt-sweep",
                 ReceiptSweep(
@@ -136,7 +152,7 @@ def create_app(settings: Settings) -> FastAPI:
             supervisor.start("template-sync", template_sync)
             if settings.retention_days > 0:
                 # Deletes on the replica holding the retention lock only (PostgreSQL).
-                supervisor.start("retention", RetentionWorker(settings, engine, metrics))
+                supervisor.start("retention", RetentionWorker(settings, session_engine, metrics))
             supervisor.start(
                 "queue-gauges",
                 QueueGauges(engine, metrics, interval_s=settings.metrics_refresh_seconds),
@@ -157,6 +173,8 @@ def create_app(settings: Settings) -> FastAPI:
             await supervisor.stop_all(timeout_s=settings.shutdown_grace_seconds + 5)
             await provider.close()
             await limiter.close()
+            if session_engine is not engine:
+                await session_engine.dispose()
             await engine.dispose()
 
     app = FastAPI(

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     # gives up one second later on one that gets no answer (the request answers 503).
     # Migrations run without it.
     database_statement_timeout_seconds: float = Field(30.0, ge=1, le=3600)
+    # Empty: WA_DATABASE_URL. Set to another URL: WA_DATABASE_URL goes through a transaction
+    # pooler (PgBouncer), and what needs a session of its own (LISTEN, session advisory locks,
+    # migrations) connects here, straight to PostgreSQL (db.engine).
+    database_session_url: str = ""
     redis_url: str = ""
     # How the rate limiter reaches Redis (docs/operations.md, "Scaling out"): one server, a
     # Redis Cluster (WA_REDIS_URL is a startup node) or a master found through Sentinel.
@@ -231,6 +235,13 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
 
+    @field_validator("database_session_url")
+    @classmethod
+    def _session_driver(cls, value: str) -> str:
+        if value and not value.startswith("postgresql+asyncpg://"):
+            raise ValueError("must be empty or start with postgresql+asyncpg://")
+        return value
+
     @model_validator(mode="after")
     def _refuse_unsafe_combinations(self) -> Settings:
         if self.is_postgres and "provider" not in self.model_fields_set:
@@ -261,6 +272,8 @@ class Settings(BaseSettings):
             )
         if 0 < len(self.erasure_key.get_secret_value()) < 32:
             raise ValueError("WA_ERASURE_KEY must be at least 32 characters long")
+        if self.database_session_url and not self.is_postgres:
+            raise ValueError("WA_DATABASE_SESSION_URL needs WA_DATABASE_URL to be PostgreSQL")
         if self.redis_mode == "sentinel" and not (
             self.redis_sentinels and self.redis_sentinel_master
         ):
@@ -302,6 +315,17 @@ class Settings(BaseSettings):
     @property
     def is_postgres(self) -> bool:
         return self.database_url.startswith("postgresql")
+
+    @property
+    def session_database_url(self) -> str:
+        """Where sessions are held: WA_DATABASE_SESSION_URL, or WA_DATABASE_URL when unset."""
+        return self.database_session_url or self.database_url
+
+    @property
+    def database_pooled(self) -> bool:
+        """Whether WA_DATABASE_URL goes through a transaction pooler: a session URL of its own
+        says so (API.md: set only then)."""
+        return self.session_database_url != self.database_url
 
 
 def describe_error(error: ValidationError) -> str:

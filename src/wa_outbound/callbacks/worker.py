@@ -57,9 +57,12 @@ class CallbackWorker:
         decrypt: Callable[[str], str],
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
+        session_engine: AsyncEngine | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
+        # LISTEN needs a session: not a transaction pooler's (db.engine.create_session_engine).
+        self.session_engine = session_engine or engine
         self.metrics = metrics
         self.decrypt = decrypt
         self.clock = clock
@@ -102,7 +105,7 @@ class CallbackWorker:
     async def run(self) -> None:
         self._transport = Transport(self.settings)
         listener = (
-            Listener(self.engine, self.wake, channel=CALLBACKS_CHANNEL)
+            Listener(self.session_engine, self.wake, channel=CALLBACKS_CHANNEL)
             if self.settings.is_postgres
             else None
         )

@@ -32,7 +32,10 @@ def _settings() -> Settings:
 
 
 async def _migrate(settings: Settings) -> None:
-    engine = create_engine(settings)
+    # Migrations hold a session (the migration lock, no statement timeout): on
+    # WA_DATABASE_SESSION_URL, never through a transaction pooler.
+    direct = settings.model_copy(update={"database_url": settings.session_database_url})
+    engine = create_engine(direct)
     try:
         await migrate.upgrade(engine)
     finally:

@@ -79,7 +79,8 @@ service_window = sa.Table(
     sa.Column("last_inbound_at", UTCDateTime(), nullable=False),
 )
 
-# The outbox: the row is the message, and the dispatcher's queue entry.
+# The outbox: the row is the message, and the dispatcher's queue entry. Its indexes are in
+# outbox_indexes.py.
 outbound_message = sa.Table(
     "outbound_message",
     metadata,
@@ -152,40 +153,6 @@ audit_event = sa.Table(
     sa.Column("details", JSONType, nullable=False),
 )
 
-_claimable = sa.text("status IN ('QUEUED', 'RETRYING')")
-sa.Index(
-    "ix_outbound_message_claimable",
-    outbound_message.c.next_attempt_at,
-    postgresql_where=_claimable,
-    sqlite_where=_claimable,
-)
-_sending = sa.text("status = 'SENDING'")
-sa.Index(
-    "ix_outbound_message_lease",
-    outbound_message.c.lease_until,
-    postgresql_where=_sending,
-    sqlite_where=_sending,
-)
-sa.Index(
-    "ix_outbound_message_org_created",
-    outbound_message.c.org_id,
-    outbound_message.c.created_at,
-    outbound_message.c.id,
-)
-sa.Index(
-    "ix_outbound_message_org_to",
-    outbound_message.c.org_id,
-    outbound_message.c.to_phone,
-    outbound_message.c.created_at,
-)
-_dead = sa.text("dead_lettered")
-sa.Index(
-    "ix_outbound_message_dlq",
-    outbound_message.c.org_id,
-    outbound_message.c.failed_at,
-    postgresql_where=_dead,
-    sqlite_where=_dead,
-)
 
 # Every webhook body Meta sent us, stored before it is processed: Meta cannot resend on demand.
 webhook_event = sa.Table(
@@ -259,7 +226,6 @@ sa.Index(
     sqlite_where=_firing,
 )
 sa.Index("ix_alert_state_fired", alert.c.state, alert.c.first_fired_at)
-sa.Index("ix_outbound_message_org_status", outbound_message.c.org_id, outbound_message.c.status)
 
 # Wamids of sends whose outcome lost its claim (a duplicate send): the message keeps its first
 # wamid in `provider_message_id`, and these stay linked so their statuses are still recognised.
@@ -272,19 +238,6 @@ message_wamid = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
 )
 sa.Index("ix_message_wamid_message", message_wamid.c.message_id)
-sa.Index(
-    "ix_outbound_message_wamid",
-    outbound_message.c.provider_message_id,
-    outbound_message.c.sender_id,
-    unique=True,
-)
-_waiting = sa.text("status IN ('QUEUED', 'RETRYING')")
-sa.Index(
-    "ix_outbound_message_sender_waiting",
-    outbound_message.c.sender_id,
-    postgresql_where=_waiting,
-    sqlite_where=_waiting,
-)
 
 # A WhatsApp Business Account: Meta's messaging limit and account restrictions are per WABA,
 # shared by its numbers.
@@ -368,33 +321,3 @@ waba_reach = sa.Table(
     sa.Column("reached_at", UTCDateTime(), nullable=False),
 )
 sa.Index("ix_waba_reach_waba_id_reached_at", waba_reach.c.waba_id, waba_reach.c.reached_at)
-# What the claim scans: due rows, without those of paused senders (marked `sender_paused`), so
-# a paused backlog costs no claim round anything.
-_ready = sa.text(
-    "status IN ('QUEUED', 'RETRYING') "
-    "AND (waiting_reason IS NULL OR waiting_reason <> 'sender_paused')"
-)
-sa.Index(
-    "ix_outbound_message_claim_ready",
-    outbound_message.c.next_attempt_at,
-    postgresql_where=_ready,
-    sqlite_where=_ready,
-)
-# Messages waiting for their pair slot, by sender and recipient: the claim checks that none older
-# waits before it takes a message to that recipient.
-_pair_waiting = sa.text("waiting_reason = 'pair_interval' AND status IN ('QUEUED', 'RETRYING')")
-sa.Index(
-    "ix_outbound_message_pair_waiting",
-    outbound_message.c.sender_id,
-    outbound_message.c.to_phone,
-    outbound_message.c.created_at,
-    postgresql_where=_pair_waiting,
-    sqlite_where=_pair_waiting,
-)
-_expiring = sa.text("status IN ('QUEUED', 'RETRYING') AND expires_at IS NOT NULL")
-sa.Index(
-    "ix_outbound_message_expiring",
-    outbound_message.c.expires_at,
-    postgresql_where=_expiring,
-    sqlite_where=_expiring,
-)

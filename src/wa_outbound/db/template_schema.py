@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from wa_outbound.db import outbox_indexes  # noqa: F401  (the outbox's indexes in metadata)
 from wa_outbound.db.callback_schema import metadata
 from wa_outbound.db.types import BigIntId, JSONType, UTCDateTime
 

@@ -55,9 +55,12 @@ class Dispatcher:
         limiter: Limiter | None = None,
         clock: Callable[[], datetime] = utcnow,
         senders: Directory | None = None,
+        session_engine: AsyncEngine | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
+        # LISTEN needs a session: not a transaction pooler's (db.engine.create_session_engine).
+        self.session_engine = session_engine or engine
         self.provider = provider
         self.metrics = metrics
         self.limiter = limiter
@@ -90,7 +93,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         await self.senders.ensure_shared()
-        listener = Listener(self.engine, self.wake) if self.settings.is_postgres else None
+        listener = Listener(self.session_engine, self.wake) if self.settings.is_postgres else None
         listen_task = (
             asyncio.create_task(listener.run(), name="outbox-listener") if listener else None
         )

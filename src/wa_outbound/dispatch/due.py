@@ -70,6 +70,12 @@ class Wait:
 # The service window is looked up only for templates whose WABA has a messaging limit. A message
 # never overtakes an older one to the same recipient that waits for its pair slot (the older one
 # may come back late); ix_outbound_message_pair_waiting makes that check a probe of a few rows.
+# "Not paused" is written as a boolean expression (`NOT COALESCE(...)`), which the planner
+# estimates at one half whatever the statistics: `jsonb_array_length(...) = 0`, or `= '[]'` on a
+# `sender` table never analysed (a few rows never trigger autovacuum's analyse), was guessed at
+# 0.5 %, so the planner expected a few dozen due rows in all, joined the whole queue and sorted
+# it instead of reading ix_outbound_message_claim_ready in order up to the LIMIT
+# (docs/performance.md, "Flat with size").
 _PG_LOCK_DUE = sa.text(
     """
     SELECT o.id, o.org_id, o.sender_id, o.to_phone, o.created_at,
@@ -96,7 +102,7 @@ _PG_LOCK_DUE = sa.text(
       AND (o.expires_at IS NULL OR o.expires_at > :now)
       AND COALESCE(o.sender_id, :shared) <> ALL(CAST(:skip_senders AS uuid[]))
       AND o.org_id <> ALL(CAST(:skip_orgs AS text[]))
-      AND (s.paused_reasons IS NULL OR jsonb_array_length(s.paused_reasons) = 0)
+      AND NOT COALESCE(s.paused_reasons <> '[]'::jsonb, false)
       AND NOT EXISTS (
           SELECT 1 FROM outbound_message AS older
           WHERE older.sender_id = o.sender_id AND older.to_phone = o.to_phone
