@@ -1,5 +1,6 @@
-"""Rate-limiter benchmark: decisions per second and latency per call, beside the client's own
-ceiling (a bare redis-py EVALSHA loop of a trivial script) measured in the same run.
+"""Rate-limiter benchmark: decisions per second and latency per call, beside ceilings measured
+in the same run: a bare redis-py EVALSHA loop of a trivial script, and a bare asyncpg loop of
+the database limiter's own statement (bench/_db_decisions.py).
 
     .venv/bin/python bench/ratelimit.py [--quick]
     .venv/bin/python bench/ratelimit.py --profile 2000   # the per-batch decision alone
@@ -36,6 +37,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from _db_decisions import BareDecisions
 from _sender_batches import (
     MESSAGES,
     ORGS,
@@ -53,7 +55,12 @@ from wa_outbound.db import migrate
 from wa_outbound.db.engine import create_engine
 from wa_outbound.metrics import Metrics
 from wa_outbound.orgs import organizations
-from wa_outbound.ratelimit import RateLimiter, RedisLimiter, create_rate_limiter, redis_client
+from wa_outbound.ratelimit import (
+    RateLimiter,
+    RedisLimiter,
+    create_rate_limiter,
+    redis_client,
+)
 from wa_outbound.ratelimit.scripts import keys
 
 REDIS_URL = os.environ.get(
@@ -153,6 +160,7 @@ async def run(quick: bool, profile_batches: int = 0) -> dict[str, object]:
     )
     rows: list[Row] = []
     round_trips: dict[str, float] = {}
+    bare_db = BareDecisions(dsn)
     try:
         await migrate.upgrade(engine)
         async with engine.begin() as conn:
@@ -197,10 +205,15 @@ async def run(quick: bool, profile_batches: int = 0) -> dict[str, object]:
         rows += await compare(
             {"redis n=100": redis_batch}, callers=1, calls=calls, rounds=rounds, batch=100
         )
-        for callers in (1, CALLERS):
-            rows += await compare(
-                {"database n=1": db_one}, callers=callers, calls=db_calls, rounds=rounds
-            )
+        # Against its bare loop at one caller, in turns as for Redis; at 32 callers, alone.
+        await bare_db.open(1)
+        await db_one(0)  # the org's counter row: the bare statement updates it
+        assert await bare_db.call(0, org_ids[0], 1), "the bare decision found no counter row"
+        db_cases = {"bare asyncpg decision": bare_db.caller(org_ids), "database n=1": db_one}
+        rows += await compare(db_cases, callers=1, calls=db_calls // 5, rounds=rounds * 5)
+        rows += await compare(
+            {"database n=1": db_one}, callers=CALLERS, calls=db_calls, rounds=rounds
+        )
         rows += await compare(
             {"database n=100": db_batch}, callers=1, calls=db_calls, rounds=rounds, batch=100
         )
@@ -221,6 +234,7 @@ async def run(quick: bool, profile_batches: int = 0) -> dict[str, object]:
             )
         assert redis_limiter.backend == "redis", "Redis did not decide: results are void"
     finally:
+        await bare_db.close()
         await redis_limiter.close()
         await db_limiter.close()
         for org_id in org_ids:
@@ -266,6 +280,7 @@ def verdict(rows: list[Row], quick: bool, round_trips: dict[str, float]) -> dict
     by = {(r.name, r.callers): r for r in rows}
     bare, one = by[("bare EVALSHA", 1)], by[("redis n=1", 1)]
     batch, db = by[("redis n=100", 1)], by[("database n=1", 1)]
+    bare_db = by[("bare asyncpg decision", 1)]
     assert batch.messages_per_s is not None
     senders = by[("batch per sender", 8)]
     assert senders.messages_per_s is not None
@@ -280,6 +295,7 @@ def verdict(rows: list[Row], quick: bool, round_trips: dict[str, float]) -> dict
         "redis batch-of-100 >= 100,000 msg/s": (batch.messages_per_s, 100_000),
         "database >= 1,000 decisions/s": (db.per_s, 1_000),
         "database p50 <= 2 ms": (db.p50_ms, 2.0),
+        "database single >= 80% of bare asyncpg decision": (db.per_s / bare_db.per_s, 0.8),
     }
     met = {
         name: (value >= goal if ">=" in name else value <= goal)
@@ -303,6 +319,7 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
     by = {(r["name"], r["callers"]): r for r in results["rows"]}
     bare, one = by[("bare EVALSHA", 1)], by[("redis n=1", 1)]
     batch, db = by[("redis n=100", 1)], by[("database n=1", 1)]
+    bare_db = by[("bare asyncpg decision", 1)]
     return {
         "ratelimit_redis_decisions_per_s": one["per_s"],
         "ratelimit_redis_p50_ms": one["p50_ms"],
@@ -311,6 +328,8 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
         "ratelimit_db_p50_ms": db["p50_ms"],
         "baseline_bare_evalsha_per_s": bare["per_s"],
         "ratio_ratelimit_redis_to_bare_evalsha": one["per_s"] / bare["per_s"],
+        "baseline_bare_asyncpg_decision_per_s": bare_db["per_s"],
+        "ratio_ratelimit_db_to_bare_asyncpg": db["per_s"] / bare_db["per_s"],
     }
 
 

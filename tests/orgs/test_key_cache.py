@@ -3,6 +3,7 @@ a revocation heard while a key's lookup is in flight."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -101,3 +102,84 @@ async def test_a_key_looked_up_without_a_clear_is_remembered(sqlite_url: str) ->
             await conn.execute(api_key.update().values(revoked_at=utcnow()))
         remembered = await client.get("/v1/messages", headers=auth)
     assert remembered.status_code == 200
+
+
+async def test_concurrent_misses_share_one_lookup() -> None:
+    cache = ApiKeyCache(ttl_s=3600)
+    release = asyncio.Event()
+    lookups = 0
+
+    async def lookup() -> Principal | None:
+        nonlocal lookups
+        lookups += 1
+        await release.wait()
+        return PRINCIPAL
+
+    waiting = [asyncio.create_task(cache.fetch("hash-1", lookup)) for _ in range(5)]
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*waiting) == [PRINCIPAL] * 5
+    assert lookups == 1
+    assert await cache.fetch("hash-1", lookup) == PRINCIPAL  # remembered: no second lookup
+    assert lookups == 1
+
+
+async def test_a_request_after_a_clear_does_not_join_the_lookup_before_it() -> None:
+    cache = ApiKeyCache(ttl_s=3600)
+    release = asyncio.Event()
+    answers = [PRINCIPAL, None]  # the key is revoked between the two lookups
+
+    async def lookup() -> Principal | None:
+        answer = answers.pop(0)
+        await release.wait()
+        return answer
+
+    before = asyncio.create_task(cache.fetch("hash-1", lookup))
+    await asyncio.sleep(0)
+    cache.clear()  # the revocation is heard while the first lookup is in flight
+    after = asyncio.create_task(cache.fetch("hash-1", lookup))
+    await asyncio.sleep(0)
+    release.set()
+    assert await before == PRINCIPAL  # concurrent with the revocation: may pass
+    assert await after is None
+    assert cache.get("hash-1") is None  # and the first answer is not remembered
+
+
+async def test_a_failed_lookup_fails_every_waiter_and_is_not_remembered() -> None:
+    cache = ApiKeyCache(ttl_s=3600)
+    release = asyncio.Event()
+    calls = 0
+
+    async def lookup() -> Principal | None:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        if calls == 1:
+            raise ConnectionError("database down")
+        return PRINCIPAL
+
+    waiting = [asyncio.create_task(cache.fetch("hash-1", lookup)) for _ in range(3)]
+    await asyncio.sleep(0)
+    release.set()
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(r, ConnectionError) for r in results)
+    assert await cache.fetch("hash-1", lookup) == PRINCIPAL  # a new lookup, which succeeds
+    assert calls == 2
+
+
+async def test_a_cancelled_waiter_leaves_the_lookup_to_the_others() -> None:
+    cache = ApiKeyCache(ttl_s=3600)
+    release = asyncio.Event()
+
+    async def lookup() -> Principal | None:
+        await release.wait()
+        return PRINCIPAL
+
+    first = asyncio.create_task(cache.fetch("hash-1", lookup))
+    second = asyncio.create_task(cache.fetch("hash-1", lookup))
+    await asyncio.sleep(0)
+    first.cancel()  # the client that started the lookup went away
+    await asyncio.sleep(0)
+    release.set()
+    assert await second == PRINCIPAL
+    assert first.cancelled()

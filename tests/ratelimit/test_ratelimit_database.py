@@ -4,6 +4,7 @@ window reset, concurrent callers, configuration."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
@@ -18,10 +19,11 @@ from wa_outbound.ratelimit import DatabaseLimiter, create_rate_limiter
 
 
 @pytest.fixture
-def limiter(db_engine: AsyncEngine, database_url: str) -> DatabaseLimiter:
+async def limiter(db_engine: AsyncEngine, database_url: str) -> AsyncIterator[DatabaseLimiter]:
     made = create_rate_limiter(make_settings(database_url), db_engine, Metrics())
     assert isinstance(made, DatabaseLimiter)
-    return made
+    yield made
+    await made.close()  # gives back the connection its single-statement decisions keep
 
 
 async def test_grants_until_the_quota_is_used_then_waits_for_the_window_reset(

@@ -70,8 +70,8 @@ async def _limiter(request: Request) -> RateLimiter:
     return limiter
 
 
-_bearer_scheme = HTTPBearer(auto_error=False, description="An API key, or the admin token.")
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)]
+bearer_scheme = HTTPBearer(auto_error=False, description="An API key, or the admin token.")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
 
 def wake_dispatcher(request: Request) -> None:
@@ -86,19 +86,20 @@ def _bearer(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials.strip()
 
 
-async def _principal(request: Request, credentials: Credentials) -> Principal:
+async def principal(request: Request, credentials: Credentials) -> Principal:
+    """The organisation an API key stands for (401 when the key is missing, unknown or
+    revoked)."""
     key_hash = hash_key(_bearer(credentials))
     cache = await _api_keys(request)
-    principal = cache.get(key_hash)
-    if principal is not None:
-        return principal
-    generation = cache.generation  # a revocation heard during the lookup voids its result
-    async with (await _engine(request)).connect() as conn:
-        principal = await authenticate_hash(conn, key_hash)
-    if principal is None:
+
+    async def lookup() -> Principal | None:
+        async with (await _engine(request)).connect() as conn:
+            return await authenticate_hash(conn, key_hash)
+
+    found = await cache.fetch(key_hash, lookup)
+    if found is None:
         raise Unauthorized("The API key is unknown or revoked.")
-    cache.put(key_hash, principal, generation=generation)
-    return principal
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +133,8 @@ async def _caller(
             if not await org_exists(conn, x_org_id):
                 raise NotFound(f"organisation {x_org_id!r} not found")
         return Caller(x_org_id, "admin", is_admin=True)
-    principal = await _principal(request, credentials)
-    return Caller(principal.org_id, principal.actor, is_admin=False)
+    found = await principal(request, credentials)
+    return Caller(found.org_id, found.actor, is_admin=False)
 
 
 async def _admin(request: Request, credentials: Credentials) -> str:
@@ -148,7 +149,7 @@ async def _admin(request: Request, credentials: Credentials) -> str:
 EngineDep = Annotated[AsyncEngine, Depends(_engine)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
-PrincipalDep = Annotated[Principal, Depends(_principal)]
+PrincipalDep = Annotated[Principal, Depends(principal)]
 AdminDep = Annotated[str, Depends(_admin)]
 CallerDep = Annotated[Caller, Depends(_caller)]
 TemplatesDep = Annotated[TemplateSync, Depends(_templates)]

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wa_outbound import phone
 from wa_outbound.api import examples, responses
@@ -18,6 +19,7 @@ from wa_outbound.api.deps import (
     TemplatesDep,
     wake_dispatcher,
 )
+from wa_outbound.api.direct_route import DirectRoute
 from wa_outbound.api.errors import error_body
 from wa_outbound.api.limits import single_valued_query
 from wa_outbound.api.models import (
@@ -30,10 +32,12 @@ from wa_outbound.api.models import (
     MessagePage,
 )
 from wa_outbound.api.openapi import MessageId
+from wa_outbound.config import Settings
 from wa_outbound.errors import InvalidRequest
 from wa_outbound.outbox import enqueue, messages, one, replies
 from wa_outbound.outbox.gated import enqueue_gated
 from wa_outbound.status import REPLY_TO, Status
+from wa_outbound.templates.sync import TemplateSync
 
 router = APIRouter(
     prefix="/v1/messages",
@@ -113,34 +117,19 @@ async def _resolve_replies(
     return refusals
 
 
-@router.post(
-    "",
-    status_code=202,
-    response_model=Message,
-    responses=responses.QUEUE_MESSAGE,
-    summary="Queue one message",
-    description="Queues a template message, or a session message (`text`, `media` or "
-    "`interactive`), to one recipient. The recipient must have granted consent "
-    "(`PUT /v1/consents/{phone}`); a session message is accepted only while the recipient's "
-    "24-hour service window with the sender is open (they wrote to it in the last 24 hours). "
-    "`media` and `interactive` are held to Meta's limits here and sent to Meta exactly as "
-    "given; `reply_to` (an inbound wamid, or the `id` of a `message.received` event) is sent "
-    "as Meta's `context`. The message is sent once it is due (`send_after`) and "
-    "the organisation's rate limits allow; follow it with `GET /v1/messages/{id}`.\n\n"
-    "With an `Idempotency-Key`, a retry with the same key and body answers 200 with the "
-    "message first queued and queues nothing; the same key with another body answers 409. "
-    "A refused request stores nothing, so its key stays free.",
-)
 async def create_message(
     body: Annotated[MessageCreate, Body(openapi_examples=examples.SEND_TEMPLATE)],
     request: Request,
     response: Response,
     principal: PrincipalDep,
-    engine: EngineDep,
-    settings: SettingsDep,
-    templates: TemplatesDep,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any] | Response:
+    # The lifespan's state read here rather than as dependencies: this route is served by
+    # DirectRoute, which honours only the dependencies it knows (api/direct_route.py).
+    state = request.state
+    engine: AsyncEngine = state.engine
+    settings: Settings = state.settings
+    templates: TemplateSync = state.templates
     new = _new_message(body, idempotency_key)
     [refused] = await _resolve_replies(engine, principal.org_id, [new])
     if refused is not None:
@@ -176,6 +165,29 @@ async def create_message(
     # response model would (UTC times end in Z), without validating what we just built.
     content = orjson.dumps(messages.view(outcome.message), option=orjson.OPT_UTC_Z)
     return Response(content, status_code=202, media_type="application/json")
+
+
+router.add_api_route(
+    "",
+    create_message,
+    methods=["POST"],
+    status_code=202,
+    response_model=Message,
+    responses=responses.QUEUE_MESSAGE,
+    summary="Queue one message",
+    description="Queues a template message, or a session message (`text`, `media` or "
+    "`interactive`), to one recipient. The recipient must have granted consent "
+    "(`PUT /v1/consents/{phone}`); a session message is accepted only while the recipient's "
+    "24-hour service window with the sender is open (they wrote to it in the last 24 hours). "
+    "`media` and `interactive` are held to Meta's limits here and sent to Meta exactly as "
+    "given; `reply_to` (an inbound wamid, or the `id` of a `message.received` event) is sent "
+    "as Meta's `context`. The message is sent once it is due (`send_after`) and "
+    "the organisation's rate limits allow; follow it with `GET /v1/messages/{id}`.\n\n"
+    "With an `Idempotency-Key`, a retry with the same key and body answers 200 with the "
+    "message first queued and queues nothing; the same key with another body answers 409. "
+    "A refused request stores nothing, so its key stays free.",
+    route_class_override=DirectRoute,
+)
 
 
 @router.post(

@@ -10,13 +10,22 @@ its entry expires.
 A lookup that was in flight when the cache was cleared may have read the key before it was
 revoked: its result must not be remembered. Every clear starts a new generation; a lookup takes
 the generation before it reads, and `put` drops a result from an earlier generation.
+
+`fetch` looks a key up once however many requests ask for it meanwhile: when an entry expires
+under load, the requests in flight with that key (32 in the enqueue benchmark) share one lookup
+instead of each making its own (three round trips: BEGIN, SELECT, ROLLBACK). A request that
+arrives after a clear never joins a lookup that began before it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 from wa_outbound.orgs.auth import Principal
+
+Lookup = Callable[[], Awaitable[Principal | None]]
 
 
 class ApiKeyCache:
@@ -25,6 +34,7 @@ class ApiKeyCache:
         self._max_entries = max_entries
         self._entries: dict[str, tuple[float, Principal]] = {}
         self._generation = 0
+        self._in_flight: dict[tuple[str, int], asyncio.Future[Principal | None]] = {}
 
     @property
     def generation(self) -> int:
@@ -41,6 +51,36 @@ class ApiKeyCache:
             return None
         return principal
 
+    async def fetch(self, key_hash: str, lookup: Lookup) -> Principal | None:
+        """The remembered principal of `key_hash`, else `lookup()`'s answer (remembered when it
+        is one), shared with every caller asking for the same key in the same generation while
+        it runs. A caller cancelled while waiting leaves the lookup to the others. With a TTL
+        of 0 every call looks its key up itself."""
+        if self._ttl_s <= 0:
+            return await lookup()
+        principal = self.get(key_hash)
+        if principal is not None:
+            return principal
+        flight = (key_hash, self._generation)
+        pending = self._in_flight.get(flight)
+        if pending is None:
+            pending = asyncio.ensure_future(self._look_up(key_hash, lookup, self._generation))
+            self._in_flight[flight] = pending
+            pending.add_done_callback(lambda done: self._landed(flight, done))
+        return await asyncio.shield(pending)
+
+    async def _look_up(self, key_hash: str, lookup: Lookup, generation: int) -> Principal | None:
+        principal = await lookup()
+        if principal is not None:
+            self.put(key_hash, principal, generation=generation)
+        return principal
+
+    def _landed(self, flight: tuple[str, int], done: asyncio.Future[Principal | None]) -> None:
+        if self._in_flight.get(flight) is done:
+            del self._in_flight[flight]
+        if not done.cancelled():
+            done.exception()  # retrieved here too: every waiter may have been cancelled
+
     def put(self, key_hash: str, principal: Principal, *, generation: int) -> None:
         if self._ttl_s <= 0 or generation != self._generation:
             return
@@ -52,3 +92,4 @@ class ApiKeyCache:
     def clear(self) -> None:
         self._generation += 1
         self._entries.clear()
+        self._in_flight.clear()  # lookups under way finish for their callers, remembered by none

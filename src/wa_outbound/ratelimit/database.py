@@ -63,6 +63,7 @@ class DatabaseLimiter:
         self.pair_interval_s = throughput.pair_spacing_s(settings.pair_interval_seconds)
         self._decisions = DecisionCounter(metrics, "database")
         self._pruned_at = time.monotonic()
+        self._one_statement = onestatement.OneStatement(engine)
 
     async def admit(self, group: SenderGroup) -> Mapping[uuid.UUID, Verdict]:
         return (await self.admit_many([group]))[0]
@@ -134,7 +135,7 @@ class DatabaseLimiter:
         now = utcnow()
         decided = None
         if self.engine.dialect.name == "postgresql":
-            decided = await onestatement.decide(self.engine, org_id, n, now)
+            decided = await self._one_statement.decide(org_id, n, now)
         if decided is None:
             async with self.engine.begin() as conn:
                 counter = await store.read_counter(
@@ -215,7 +216,7 @@ class DatabaseLimiter:
         return {"backend": "database", "redis": {"status": "disabled"}}
 
     async def close(self) -> None:
-        return None
+        await self._one_statement.close()
 
 
 def _limits_view(limits: store.Limits) -> dict[str, Any]:

@@ -242,3 +242,4 @@ class RedisLimiter:
             await asyncio.gather(self._probe, return_exceptions=True)
         await self._scripts.router.close()
         await self._scripts.client.aclose()
+        await self._database.close()
