@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wa_outbound.config import Settings
+from wa_outbound.db.engine import create_engine
 
 ADMIN_TOKEN = "test-admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -175,3 +178,20 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@asynccontextmanager
+async def analysed_engine(database_url: str, *statements: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on `database_url` after `statements` (in one transaction) and a VACUUM ANALYZE
+    of the outbox: statistics and the visibility map as autovacuum leaves them, for the plans."""
+    engine = create_engine(make_settings(database_url))
+    try:
+        async with engine.begin() as conn:
+            for statement in statements:
+                await conn.execute(sa.text(statement))
+        async with engine.connect() as conn:
+            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await autocommit.execute(sa.text("VACUUM (ANALYZE) outbound_message"))
+        yield engine
+    finally:
+        await engine.dispose()

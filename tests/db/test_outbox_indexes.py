@@ -15,8 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from helpers import make_settings
-from wa_outbound.db.engine import create_engine
+from helpers import analysed_engine
 from wa_outbound.db.types import utcnow
 from wa_outbound.dispatch.claims import claim, lock_due
 from wa_outbound.dlq.report import report
@@ -51,16 +50,8 @@ _FILL = [
 
 @pytest.fixture
 async def engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(make_settings(postgres_url))
-    async with engine.begin() as conn:
-        for statement in _FILL:
-            await conn.execute(sa.text(statement))
-    # As autovacuum leaves it: statistics, and the visibility map that index-only scans need.
-    async with engine.connect() as conn:
-        autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await autocommit.execute(sa.text("VACUUM (ANALYZE) outbound_message"))
-    yield engine
-    await engine.dispose()
+    async with analysed_engine(postgres_url, *_FILL) as made:
+        yield made
 
 
 def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:

@@ -11,8 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from helpers import make_settings
-from wa_outbound.db.engine import create_engine
+from helpers import analysed_engine
 from wa_outbound.db.types import utcnow
 from wa_outbound.dispatch.due import lock_due
 
@@ -47,15 +46,8 @@ _FILL = [
 
 @pytest.fixture
 async def engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(make_settings(postgres_url))
-    async with engine.begin() as conn:
-        for statement in _FILL:
-            await conn.execute(sa.text(statement))
-    async with engine.connect() as conn:
-        autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await autocommit.execute(sa.text("VACUUM (ANALYZE) outbound_message"))
-    yield engine
-    await engine.dispose()
+    async with analysed_engine(postgres_url, *_FILL) as made:
+        yield made
 
 
 async def test_every_claim_plans_its_first_statement_for_its_own_values(
