@@ -72,7 +72,10 @@ async def test_a_sender_at_10_per_second_never_exceeds_10_in_any_second_at_meta(
     window_s = min(1.0, max(1.1 - (max(delays) - min(delays)), 0.2))
     arrivals = str([round(t - slow_at[0], 3) for t in slow_at])
     assert most_in_any_window(slow_at, window_s) <= 10, (window_s, arrivals)
-    assert max(slow_at) - min(slow_at) >= 3.0, "35 at 10 per 1.1 s take over three seconds"
+    spans = max(granted.values()) - min(granted.values()), max(slow_at) - min(slow_at)
+    assert spans[0] >= 3.0, "35 at 10 per 1.1 s are granted over more than three seconds"
+    # At Meta the span shrinks by what the delay varies beyond the margin (CI: 2.8 s once).
+    assert spans[1] >= 3.0 - max(0.0, max(delays) - min(delays) - 0.1), (spans, delays)
     assert len(fast_at) == 150
     fast_span = max(fast_at) - min(fast_at)
     assert 150 / max(fast_span, 0.001) > 50, "the other sender is not slowed to 10/s"
