@@ -138,11 +138,13 @@ class Settings(BaseSettings):
 
     # Data lifecycle (wa_outbound.lifecycle). Finished messages, their events and deliveries,
     # and processed webhook bodies older than this are deleted (0: kept for ever), in batches of
-    # `retention_batch_size` rows, one short transaction each, `retention_pause_seconds` apart.
+    # `retention_batch_size` rows, one short transaction each, each followed by a pause of
+    # `retention_pause_ratio` times its own time (at least `retention_pause_seconds`).
     retention_days: int = Field(90, ge=0, le=36_500)
     retention_interval_seconds: PositiveSeconds = 3600.0
     retention_batch_size: int = Field(1000, ge=1, le=100_000)
     retention_pause_seconds: float = Field(0.05, ge=0, le=60)
+    retention_pause_ratio: float = Field(3.0, ge=0, le=100)
     # The key of the HMAC that replaces an erased contact's data. Empty: derived from the first
     # of WA_SECRET_KEYS; without those either (the sandbox only), a fixed key.
     erasure_key: SecretStr = SecretStr("")

@@ -14,6 +14,9 @@ updating right now is simply left for the next round. What each batch deletes:
   sweep's to retry).
 
 A deleted message's `Idempotency-Key` is free again: its row, and so its unique key, is gone.
+
+On PostgreSQL each batch is one statement (`retention_pg`); the code here is SQLite's, and the
+reference for what a batch does.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wa_outbound.db.callback_schema import callback_delivery, callback_event
 from wa_outbound.db.dialect import is_postgres
 from wa_outbound.db.schema import message_event, message_wamid, outbound_message, webhook_event
+from wa_outbound.lifecycle import retention_pg
 from wa_outbound.status import PENDING
 
 m = outbound_message.c
@@ -41,6 +45,8 @@ w = webhook_event.c
 async def delete_messages(conn: AsyncConnection, *, before: datetime, limit: int) -> Counter[str]:
     """One batch of finished messages last changed before `before`, with their rows elsewhere;
     how many rows of each table went."""
+    if is_postgres(conn):
+        return await retention_pg.delete_messages(conn, before=before, limit=limit)
     chosen = (
         sa.select(m.id)
         .where(m.status.not_in(PENDING), m.updated_at < before)
@@ -76,6 +82,8 @@ async def delete_callback_events(
 ) -> Counter[str]:
     """One batch of callback events from before `before` with no delivery pending (those of
     messages still kept too: nothing reads an event once its deliveries are done)."""
+    if is_postgres(conn):
+        return await retention_pg.delete_callback_events(conn, before=before, limit=limit)
     pending = sa.exists().where(d.event_seq == e.seq, d.status == "pending")
     chosen = (
         sa.select(e.seq)
@@ -101,6 +109,8 @@ async def delete_webhook_bodies(
     conn: AsyncConnection, *, before: datetime, limit: int
 ) -> Counter[str]:
     """One batch of processed webhook bodies received before `before`."""
+    if is_postgres(conn):
+        return await retention_pg.delete_webhook_bodies(conn, before=before, limit=limit)
     chosen = (
         sa.select(w.id)
         .where(w.processed_at.is_not(None), w.received_at < before)
