@@ -1,17 +1,23 @@
 """Retention benchmark on PostgreSQL: enqueue latency through the real service while retention
-deletes 200,000 old messages, beside the same load without retention, in the same run.
+deletes 200,000 old messages, against the same load without retention, in the same run.
 
 The database is seeded with old finished messages (each with its `queued` event and a wamid)
 and old processed webhook bodies. The service (`wa-outbound serve`, sandbox provider, its
 dispatcher on: the queued messages are sent and their statuses applied) runs with
 `WA_RETENTION_DAYS=0`; retention runs in a process of its own, as the replica that holds the
-retention lock would. A closed-loop load of `POST /v1/messages` (its own process) runs first
-without retention, then while retention works through the backlog. The figures: p50, p99 and
-max of the requests in each phase, and the slowest request with retention over the p99
-without (the issue's bound: 2).
+retention lock would. One closed-loop load of `POST /v1/messages` (its own process) runs
+throughout, while the run alternates windows without retention and with it (retention is
+stopped at each with-window's end and resumed at the next) until retention has deleted
+everything, and ends on a window without. Each request counts in the window it began in.
 
-    .venv/bin/python bench/retention.py [--rows 200000] [--connections 8] [--baseline-s 30]
-        [--with-s 120] [--batch-size 1000]
+The issue's bound is "no request slower than 2x its p99 without retention". On a shared
+2-core machine the slowest request of a phase is mostly the machine's own noise, so the run
+also gives that noise floor (the slowest request without retention over the p99 without), the
+share of requests over 2x the p99 without in each phase, and the p99 with against the p99
+without. The verdicts say what holds; nothing is adjusted to meet them.
+
+    .venv/bin/python bench/retention.py [--rows 200000] [--connections 8] [--window-s 15]
+        [--batch-size N] [--pause-ratio R]   (default: the service's defaults)
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import aiohttp
 import asyncpg
 import uvloop
 
+from _retention_report import report
 from _support import (
     BIN,
     ROOT,
@@ -40,12 +47,10 @@ from _support import (
     drop_database,
     free_port,
     migrate,
-    percentile,
     prepare_org,
     serve,
     service_env,
     stop,
-    table,
     write_results,
 )
 
@@ -124,17 +129,21 @@ async def seed(dsn: str, org_id: str, rows: int) -> None:
         await conn.close()
 
 
-# --- the load: its own process, every request's (start time, seconds) ----------------------
+# --- the load: its own process until its stdin closes, every request's (start, seconds) ------
 
 
-async def _load(url: str, key: str, connections: int, duration_s: float) -> list[list[float]]:
+async def _load(url: str, key: str, connections: int) -> list[list[float]]:
     samples: list[list[float]] = []
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    deadline = time.time() + duration_s
+    done = asyncio.Event()
+
+    async def watch() -> None:
+        await asyncio.to_thread(sys.stdin.read)
+        done.set()
 
     async def one(session: aiohttp.ClientSession, n: int) -> None:
         i = n
-        while time.time() < deadline:
+        while not done.is_set():
             body = {"to": PHONES[i % len(PHONES)], "template": TEMPLATE}
             i += connections
             began = time.time()
@@ -144,64 +153,131 @@ async def _load(url: str, key: str, connections: int, duration_s: float) -> list
                     raise RuntimeError(f"enqueue answered {answer.status}")
             samples.append([began, time.time() - began])
 
+    watcher = asyncio.create_task(watch())
     limit = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=limit) as session:
         await asyncio.gather(*(one(session, n) for n in range(connections)))
+    await watcher
     return samples
 
 
-def load_process(url: str, key: str, connections: int, duration_s: float) -> subprocess.Popen[str]:
+def load_process(url: str, key: str, connections: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, __file__, "--load", url, key, str(connections), str(duration_s)],
+        [sys.executable, __file__, "--load", url, key, str(connections)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
     )
 
 
-# --- retention: its own process, as the leading replica's worker ---------------------------
+# --- retention: its own process, as the leading replica's worker; "run SECONDS" on stdin runs
+# a round for at most that long and answers one JSON line -----------------------------------
 
 
-async def _retain(database_url: str, batch_size: int) -> dict[str, Any]:
+async def _retain(database_url: str, batch_size: str, pause_ratio: str) -> None:
     from wa_outbound.config import Settings
     from wa_outbound.db.engine import create_engine
-    from wa_outbound.lifecycle.worker import RetentionWorker
+    from wa_outbound.lifecycle import worker as worker_module
     from wa_outbound.metrics import Metrics
 
-    settings = Settings(
-        _env_file=None,
-        database_url=database_url,
-        provider="sandbox",
-        retention_batch_size=batch_size,
-    )
+    overrides: dict[str, Any] = {}
+    if batch_size != "default":
+        overrides["retention_batch_size"] = int(batch_size)
+    if pause_ratio != "default":
+        overrides["retention_pause_ratio"] = float(pause_ratio)
+    settings = Settings(_env_file=None, database_url=database_url, provider="sandbox", **overrides)
+    batch_s: list[float] = []
+
+    def timed(batch: Any) -> Any:
+        async def run(conn: Any, **kwargs: Any) -> Any:
+            began = time.monotonic()
+            try:
+                return await batch(conn, **kwargs)
+            finally:
+                batch_s.append(time.monotonic() - began)
+
+        return run
+
+    batches = tuple((table, timed(batch)) for table, batch in worker_module.BATCHES)  # type: ignore[attr-defined]
+    setattr(worker_module, "BATCHES", batches)  # noqa: B010 (the worker's own name, timed)
     engine = create_engine(settings)
-    worker = RetentionWorker(settings, engine, Metrics())
-    began = time.time()
+    print(
+        json.dumps(
+            {
+                "batch_size": settings.retention_batch_size,
+                "pause_ratio": settings.retention_pause_ratio,
+            }
+        ),
+        flush=True,
+    )
+    tasks: set[asyncio.Task[None]] = set()
+
+    def stop_soon(worker: Any) -> None:
+        tasks.add(asyncio.ensure_future(worker.stop()))
+
     try:
-        deleted = await worker.run_once()
+        for line in sys.stdin:
+            window_s = float(line.split()[1])
+            worker = worker_module.RetentionWorker(settings, engine, Metrics())
+            batch_s.clear()
+            began = time.time()
+            stopper = asyncio.get_running_loop().call_later(window_s, stop_soon, worker)
+            try:
+                deleted = await worker.run_once()
+            finally:
+                stopper.cancel()
+                await worker.release()
+            ended = time.time()
+            answer = {
+                "began": began,
+                "ended": ended,
+                "deleted": dict(deleted or {}),
+                "done": ended - began < window_s,
+                "batches": len(batch_s),
+                "busy_s": sum(batch_s),
+                "batch_ms": sorted(s * 1000 for s in batch_s),
+            }
+            print(json.dumps(answer), flush=True)
     finally:
-        await worker.release()
         await engine.dispose()
-    return {"began": began, "ended": time.time(), "deleted": dict(deleted or {})}
 
 
-def _three(a: dict[str, float], b: dict[str, float], c: dict[str, float], key: str) -> str:
-    return " / ".join(f"{d[key]:.0f}" for d in (a, b, c))
+def retain_process(url: str, batch_size: str, pause_ratio: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(BIN / "python"), __file__, "--retain", url, batch_size, pause_ratio],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
 
 
-def summary(samples: list[list[float]]) -> dict[str, float]:
-    latencies = [seconds * 1000 for _, seconds in samples]
-    return {
-        "requests": len(latencies),
-        "p50_ms": percentile(latencies, 50),
-        "p99_ms": percentile(latencies, 99),
-        "max_ms": max(latencies, default=float("nan")),
-    }
+async def alternate(args: argparse.Namespace, retain: Any) -> list[dict[str, Any]]:
+    """Windows without and with retention until it has deleted everything; the last without."""
+    timeline: list[dict[str, Any]] = []
+    for _ in range(args.max_pairs):
+        began = time.time()
+        await asyncio.sleep(args.window_s)
+        timeline.append(
+            {"phase": "without", "began": began, "ended": time.time(), "load": os.getloadavg()[0]}
+        )
+        if timeline[-2:-1] and timeline[-2]["done"]:
+            break
+        retain.stdin.write(f"run {args.window_s}\n")
+        retain.stdin.flush()
+        answer = json.loads(await asyncio.to_thread(retain.stdout.readline))
+        timeline.append({"phase": "with", **answer, "load": os.getloadavg()[0]})
+        print(
+            f"with retention {answer['ended'] - answer['began']:.1f} s: {answer['deleted']}",
+            flush=True,
+        )
+    return timeline
 
 
 async def main(args: argparse.Namespace) -> None:
     dsn, url = await create_database("wa_bench_retention")
-    service = None
+    processes: list[Any] = []
     try:
         env = service_env(
             url,
@@ -216,99 +292,42 @@ async def main(args: argparse.Namespace) -> None:
         print(f"seeded {args.rows:,} old messages in {time.time() - began:.1f} s", flush=True)
         port = free_port()
         service = serve(env, port)
-        target = f"http://127.0.0.1:{port}/v1/messages"
-        warm = load_process(target, key, args.connections, 5)
-        await asyncio.to_thread(warm.communicate)
-        without = load_process(target, key, args.connections, args.baseline_s)
-        baseline = summary(json.loads((await asyncio.to_thread(without.communicate))[0]))
-        loads = {"without": os.getloadavg()[0]}
-        print(f"without retention: {baseline}", flush=True)
-        # With retention: one load process runs before, during and after the deletes (`after_s`
-        # past their end, so their time need not be known); each request counts in the phase
-        # it began in, and the phase after is a second baseline next to the deletes.
-        loaded = load_process(target, key, args.connections, args.with_s)
-        await asyncio.sleep(2)  # the load's process started and connected first
-        retain = await asyncio.to_thread(
-            subprocess.run,
-            [str(BIN / "python"), __file__, "--retain", url, str(args.batch_size)],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            check=True,
-        )
-        loads["with"] = os.getloadavg()[0]
-        retained = json.loads(retain.stdout)
-        samples = json.loads((await asyncio.to_thread(loaded.communicate))[0])
-        loads["after"] = os.getloadavg()[0]
-        began, ended = retained["began"], retained["ended"]
-        with_retention = summary([s for s in samples if began <= s[0] <= ended])
-        after = summary([s for s in samples if s[0] > ended])
-        ratio = with_retention["max_ms"] / baseline["p99_ms"]
-        ratio_after = with_retention["max_ms"] / after["p99_ms"]
-        seconds = ended - began
-        results = {
-            "rows": args.rows,
-            "connections": args.connections,
-            "batch_size": args.batch_size,
-            "without_retention": baseline,
-            "with_retention": with_retention,
-            "after_retention": after,
-            "load_average_1m": loads,
-            "retention_seconds": round(seconds, 2),
-            "deleted": retained["deleted"],
-            "max_with_over_p99_without": round(ratio, 2),
-            "max_with_over_p99_after": round(ratio_after, 2),
-        }
-        print(
-            table(
-                [
-                    (
-                        "p50 without / with / after (ms)",
-                        _three(baseline, with_retention, after, "p50_ms"),
-                        "",
-                    ),
-                    (
-                        "p99 without / with / after (ms)",
-                        _three(baseline, with_retention, after, "p99_ms"),
-                        "",
-                    ),
-                    (
-                        "max without / with / after (ms)",
-                        _three(baseline, with_retention, after, "max_ms"),
-                        "",
-                    ),
-                    (
-                        "requests without / with / after",
-                        _three(baseline, with_retention, after, "requests"),
-                        "",
-                    ),
-                    ("max with / p99 without", ratio, "≤ 2"),
-                    ("max with / p99 after", ratio_after, "≤ 2"),
-                    ("retention (s)", seconds, f"{args.rows:,} messages"),
-                    ("load average (1 min)", str(loads), ""),
-                ]
-            )
-        )
-        print(json.dumps(retained["deleted"]))
+        processes.append(service)
+        retain = retain_process(url, args.batch_size, args.pause_ratio)
+        processes.append(retain)
+        assert retain.stdout is not None
+        used = json.loads(await asyncio.to_thread(retain.stdout.readline))
+        load = load_process(f"http://127.0.0.1:{port}/v1/messages", key, args.connections)
+        processes.append(load)
+        await asyncio.sleep(args.warm_s)  # connected and warm: not counted
+        timeline = await alternate(args, retain)
+        assert load.stdin is not None and load.stdout is not None
+        load.stdin.close()
+        samples = json.loads(await asyncio.to_thread(load.stdout.read))
+        results = report(args, timeline, samples, used)
         path = write_results("retention", results)
         print(f"results: {Path(path).relative_to(ROOT)}")
     finally:
-        if service is not None:
-            stop(service)
+        for process in reversed(processes):
+            if process.stdin is not None and not process.stdin.closed:
+                process.stdin.close()
+            stop(process)
         await drop_database(dsn)
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--load":
-        url, key, connections, duration = sys.argv[2:6]
-        print(json.dumps(uvloop.run(_load(url, key, int(connections), float(duration)))))
+        url, key, connections = sys.argv[2:5]
+        print(json.dumps(uvloop.run(_load(url, key, int(connections)))))
     elif len(sys.argv) > 1 and sys.argv[1] == "--retain":
-        print(json.dumps(uvloop.run(_retain(sys.argv[2], int(sys.argv[3])))))
+        uvloop.run(_retain(*sys.argv[2:5]))
     else:
         parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
         parser.add_argument("--rows", type=int, default=200_000)
         parser.add_argument("--connections", type=int, default=8)
-        parser.add_argument("--baseline-s", type=float, default=30.0)
-        parser.add_argument("--with-s", type=float, default=120.0)
-        parser.add_argument("--batch-size", type=int, default=1000)
+        parser.add_argument("--window-s", type=float, default=15.0)
+        parser.add_argument("--warm-s", type=float, default=5.0)
+        parser.add_argument("--max-pairs", type=int, default=40)
+        parser.add_argument("--batch-size", default="default")
+        parser.add_argument("--pause-ratio", default="default")
         uvloop.run(main(parser.parse_args()))
