@@ -301,7 +301,8 @@ async def main(args: argparse.Namespace) -> None:
         processes.append(load)
         await asyncio.sleep(args.warm_s)  # connected and warm: not counted
         timeline = await alternate(args, retain)
-        assert load.stdin is not None and load.stdout is not None
+        assert load.stdin is not None
+        assert load.stdout is not None
         load.stdin.close()
         samples = json.loads(await asyncio.to_thread(load.stdout.read))
         results = report(args, timeline, samples, used)

@@ -205,3 +205,14 @@ async def test_a_waiting_message_is_never_deleted_however_old(
     await one_round(db_engine)
     assert await ids(db_engine, outbound_message.c.id) == {message_id}
     assert uuid.UUID(str(message_id))
+
+
+async def test_the_pause_after_a_batch_is_in_proportion_to_its_time(
+    db_engine: AsyncEngine,
+) -> None:
+    retainer = worker(db_engine, None, retention_pause_ratio=3, retention_pause_seconds=0.05)
+    assert retainer.pause_s(0.1) == pytest.approx(0.3)  # a quarter of the time deleting
+    assert retainer.pause_s(0.001) == 0.05  # never less than WA_RETENTION_PAUSE_SECONDS
+    assert worker(db_engine, None, retention_pause_ratio=0).pause_s(5) == 0
+    with pytest.raises(ValueError, match="retention_pause_ratio"):
+        worker(db_engine, None, retention_pause_ratio=-1)

@@ -75,10 +75,14 @@ class RetentionWorker:
                 return None
             return await self._round(conn, before=utcnow() - timedelta(days=days))
 
+    def pause_s(self, took_s: float) -> float:
+        """The pause after a batch that took `took_s`: in proportion to it, so retention has
+        the database at most 1 / (1 + ratio) of the time, however slow it is under load."""
+        ratio = self._settings.retention_pause_ratio
+        return max(self._settings.retention_pause_seconds, took_s * ratio)
+
     async def _round(self, conn: AsyncConnection, *, before: datetime) -> Counter[str]:
         limit = self._settings.retention_batch_size
-        ratio = self._settings.retention_pause_ratio
-        least = self._settings.retention_pause_seconds
         total: Counter[str] = Counter()
         for chosen, batch in BATCHES:
             while not self._stop.is_set():
@@ -93,9 +97,7 @@ class RetentionWorker:
                 total.update(deleted)
                 if deleted[chosen] < limit:  # the last batch of its kind
                     break
-                # In proportion to the batch's time: retention has the database at most
-                # 1 / (1 + ratio) of the time, however slow it is under load.
-                await asyncio.sleep(max(least, took_s * ratio))
+                await asyncio.sleep(self.pause_s(took_s))
         if total:
             log.info("retention deleted old rows", extra={"deleted": dict(total)})
         return total
