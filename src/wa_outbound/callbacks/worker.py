@@ -267,7 +267,7 @@ class CallbackWorker:
         assert self._transport is not None
         try:
             request = request_of(
-                delivery, decrypt=self.decrypt, now=self.clock(), timestamp=int(time.time())
+                delivery, decrypt=self.decrypt, now=self.clock, timestamp=int(time.time())
             )
         except UndecryptableSecret:
             return Answer(error="secret_unreadable")
