@@ -146,6 +146,7 @@ async def measure(
         "fake_cpu_percent": fake_cpu,
         "fake_requests_per_cpu_s": per_cpu_s,
         "client_cpu_percent": round(100 * (client_cpu_after - client_cpu_before) / elapsed, 1),
+        "client_cpu_ms_per_request": round(1000 * (client_cpu_after - client_cpu_before) / sent, 3),
     }
 
 

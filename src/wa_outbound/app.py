@@ -204,7 +204,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.keyring = keyring
     errors.install(app)
-    # Inside BodySizeLimit (added after it, so outer): Meta's webhook POST on PostgreSQL.
+    # Meta's webhook POST on PostgreSQL, answered inside BodySizeLimit: the middleware added last
+    # is the outermost, so the body limit applies to it first.
     app.add_middleware(MetaWebhookPath)
     app.add_middleware(BodySizeLimit)
     # Every /v1 route refuses text the databases cannot store. Not Meta's webhook: what Meta

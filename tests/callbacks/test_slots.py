@@ -6,14 +6,15 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from wa_outbound.callbacks.claims import Claimed
+from wa_outbound.callbacks.claims import Claimed, Endpoint
 from wa_outbound.callbacks.slots import Slots, host_of
 
 
 def delivery(url: str, endpoint_id: uuid.UUID | None = None) -> Claimed:
+    endpoint_id = endpoint_id or uuid.uuid4()
     return Claimed(
         id=uuid.uuid4(),
-        endpoint_id=endpoint_id or uuid.uuid4(),
+        endpoint_id=endpoint_id,
         event_seq=1,
         message_id=None,
         attempt=1,
@@ -22,10 +23,7 @@ def delivery(url: str, endpoint_id: uuid.UUID | None = None) -> Claimed:
         event_type="message.sent",
         occurred_at=datetime.now(UTC),
         data={},
-        url=url,
-        secret="plain:whsec_AA==",
-        previous_secret=None,
-        previous_secret_until=None,
+        endpoint=Endpoint(endpoint_id, url, "plain:whsec_AA==", None, None),
     )
 
 

@@ -23,17 +23,21 @@ def body_of(delivery: Claimed) -> bytes:
     )
 
 
-def secrets_of(delivery: Claimed, decrypt: Callable[[str], str], now: datetime) -> list[str]:
-    """The secrets that sign now: the current one, and the previous one during a rotation."""
-    secrets = [decrypt(delivery.secret)]
-    until = delivery.previous_secret_until
-    if delivery.previous_secret is not None and until is not None and until > now:
-        secrets.append(decrypt(delivery.previous_secret))
+def secrets_of(
+    delivery: Claimed, decrypt: Callable[[str], str], now: Callable[[], datetime]
+) -> list[str]:
+    """The secrets that sign now: the current one, and the previous one during a rotation (the
+    clock is read only then)."""
+    endpoint = delivery.endpoint
+    secrets = [decrypt(endpoint.secret)]
+    until = endpoint.previous_secret_until
+    if endpoint.previous_secret is not None and until is not None and until > now():
+        secrets.append(decrypt(endpoint.previous_secret))
     return secrets
 
 
 def request_of(
-    delivery: Claimed, *, decrypt: Callable[[str], str], now: datetime, timestamp: int
+    delivery: Claimed, *, decrypt: Callable[[str], str], now: Callable[[], datetime], timestamp: int
 ) -> Request:
     """The attempt's request; raises crypto.UndecryptableSecret when no key opens a secret."""
     content = body_of(delivery)
@@ -43,4 +47,4 @@ def request_of(
         timestamp=timestamp,
         body=content,
     )
-    return Request(url=delivery.url, body=content, headers=headers)
+    return Request(delivery.endpoint.url, content, headers)

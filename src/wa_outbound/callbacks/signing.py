@@ -16,17 +16,31 @@ from collections.abc import Sequence
 
 from wa_outbound.callbacks import secrets
 
-# Remembered: a secret's key is decoded for every attempt.
-signing_key = functools.lru_cache(maxsize=4096)(secrets.signing_key)
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key a secret holds (secrets.signing_key)."""
+    return secrets.signing_key(secret)
+
+
+@functools.lru_cache(maxsize=4096)
+def _keyed(secret: str) -> hmac.HMAC:
+    """An HMAC already keyed with the secret's key, remembered: each attempt signs with a copy,
+    without decoding the secret nor hashing the key again."""
+    return hmac.new(secrets.signing_key(secret), digestmod=hashlib.sha256)
+
+
+def _signed(secret: str, message: bytes) -> str:
+    mac = _keyed(secret).copy()
+    mac.update(message)
+    return "v1," + base64.b64encode(mac.digest()).decode()
 
 
 def signature(secrets: Sequence[str], *, webhook_id: str, timestamp: int, body: bytes) -> str:
     """The `webhook-signature` value: one `v1,` signature per secret, separated by spaces."""
     signed = f"{webhook_id}.{timestamp}.".encode() + body
-    return " ".join(
-        "v1," + base64.b64encode(hmac.digest(signing_key(s), signed, hashlib.sha256)).decode()
-        for s in secrets
-    )
+    if len(secrets) == 1:
+        return _signed(secrets[0], signed)
+    return " ".join(_signed(s, signed) for s in secrets)
 
 
 def headers(

@@ -29,6 +29,19 @@ def host_of(url: str) -> str:
         return url
 
 
+class _Host:
+    """What one host holds: its queue, its attempts in flight, and its deliveries by endpoint."""
+
+    __slots__ = ("active", "endpoints", "load", "queue")
+
+    def __init__(self) -> None:
+        self.queue: deque[Claimed] = deque()
+        self.active = 0
+        self.load = 0
+        """Queued and in flight."""
+        self.endpoints: Counter[uuid.UUID] = Counter()
+
+
 class Slots:
     def __init__(
         self,
@@ -42,88 +55,85 @@ class Slots:
         self._per_host = per_host
         self._saturated_at = saturated_at
         self._start = start
-        self._queued: dict[str, deque[Claimed]] = {}
+        # The hosts holding anything, by host key (one lookup per add and per done).
+        self._hosts: dict[str, _Host] = {}
         # Hosts with queued work and a free slot of their own, in turn (a dict as ordered set).
-        self._ready: dict[str, None] = {}
+        self._ready: dict[str, _Host] = {}
         self._active = 0
-        self._active_by_host: Counter[str] = Counter()
-        self._load: Counter[str] = Counter()
-        self._endpoints: dict[str, Counter[uuid.UUID]] = {}
 
     @property
     def held(self) -> int:
         """Deliveries claimed and not finished (queued or being attempted)."""
-        return sum(self._load.values())
+        return sum(h.load for h in self._hosts.values())
 
     def busy(self) -> int:
         """What the hosts hold, each counted up to its own connection limit: deliveries waiting
         for a host that is busy anyway do not keep other endpoints from being claimed."""
-        return sum(min(n, self._per_host) for n in self._load.values())
+        return sum(min(h.load, self._per_host) for h in self._hosts.values())
 
     def saturated_endpoints(self) -> list[uuid.UUID]:
         """Endpoints of the hosts that hold enough until the next claim."""
         return [
             endpoint_id
-            for host, load in self._load.items()
-            if load >= self._saturated_at
-            for endpoint_id in self._endpoints.get(host, ())
+            for h in self._hosts.values()
+            if h.load >= self._saturated_at
+            for endpoint_id in h.endpoints
         ]
 
     def add(self, delivery: Claimed) -> None:
-        host = host_of(delivery.url)
-        self._queued.setdefault(host, deque()).append(delivery)
-        self._load[host] += 1
-        self._endpoints.setdefault(host, Counter())[delivery.endpoint_id] += 1
-        if self._active_by_host[host] < self._per_host:
-            self._ready[host] = None
+        key = host_of(delivery.endpoint.url)
+        host = self._hosts.get(key)
+        if host is None:
+            host = self._hosts[key] = _Host()
+        host.queue.append(delivery)
+        host.load += 1
+        host.endpoints[delivery.endpoint_id] += 1
+        if host.active < self._per_host:
+            self._ready[key] = host
         self._pump()
 
     def done(self, delivery: Claimed) -> bool:
         """An attempt ended: free its slots and start what can start. True when its host was
         saturated until now (its endpoints may be claimed again)."""
-        host = host_of(delivery.url)
-        was_saturated = self._load[host] >= self._saturated_at
+        key = host_of(delivery.endpoint.url)
+        host = self._hosts[key]
+        was_saturated = host.load >= self._saturated_at
         self._active -= 1
-        self._active_by_host[host] -= 1
-        if self._active_by_host[host] <= 0:
-            del self._active_by_host[host]
-        self._forget(host, delivery.endpoint_id)
-        if host in self._queued:
-            self._ready[host] = None
+        host.active -= 1
+        self._forget(key, host, delivery.endpoint_id)
+        if host.queue:
+            self._ready[key] = host
         self._pump()
-        return was_saturated and self._load[host] < self._saturated_at
+        return was_saturated and host.load < self._saturated_at
 
     def take_queued(self) -> list[Claimed]:
         """Shutdown: every delivery not started yet, out of the queues."""
-        taken = [d for queue in self._queued.values() for d in queue]
-        for delivery in taken:
-            self._forget(host_of(delivery.url), delivery.endpoint_id)
-        self._queued.clear()
+        taken: list[Claimed] = []
+        for key, host in list(self._hosts.items()):
+            while host.queue:
+                delivery = host.queue.popleft()
+                taken.append(delivery)
+                self._forget(key, host, delivery.endpoint_id)
         self._ready.clear()
         return taken
 
     def _pump(self) -> None:
-        while self._active < self._concurrency and self._ready:
-            host = next(iter(self._ready))
-            del self._ready[host]
-            queue = self._queued[host]
-            delivery = queue.popleft()
-            if not queue:
-                del self._queued[host]
+        ready = self._ready
+        while self._active < self._concurrency and ready:
+            key = next(iter(ready))
+            host = ready.pop(key)
+            delivery = host.queue.popleft()
             self._active += 1
-            self._active_by_host[host] += 1
-            if host in self._queued and self._active_by_host[host] < self._per_host:
-                self._ready[host] = None  # to the back: the next host's turn first
+            host.active += 1
+            if host.queue and host.active < self._per_host:
+                ready[key] = host  # to the back: the next host's turn first
             self._start(delivery)
 
-    def _forget(self, host: str, endpoint_id: uuid.UUID) -> None:
-        self._load[host] -= 1
-        if self._load[host] <= 0:
-            del self._load[host]
-        endpoints = self._endpoints.get(host)
-        if endpoints is not None:
-            endpoints[endpoint_id] -= 1
-            if endpoints[endpoint_id] <= 0:
-                del endpoints[endpoint_id]
-            if not endpoints:
-                del self._endpoints[host]
+    def _forget(self, key: str, host: _Host, endpoint_id: uuid.UUID) -> None:
+        host.load -= 1
+        endpoints = host.endpoints
+        endpoints[endpoint_id] -= 1
+        if endpoints[endpoint_id] <= 0:
+            del endpoints[endpoint_id]
+        if host.load <= 0:
+            del self._hosts[key]

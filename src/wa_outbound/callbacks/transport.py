@@ -13,7 +13,7 @@ import functools
 import ipaddress
 import socket
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -60,8 +60,7 @@ class PinnedResolver(AbstractResolver):
         self._pinned.clear()
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
+class Request(NamedTuple):
     url: str
     body: bytes
     headers: dict[str, str]
@@ -141,8 +140,13 @@ def _literal_addresses(target: urls.Target, allow_insecure: bool) -> list[str] |
 
 async def _drain(response: aiohttp.ClientResponse) -> None:
     """Read the answer's body (so the connection can be reused), up to MAX_ANSWER_BYTES."""
+    content = response.content
     read = 0
-    while chunk := await response.content.read(MAX_ANSWER_BYTES):
+    # Till the end of the body; a short one is usually whole after its first read.
+    while not content.at_eof():
+        chunk = await content.read(MAX_ANSWER_BYTES)
+        if not chunk:
+            return
         read += len(chunk)
         if read > MAX_ANSWER_BYTES:
             response.close()

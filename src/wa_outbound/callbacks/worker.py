@@ -3,7 +3,9 @@
 Each round claims due deliveries under a lease (one short statement, claims.py) and hands them to
 the slots (slots.py): at most `callback_concurrency` attempts at once and at most
 `callback_per_host_connections` to one host, so an endpoint that hangs holds its own host's slots
-and no one else's; endpoints whose host holds enough are left out of the next claims. Outcomes go
+and no one else's; endpoints whose host holds enough are left out of the next claims. The
+attempts are made by `callback_concurrency` long-lived runner tasks, each taking the next started
+delivery (no task per delivery). Outcomes go
 to a writer that writes whatever has arrived within `SETTLE_LINGER_S` in one statement
 (outcomes.py). No transaction is held across a request. A heartbeat keeps the leases of
 everything claimed alive, so only a dead or stalled replica's claims expire, and any replica then
@@ -29,6 +31,7 @@ from wa_outbound.callbacks import claims, outcomes
 from wa_outbound.callbacks.claims import Claimed
 from wa_outbound.callbacks.policy import Answer, Outcome, outcome_of
 from wa_outbound.callbacks.request import request_of
+from wa_outbound.callbacks.runners import Runners
 from wa_outbound.callbacks.slots import Slots
 from wa_outbound.callbacks.transport import Transport
 from wa_outbound.config import Settings
@@ -84,6 +87,8 @@ class CallbackWorker:
         self._failures = 0
         self._empty_claims = False
         self._attempts: set[asyncio.Task[None]] = set()
+        """Attempts in tasks of their own (run_once, without runners)."""
+        self._runners = Runners(settings.callback_concurrency, self._attempt_and_settle)
         self._results: asyncio.Queue[Outcome | None] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -115,6 +120,7 @@ class CallbackWorker:
         ]
         if listener is not None:
             side.append(asyncio.create_task(listener.run(), name="callback-listener"))
+        self._runners.run()
         try:
             while not self._stopping.is_set():
                 if not self._round():
@@ -214,6 +220,10 @@ class CallbackWorker:
         return batch
 
     def _start(self, delivery: Claimed) -> None:
+        """The slots started `delivery`: hand it to a runner (a task of its own without)."""
+        if self._runners.running:
+            self._runners.start(delivery)
+            return
         task = asyncio.create_task(self._attempt_and_settle(delivery), name="callback")
         self._attempts.add(task)
         task.add_done_callback(self._attempts.discard)
@@ -227,8 +237,12 @@ class CallbackWorker:
             self._results.put_nowait(self._released(delivery))
             raise
         finally:
-            if self._slots.done(delivery):
-                self._wake.set()  # its host held enough until now: claim for it again
+            self._runners.settling = True
+            try:
+                if self._slots.done(delivery):
+                    self._wake.set()  # its host held enough until now: claim for it again
+            finally:
+                self._runners.settling = False
         self._results.put_nowait(outcome)
 
     def _released(self, delivery: Claimed, *, attempted: bool = True) -> Outcome:
@@ -253,7 +267,7 @@ class CallbackWorker:
         assert self._transport is not None
         try:
             request = request_of(
-                delivery, decrypt=self.decrypt, now=self.clock(), timestamp=int(time.time())
+                delivery, decrypt=self.decrypt, now=self.clock, timestamp=int(time.time())
             )
         except UndecryptableSecret:
             return Answer(error="secret_unreadable")
@@ -345,8 +359,9 @@ class CallbackWorker:
         the grace period, then cancel them (a cancelled attempt gives its claim back too)."""
         if self._claims:
             await asyncio.wait(set(self._claims), timeout=self.settings.shutdown_grace_seconds)
-        for delivery in self._slots.take_queued():
+        for delivery in [*self._slots.take_queued(), *self._runners.take_started()]:
             self._results.put_nowait(self._released(delivery, attempted=False))
+        await self._runners.stop(self.settings.shutdown_grace_seconds)
         if not self._attempts:
             return
         _done, pending = await asyncio.wait(

@@ -18,3 +18,15 @@ def insert(conn: AsyncConnection, table: sa.Table) -> Any:
 
 def is_postgres(conn: AsyncConnection) -> bool:
     return conn.dialect.name == "postgresql"
+
+
+def any_of(
+    conn: AsyncConnection, column: sa.ColumnElement[Any], values: list[Any]
+) -> sa.ColumnElement[bool]:
+    """`column IN values`. On PostgreSQL one array parameter (`= ANY(:values)`), so the SQL
+    is the same whatever the number of values and a prepared statement serves every call; an
+    IN list is rendered, and prepared, anew for each length."""
+    if is_postgres(conn):
+        array = postgresql.ARRAY(column.type)
+        return column == sa.any_(sa.bindparam(None, values, type_=array))
+    return column.in_(values)

@@ -65,26 +65,49 @@ class Wait:
     reason: str
 
 
-# The partial index ix_outbound_message_claim_ready leaves out paused senders' marked rows,
-# so a paused backlog is never scanned; a paused sender's unmarked rows are filtered by the join.
-# The service window is looked up only for templates whose WABA has a messaging limit. A message
-# never overtakes an older one to the same recipient that waits for its pair slot (the older one
-# may come back late); ix_outbound_message_pair_waiting makes that check a probe of a few rows.
-# "Not paused" is written as a boolean expression (`NOT COALESCE(...)`), which the planner
-# estimates at one half whatever the statistics: `jsonb_array_length(...) = 0`, or `= '[]'` on a
-# `sender` table never analysed (a few rows never trigger autovacuum's analyse), was guessed at
-# 0.5 %, so the planner expected a few dozen due rows in all, joined the whole queue and sorted
-# it instead of reading ix_outbound_message_claim_ready in order up to the LIMIT
-# (docs/performance.md, "Flat with size").
+# Two levels, so the plan does not hang on the outbox's statistics. The inner level locks the due
+# ids in queue order: it reads ix_outbound_message_claim_ready (which leaves out paused senders'
+# marked rows, so a paused backlog is never scanned) and tests each row on its own columns only.
+# The senders paused but not yet marked are one array worked out once per statement (an InitPlan),
+# not a join: joined, with the table's statistics stale after a burst of enqueues (autovacuum
+# analyses a minute later at best), the planner expected a few due rows, joined all 20,000 waiting
+# ones to five tables and sorted them, 100-130 ms a claim (docs/performance.md, "Dispatch").
+# A message never overtakes an older one to the same recipient that waits for its pair slot (the
+# older one may come back late); ix_outbound_message_pair_waiting makes that a probe of a few
+# rows. The outer level reads, for the locked rows only, what the limits need: the sender's
+# limits, the WABA's messaging limit, the service window (only for templates whose WABA has a
+# messaging limit), the template's status and the recipient's marketing opt-out.
 _PG_LOCK_DUE = sa.text(
     """
+    WITH due AS MATERIALIZED (
+        SELECT o.id
+        FROM outbound_message AS o
+        WHERE o.status IN ('QUEUED', 'RETRYING')
+          AND (o.waiting_reason IS NULL OR o.waiting_reason <> 'sender_paused')
+          AND o.next_attempt_at <= :now
+          AND (o.expires_at IS NULL OR o.expires_at > :now)
+          AND COALESCE(o.sender_id, :shared) <> ALL(CAST(:skip_senders AS uuid[]))
+          AND o.org_id <> ALL(CAST(:skip_orgs AS text[]))
+          AND COALESCE(o.sender_id, :shared) <> ALL(ARRAY(
+              SELECT p.id FROM sender AS p WHERE p.paused_reasons <> '[]'::jsonb))
+          AND NOT EXISTS (
+              SELECT 1 FROM outbound_message AS older
+              WHERE older.sender_id = o.sender_id AND older.to_phone = o.to_phone
+                AND older.waiting_reason = 'pair_interval'
+                AND older.status IN ('QUEUED', 'RETRYING')
+                AND older.created_at < o.created_at)
+        ORDER BY o.next_attempt_at
+        LIMIT :limit
+        FOR UPDATE OF o SKIP LOCKED
+    )
     SELECT o.id, o.org_id, o.sender_id, o.to_phone, o.created_at,
            s.phone_number_id, s.messages_per_second, s.waba_id, w.messaging_limit,
            (o.kind = 'template' AND w.messaging_limit IS NOT NULL
             AND w.messaging_limit <> 'TIER_UNLIMITED'
             AND sw.last_inbound_at IS NULL) AS reaches,
            t.status AS template_status, COALESCE(c.marketing_opt_out, false) AS opted_out
-    FROM outbound_message AS o
+    FROM due
+    JOIN outbound_message AS o ON o.id = due.id
     LEFT JOIN sender AS s ON s.id = COALESCE(o.sender_id, :shared)
     LEFT JOIN waba AS w ON w.waba_id = s.waba_id
     LEFT JOIN service_window AS sw
@@ -96,22 +119,7 @@ _PG_LOCK_DUE = sa.text(
        AND t.name = o.payload->>'name' AND t.language = o.payload->>'language'
     LEFT JOIN consent AS c
         ON t.category = 'MARKETING' AND c.org_id = o.org_id AND c.phone = o.to_phone
-    WHERE o.status IN ('QUEUED', 'RETRYING')
-      AND (o.waiting_reason IS NULL OR o.waiting_reason <> 'sender_paused')
-      AND o.next_attempt_at <= :now
-      AND (o.expires_at IS NULL OR o.expires_at > :now)
-      AND COALESCE(o.sender_id, :shared) <> ALL(CAST(:skip_senders AS uuid[]))
-      AND o.org_id <> ALL(CAST(:skip_orgs AS text[]))
-      AND NOT COALESCE(s.paused_reasons <> '[]'::jsonb, false)
-      AND NOT EXISTS (
-          SELECT 1 FROM outbound_message AS older
-          WHERE older.sender_id = o.sender_id AND older.to_phone = o.to_phone
-            AND older.waiting_reason = 'pair_interval'
-            AND older.status IN ('QUEUED', 'RETRYING')
-            AND older.created_at < o.created_at)
     ORDER BY o.next_attempt_at
-    LIMIT :limit
-    FOR UPDATE OF o SKIP LOCKED
     """
 ).bindparams(
     sa.bindparam("now", type_=m.next_attempt_at.type),
@@ -123,7 +131,10 @@ _PG_LOCK_DUE = sa.text(
 # plan, blind to :now, that joins every queued row before the time filter: with 20,000 rows
 # waiting for a pair slot it took 4 s a claim against 12 ms planned for the call
 # (bench/claim_backlog.py). The claim's transaction plans each of its statements for its values.
-_CUSTOM_PLAN = sa.text("SET LOCAL plan_cache_mode = force_custom_plan")
+_CUSTOM_PLAN = sa.text(
+    "SELECT set_config('plan_cache_mode', 'force_custom_plan', true),"
+    " set_config('enable_bitmapscan', 'off', true)"
+)
 
 
 async def lock_due(

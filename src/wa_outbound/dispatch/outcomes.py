@@ -20,9 +20,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wa_outbound.db.dialect import insert
+from wa_outbound.db.dialect import insert, is_postgres
 from wa_outbound.db.schema import message_wamid, outbound_message
 from wa_outbound.dispatch.claims import Claimed, lease_clock
+from wa_outbound.dispatch.outcome_sql import (
+    ACCEPT,
+    FAIL,
+    PG_ACCEPT,
+    PG_LOCK_OWNED,
+    RETRY,
+    RETRY_WITH_ERROR,
+)
 from wa_outbound.events import message_event_row, record_message_events
 from wa_outbound.senders import health
 from wa_outbound.status import Status
@@ -51,74 +59,6 @@ class Outcome:
     """With `pause == "token_invalid"`: the stored token the send used, when known."""
     waiting_reason: str | None = None
     """Why it waits when it goes back to waiting (`send_unknown`), or None."""
-
-
-def _b(name: str) -> sa.BindParameter[Any]:
-    return sa.bindparam(f"b_{name}")
-
-
-# Each statement is guarded by the claim's token as well as by the lock taken in
-# `write_outcomes`: a row that was cancelled, reclaimed or finished meanwhile is left alone.
-_OWNED = sa.and_(
-    m.id == _b("id"),
-    m.status == Status.SENDING,
-    m.claimed_by == _b("worker"),
-    m.attempts == _b("attempt"),
-)
-_ACCEPT = (
-    outbound_message.update()
-    .where(_OWNED)
-    .values(
-        status=Status.ACCEPTED,
-        provider_message_id=_b("wamid"),
-        accepted_at=_b("now"),
-        updated_at=_b("now"),
-        lease_until=None,
-        claimed_by=None,
-        error_code=None,
-        error_title=None,
-        error_message=None,
-        error_details=None,
-        error_retryable=None,
-    )
-)
-_RETRY = (
-    outbound_message.update()
-    .where(_OWNED)
-    .values(
-        status=_b("status"),
-        attempts=m.attempts - _b("give_back"),
-        next_attempt_at=_b("next"),
-        waiting_reason=_b("waiting"),
-        updated_at=_b("now"),
-        lease_until=None,
-        claimed_by=None,
-    )
-)
-_RETRY_WITH_ERROR = _RETRY.values(
-    error_code=_b("code"),
-    error_title=_b("title"),
-    error_message=_b("message"),
-    error_details=_b("details"),
-    error_retryable=True,
-)
-_FAIL = (
-    outbound_message.update()
-    .where(_OWNED)
-    .values(
-        status=Status.FAILED,
-        dead_lettered=_b("dead"),
-        failed_at=_b("now"),
-        updated_at=_b("now"),
-        lease_until=None,
-        claimed_by=None,
-        error_code=_b("code"),
-        error_title=_b("title"),
-        error_message=_b("message"),
-        error_details=_b("details"),
-        error_retryable=_b("retryable"),
-    )
-)
 
 
 def _error_params(error: ProviderError | None) -> dict[str, Any]:
@@ -184,11 +124,25 @@ async def write_outcomes(
                 retry_plain.append(params)
             else:
                 retry_error.append({**params, **_error_params(o.error)})
+    if accepted and is_postgres(conn):
+        await conn.execute(
+            PG_ACCEPT,
+            {
+                "now": now,
+                "ids": [row["b_id"] for row in accepted],
+                "attempts": [row["b_attempt"] for row in accepted],
+                "workers": [row["b_worker"] for row in accepted],
+                "wamids": [row["b_wamid"] for row in accepted],
+            },
+        )
+        accepted_rows: list[dict[str, Any]] = []
+    else:
+        accepted_rows = accepted
     for statement, rows in (
-        (_ACCEPT, accepted),
-        (_RETRY, retry_plain),
-        (_RETRY_WITH_ERROR, retry_error),
-        (_FAIL, failed),
+        (ACCEPT, accepted_rows),
+        (RETRY, retry_plain),
+        (RETRY_WITH_ERROR, retry_error),
+        (FAIL, failed),
     ):
         if rows:
             await conn.execute(statement, rows)
@@ -248,6 +202,16 @@ async def _lock_owned(conn: AsyncConnection, outcomes: list[Outcome]) -> set[Any
     order so that concurrent writers queue rather than deadlock; return their ids."""
     if not outcomes:
         return set()
+    if is_postgres(conn):
+        rows = await conn.execute(
+            PG_LOCK_OWNED,
+            {
+                "ids": [o.message.id for o in outcomes],
+                "attempts": [o.message.attempt for o in outcomes],
+                "workers": [o.message.worker for o in outcomes],
+            },
+        )
+        return {row.id for row in rows}
     tokens = [(o.message.id, o.message.attempt, o.message.worker) for o in outcomes]
     rows = await conn.execute(
         sa.select(m.id)

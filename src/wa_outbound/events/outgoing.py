@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wa_outbound.db.callback_schema import callback_delivery, callback_endpoint, callback_event
-from wa_outbound.db.dialect import insert
+from wa_outbound.db.dialect import any_of, insert
 from wa_outbound.db.listener import CALLBACKS_CHANNEL, notify
 from wa_outbound.db.schema import outbound_message
 from wa_outbound.db.types import utcnow
@@ -112,7 +112,9 @@ async def message_changes(conn: AsyncConnection, timeline: Sequence[Mapping[str,
     if not wanted:
         return
     ids = list({row["message_id"] for row in wanted})
-    result = await conn.execute(sa.select(outbound_message).where(outbound_message.c.id.in_(ids)))
+    result = await conn.execute(
+        sa.select(outbound_message).where(any_of(conn, outbound_message.c.id, ids))
+    )
     messages = {row.id: dict(row._mapping) for row in result}
     outgoing = []
     for row in wanted:

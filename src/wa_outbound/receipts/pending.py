@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wa_outbound.db.dialect import is_postgres
+from wa_outbound.db.dialect import any_of, is_postgres
 from wa_outbound.db.schema import (
     SHARED_SENDER_ID,
     message_wamid,
@@ -41,7 +41,9 @@ async def apply_pending(
     ordered = sorted(set(provider_message_ids))
     for start in range(0, len(ordered), _CHUNK):
         chunk = ordered[start : start + _CHUNK]
-        applied += await _take_and_apply(conn, p.provider_message_id.in_(chunk), None, now)
+        applied += await _take_and_apply(
+            conn, any_of(conn, p.provider_message_id, chunk), None, now
+        )
     return applied
 
 

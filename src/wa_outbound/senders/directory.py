@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wa_outbound.config import Settings
 from wa_outbound.crypto import UndecryptableSecret
+from wa_outbound.db.dialect import any_of
 from wa_outbound.db.schema import SHARED_SENDER_ID, sender
 from wa_outbound.db.types import utcnow
 from wa_outbound.senders import health, store
@@ -83,7 +84,9 @@ class Directory:
         if own:
             async with self._engine.connect() as conn:
                 rows = await conn.execute(
-                    sa.select(s.id, s.phone_number_id, s.access_token).where(s.id.in_(own))
+                    sa.select(s.id, s.phone_number_id, s.access_token).where(
+                        any_of(conn, s.id, list(own))
+                    )
                 )
             for row in rows:
                 if row.access_token is not None:
