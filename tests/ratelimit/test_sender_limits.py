@@ -149,6 +149,8 @@ async def test_throughput_never_passes_the_cap_over_any_window_of_1_1_s(
 async def test_one_recipient_is_paced_oldest_first_and_others_are_not(backend: Backend) -> None:
     org = await backend.org()
     asked = group(org, ["+33610000001"] * 3 + phones(3, 50))
+    loop = asyncio.get_running_loop()
+    granted_at = loop.time()
     verdicts = await backend.limiter.admit(asked)
     assert reasons(asked, verdicts) == [None, "pair_interval", "pair_interval", None, None, None]
     second, third = (verdicts[row.id].retry_after_s for row in asked.rows[1:3])
@@ -156,7 +158,11 @@ async def test_one_recipient_is_paced_oldest_first_and_others_are_not(backend: B
     assert second == pytest.approx(PAIR_S + 0.1, abs=0.01)
     assert third == pytest.approx(2 * (PAIR_S + 0.1), abs=0.01)
     soon = group(org, ["+33610000001"], sender_id=asked.sender_id)
-    assert reasons(soon, await backend.limiter.admit(soon)) == ["pair_interval"]
+    soon_reasons = reasons(soon, await backend.limiter.admit(soon))
+    # Still inside the first message's slot, unless the database stalled past it (a clean-clone
+    # CI run once took longer than the 0.3 s between the two decisions).
+    if loop.time() - granted_at < PAIR_S:
+        assert soon_reasons == ["pair_interval"]
     await asyncio.sleep(PAIR_S + 0.12)
     later = group(org, ["+33610000001"], sender_id=asked.sender_id)
     assert reasons(later, await backend.limiter.admit(later)) == [None]
