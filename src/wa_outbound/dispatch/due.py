@@ -130,7 +130,10 @@ _PG_LOCK_DUE = sa.text(
 # The statement is prepared once per connection; after five runs PostgreSQL may keep a generic
 # plan, blind to :now, that joins every queued row before the time filter: with 20,000 rows
 # waiting for a pair slot it took 4 s a claim against 12 ms planned for the call
-# (bench/claim_backlog.py). The claim's transaction plans each of its statements for its values.
+# (bench/claim_backlog.py). The claim's transaction plans each of its statements for its values,
+# and without bitmap scans: one cannot return the queue in index order, and with no statistics
+# yet (a burst just enqueued) the planner chose one and sorted the whole queue. Both settings
+# are local to the transaction and sent in one statement.
 _CUSTOM_PLAN = sa.text(
     "SELECT set_config('plan_cache_mode', 'force_custom_plan', true),"
     " set_config('enable_bitmapscan', 'off', true)"
