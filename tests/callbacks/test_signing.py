@@ -9,7 +9,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from callback_helpers import new_secret
-from wa_outbound.callbacks import signing
+from wa_outbound.callbacks import secrets, signing
 
 
 def test_a_signature_verifies_with_the_reference_library() -> None:
@@ -47,4 +47,4 @@ def test_two_secrets_give_two_signatures_each_verifying_alone() -> None:
 
 def test_the_key_is_the_base64_part_after_whsec() -> None:
     raw = bytes(range(32))
-    assert signing.signing_key("whsec_" + base64.b64encode(raw).decode()) == raw
+    assert secrets.signing_key("whsec_" + base64.b64encode(raw).decode()) == raw

@@ -17,11 +17,6 @@ from collections.abc import Sequence
 from wa_outbound.callbacks import secrets
 
 
-def signing_key(secret: str) -> bytes:
-    """The HMAC key a secret holds (secrets.signing_key)."""
-    return secrets.signing_key(secret)
-
-
 @functools.lru_cache(maxsize=4096)
 def _keyed(secret: str) -> hmac.HMAC:
     """An HMAC already keyed with the secret's key, remembered: each attempt signs with a copy,
@@ -38,8 +33,6 @@ def _signed(secret: str, message: bytes) -> str:
 def signature(secrets: Sequence[str], *, webhook_id: str, timestamp: int, body: bytes) -> str:
     """The `webhook-signature` value: one `v1,` signature per secret, separated by spaces."""
     signed = f"{webhook_id}.{timestamp}.".encode() + body
-    if len(secrets) == 1:
-        return _signed(secrets[0], signed)
     return " ".join(_signed(s, signed) for s in secrets)
 
 
