@@ -16,24 +16,42 @@ Run = Callable[..., Coroutine[Any, Any, dict[str, Any]]]
 
 
 def senders(run: Run, args: argparse.Namespace) -> dict[str, Any]:
-    """The shared sender alone, one sender of the org's own, and `args.senders` of them."""
-    results = uvloop.run(run(args.quick, args.profile, redis_url=args.redis_url))
+    """The shared sender alone, one sender of the org's own, and `args.senders` of them, in
+    `args.rounds` rounds whose order turns (a phase that always ran last would always run warm):
+    each phase's median, and the spread's ratio to each single sender's median."""
     # Two single-sender phases: the shared sender of the environment (no row to read, no
     # WABA), and one sender of the org's own, as each of the spread's is (its token read
     # and decrypted, its WABA's templates looked up): the spread's own cost is against it.
-    own = uvloop.run(run(args.quick, args.profile, senders=1, redis_url=args.redis_url))
-    spread = uvloop.run(
-        run(args.quick, args.profile, senders=args.senders, redis_url=args.redis_url)
+    phases = {"one_sender": 0, "one_own_sender": 1, f"{args.senders}_senders": args.senders}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in phases}
+    for round_ in range(args.rounds):
+        order = list(phases.items())
+        for name, count in order[round_ % 3 :] + order[: round_ % 3]:
+            result = uvloop.run(
+                run(args.quick, args.profile, senders=count, redis_url=args.redis_url)
+            )
+            runs[name].append(result)
+            print(
+                f"round {round_ + 1} {name}: {result['dispatch_msgs_per_s']:,.0f} msgs/s, "
+                f"{result['service_cpu_ms_per_message']:.3f} CPU ms/msg, "
+                f"{result['dispatch_claims']:.0f} claims of {result['dispatch_mean_batch']:.1f}",
+                flush=True,
+            )
+    results: dict[str, Any] = {"rounds": args.rounds}
+    for name, done in runs.items():
+        for figure in ("dispatch_msgs_per_s", "service_cpu_ms_per_message"):
+            results[f"{name}_{figure}"] = [r[figure] for r in done]
+            results[f"{name}_{figure}_median"] = statistics.median(r[figure] for r in done)
+        results[f"{name}_ratio_to_bare_aiohttp_median"] = statistics.median(
+            r["ratio_dispatch_to_bare_aiohttp"] for r in done
+        )
+    spread = results[f"{args.senders}_senders_dispatch_msgs_per_s_median"]
+    results["ratio_senders_to_one_sender"] = (
+        spread / results["one_sender_dispatch_msgs_per_s_median"]
     )
-    results = {
-        **{f"one_sender_{name}": value for name, value in results.items()},
-        **{f"one_own_sender_{name}": value for name, value in own.items()},
-        **{f"{args.senders}_senders_{name}": value for name, value in spread.items()},
-        "ratio_senders_to_one_sender": spread["dispatch_msgs_per_s"]
-        / results["dispatch_msgs_per_s"],
-        "ratio_senders_to_one_own_sender": spread["dispatch_msgs_per_s"]
-        / own["dispatch_msgs_per_s"],
-    }
+    results["ratio_senders_to_one_own_sender"] = (
+        spread / results["one_own_sender_dispatch_msgs_per_s_median"]
+    )
     return results
 
 

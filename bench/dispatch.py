@@ -3,10 +3,10 @@ loopback, and enqueue→ACCEPTED latency on an idle system. PostgreSQL; run from
 
     .venv/bin/python bench/dispatch.py [--quick] [--profile] [--senders N]
 
-With `--senders N`, the same run is made three times: from the shared sender alone, from one
-sender of the organisation's own, and spread over N such senders; the spread's ratio to each is
-printed: what sending per sender costs the dispatcher (every sender's limits set far above the
-load, so only the cost shows).
+With `--senders N`, the same run is made three times a round (`--rounds`, the order turning):
+from the shared sender alone, from one sender of the organisation's own, and spread over N such
+senders; the spread's ratio to each one's median is printed: what sending per sender costs the
+dispatcher (every sender's limits set far above the load, so only the cost shows).
 
 With `--callbacks`, runs without and with a webhook endpoint of the organisation subscribed to
 every event alternate (`--rounds` pairs), and the ratio of their medians is printed: what writing
@@ -227,8 +227,23 @@ async def _latency(
     raise RuntimeError("latency samples did not all reach ACCEPTED")
 
 
-def _profile(pid: int) -> Any:
-    """py-spy (pip install py-spy) writing collapsed stacks to bench/profile-dispatch.txt."""
+async def _claims(base: str) -> dict[str, float]:
+    """The dispatcher's claims that found messages, and their mean batch, from its metrics."""
+    async with aiohttp.ClientSession() as session, session.get(f"{base}/metrics") as response:
+        text = await response.text()
+    seen: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name in ("outbound_dispatcher_batch_size_count", "outbound_dispatcher_batch_size_sum"):
+            seen[name] = float(value)
+    count = seen.get("outbound_dispatcher_batch_size_count", 0.0)
+    total = seen.get("outbound_dispatcher_batch_size_sum", 0.0)
+    return {"dispatch_claims": count, "dispatch_mean_batch": total / count if count else 0.0}
+
+
+def _profile(pid: int, senders: int) -> Any:
+    """py-spy (pip install py-spy) writing collapsed stacks to bench/profile-dispatch.txt
+    (`profile-dispatch-N.txt` for a run over N senders of the org's own)."""
     return start(
         [
             str(BIN / "py-spy"),
@@ -240,7 +255,7 @@ def _profile(pid: int) -> Any:
             "--format",
             "raw",
             "--output",
-            str(ROOT / "bench" / "profile-dispatch.txt"),
+            str(ROOT / "bench" / f"profile-dispatch{f'-{senders}' if senders else ''}.txt"),
             "--nonblocking",
         ]
     )
@@ -320,13 +335,14 @@ async def run(
             log=ROOT / "bench" / "dispatch-service.log",
         )
         processes.append(service)
-        profiler = _profile(service.pid) if profile else None
+        profiler = _profile(service.pid, senders) if profile else None
         peak, cpu_ms = await _wait_accepted(dsn, messages, service.pid, timeout_s=600)
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
             profiler.wait()
         figures = await _throughput(dsn)
         wait_http(f"http://127.0.0.1:{port}/health/live")
+        claims = await _claims(f"http://127.0.0.1:{port}")
         latencies = await _latency(f"http://127.0.0.1:{port}", key, dsn, phones, samples)
         peak = max(peak, rss_mb(service.pid))
     finally:
@@ -343,6 +359,7 @@ async def run(
         "enqueue_to_accepted_p99_ms": percentile(latencies, 99),
         "rss_mb_peak": peak,
         "service_cpu_ms_per_message": cpu_ms,
+        **claims,
         "baseline_bare_aiohttp_to_fake_meta_req_per_s": ceiling["requests_per_s"],
         "baseline_bare_aiohttp_cpu_ms_per_request": ceiling["client_cpu_ms_per_request"],
         "baseline_bare_aiohttp_to_fake_meta_p99_ms": ceiling["p99_ms"],
@@ -371,7 +388,9 @@ def main() -> None:
         action="store_true",
         help="alternate runs without and with a webhook endpoint subscribed to every event",
     )
-    parser.add_argument("--rounds", type=int, default=3, help="pairs of runs to compare")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="pairs (with --senders: triples) of runs to compare"
+    )
     parser.add_argument("--pgbouncer", type=int, metavar="POOL", help="alternate with PgBouncer")
     args = parser.parse_args()
     if args.pgbouncer:

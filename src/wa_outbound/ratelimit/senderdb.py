@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -25,6 +26,33 @@ from wa_outbound.ratelimit.senders import DAY_S, SenderGroup
 t = sender_throughput.c
 p = pair_slot.c
 r = waba_reach.c
+
+# On PostgreSQL the batch's senders and pairs go as arrays: one statement, prepared once,
+# whatever their number (an IN list or an executemany is a statement, or a row, each).
+_PG_PAIRS = sa.text(
+    """
+        SELECT p.sender_id, p.phone, p.next_at FROM pair_slot AS p
+        JOIN unnest(CAST(:senders AS uuid[]), CAST(:phones AS text[])) AS a(sender_id, phone)
+          ON p.sender_id = a.sender_id AND p.phone = a.phone
+        """
+).columns(p.sender_id, p.phone, p.next_at)
+_PG_WRITE_THROUGHPUT = sa.text(
+    """
+    INSERT INTO sender_throughput (sender_id, buckets, updated_at)
+    SELECT a.sender_id, CAST(a.buckets AS jsonb), :now
+    FROM unnest(CAST(:senders AS uuid[]), CAST(:buckets AS text[])) AS a(sender_id, buckets)
+    ON CONFLICT (sender_id) DO UPDATE
+    SET buckets = excluded.buckets, updated_at = excluded.updated_at
+    """
+).bindparams(sa.bindparam("now", type_=t.updated_at.type))
+_PG_WRITE_PAIRS = sa.text(
+    """
+    INSERT INTO pair_slot (sender_id, phone, next_at)
+    SELECT * FROM unnest(CAST(:senders AS uuid[]), CAST(:phones AS text[]),
+                         CAST(:next_at AS timestamptz[]))
+    ON CONFLICT (sender_id, phone) DO UPDATE SET next_at = excluded.next_at
+    """
+)
 
 
 @dataclass
@@ -86,11 +114,19 @@ async def read_batch(
         )
         state.buckets.update(await _lock_throughput(conn, missing))
     if pairs:
-        asked = {(group.sender_id, row.to) for group in groups for row in group.rows}
-        query = sa.select(p.sender_id, p.phone, p.next_at).where(
-            sa.tuple_(p.sender_id, p.phone).in_(sorted(asked))
-        )
-        for sender_id, phone, next_at in await conn.execute(query):
+        asked = sorted({(group.sender_id, row.to) for group in groups for row in group.rows})
+        if dialect.is_postgres(conn):
+            found = await conn.execute(
+                _PG_PAIRS,
+                {"senders": [a[0] for a in asked], "phones": [a[1] for a in asked]},
+            )
+        else:
+            found = await conn.execute(
+                sa.select(p.sender_id, p.phone, p.next_at).where(
+                    sa.tuple_(p.sender_id, p.phone).in_(asked)
+                )
+            )
+        for sender_id, phone, next_at in found:
             state.pairs.setdefault(sender_id, {})[phone] = next_at.timestamp()
     reaching: dict[str, set[str]] = {}
     for group in groups:
@@ -108,7 +144,7 @@ async def _lock_throughput(
 ) -> dict[uuid.UUID, dict[int, int]]:
     rows = await conn.execute(
         sa.select(t.sender_id, t.buckets)
-        .where(t.sender_id.in_(senders))
+        .where(dialect.any_of(conn, t.sender_id, senders))
         .order_by(t.sender_id)
         .with_for_update()
     )
@@ -150,6 +186,34 @@ async def write_batch(conn: AsyncConnection, state: BatchState, now: datetime) -
     """Store what the batch's decisions consumed (every sender's throughput row even when
     nothing was granted: its old buckets are dropped)."""
     # The rows exist (locked above): an upsert is how one statement updates them all.
+    if dialect.is_postgres(conn):
+        await conn.execute(
+            _PG_WRITE_THROUGHPUT,
+            {
+                "now": now,
+                "senders": list(state.buckets),
+                "buckets": [_buckets_json(made) for made in state.buckets.values()],
+            },
+        )
+        if state.pair_writes:
+            await conn.execute(
+                _PG_WRITE_PAIRS,
+                {
+                    "senders": [sender_id for sender_id, _ in state.pair_writes],
+                    "phones": [phone for _, phone in state.pair_writes],
+                    "next_at": [
+                        datetime.fromtimestamp(at, UTC) for at in state.pair_writes.values()
+                    ],
+                },
+            )
+    else:
+        await _write_batch_rows(conn, state, now)
+    if state.reach_writes:
+        await record_reaches(conn, state.reach_writes, now)
+
+
+async def _write_batch_rows(conn: AsyncConnection, state: BatchState, now: datetime) -> None:
+    """`write_batch`'s upserts elsewhere than on PostgreSQL: a row each."""
     stmt = dialect.insert(conn, sender_throughput)
     await conn.execute(
         stmt.on_conflict_do_update(
@@ -176,8 +240,10 @@ async def write_batch(conn: AsyncConnection, state: BatchState, now: datetime) -
                 for (sender_id, phone), at in state.pair_writes.items()
             ],
         )
-    if state.reach_writes:
-        await record_reaches(conn, state.reach_writes, now)
+
+
+def _buckets_json(made: Mapping[int, int]) -> str:
+    return orjson.dumps({str(k): v for k, v in made.items()}).decode()
 
 
 async def record_reached(
