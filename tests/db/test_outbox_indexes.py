@@ -2,7 +2,7 @@
 size"): on PostgreSQL after the migrations, with 20,000 messages (90 % finished, 10 orgs) and the
 planner's statistics gathered by ANALYZE, the claim reads the head of the queue in order up to
 its limit, the first page of GET /v1/messages reads one page of the org's index, and the
-dead-letter report reads only the dead-letter index."""
+dead-letter report reads its counters and the last day's dead letters."""
 
 from __future__ import annotations
 
@@ -123,6 +123,8 @@ async def test_the_migrated_outbox_has_the_partial_indexes_the_hot_queries_need(
     dlq = indexes["ix_outbound_message_dlq"]
     assert "(org_id, failed_at, channel, error_code)" in dlq
     assert "WHERE (dead_lettered IS TRUE)" in dlq
+    failed = indexes["ix_outbound_message_dlq_failed"]
+    assert "(failed_at) WHERE (dead_lettered IS TRUE)" in failed
     assert "WHERE (((status)::text = ANY" in indexes["ix_outbound_message_claim_ready"]
     assert "(org_id, created_at, id)" in indexes["ix_outbound_message_org_created"]
 
@@ -167,15 +169,37 @@ async def test_the_first_page_of_messages_reads_one_page_of_the_orgs_index(
     assert _read(nodes, "ix_outbound_message_org_created") == 51
 
 
-async def test_the_dead_letter_report_reads_only_the_dead_letter_index(
+# Dead letters that failed in the last 24 hours: failed_at is g * 2 minutes ago.
+_DEAD_TODAY = [g for g in range(1, 720) if g % 10 != 0 and g % 33 == 1]
+
+
+async def test_the_dead_letter_report_reads_its_counter_and_the_last_days_dead_letters(
     engine: AsyncEngine,
 ) -> None:
+    """Its totals read `dlq_count`, not the outbox; its top codes read only dead letters of the
+    last 24 hours (61 in the DLQ, 2 of them today), a range of a dead-letter index."""
+
     async def dlq_report(conn: AsyncConnection) -> None:
         body = await report(conn, org_id=ORG, now=utcnow())
         assert body["total_failed"] == 61  # g % 10 = 3 and g % 33 = 1 among 1..20,000
 
-    by_channel, by_code = await _plans(engine, dlq_report)
-    assert _outbox_scans(by_channel) == ["ix_outbound_message_dlq"]
-    assert [n["Node Type"] for n in by_channel if n.get("Index Name")] == ["Index Only Scan"]
-    assert _read(by_channel, "ix_outbound_message_dlq") == 61
-    assert _outbox_scans(by_code) == ["ix_outbound_message_dlq"]
+    totals, by_code = await _plans(engine, dlq_report)
+    assert _outbox_scans(totals) == []
+    assert {n.get("Relation Name") for n in totals} - {None} == {"dlq_count"}
+    # Either range is bounded by the last day's failures (the planner picks the smaller).
+    (scan,) = _outbox_scans(by_code)
+    assert scan in {"ix_outbound_message_dlq", "ix_outbound_message_dlq_failed"}
+    assert sum(g % 10 == 3 for g in _DEAD_TODAY) <= _read(by_code, scan) <= len(_DEAD_TODAY)
+
+
+async def test_the_report_of_every_org_reads_the_last_days_dead_letters_by_failure_time(
+    engine: AsyncEngine,
+) -> None:
+    async def dlq_report(conn: AsyncConnection) -> None:
+        body = await report(conn, org_id=None, now=utcnow())
+        assert body["total_failed"] == sum(g % 10 != 0 and g % 33 == 1 for g in range(1, ROWS + 1))
+
+    totals, by_code = await _plans(engine, dlq_report)
+    assert _outbox_scans(totals) == []
+    assert _outbox_scans(by_code) == ["ix_outbound_message_dlq_failed"]
+    assert _read(by_code, "ix_outbound_message_dlq_failed") == len(_DEAD_TODAY)

@@ -42,11 +42,14 @@ OUTBOX_INDEXES = (
     # GET /v1/messages: an org's messages newest first (keyset on created_at, id).
     sa.Index("ix_outbound_message_org_created", m.org_id, m.created_at, m.id),
     sa.Index("ix_outbound_message_org_to", m.org_id, m.to_phone, m.created_at),
-    # The dead-letter report (dlq/report.py) reads only this index: its counts by channel and by
-    # error code are index-only scans of the org's dead letters.
+    # The dead-letter queue of one org: the DLQ list, replay by error code, and the report's top
+    # codes of the last 24 hours (a range on org_id, failed_at; its totals are dlq_count's).
     _partial(
         "ix_outbound_message_dlq", m.org_id, m.failed_at, m.channel, m.error_code, where=_dead
     ),
+    # The same top codes over every org (the CLI, the DLQ alert): the last 24 hours' dead
+    # letters, not the whole DLQ.
+    _partial("ix_outbound_message_dlq_failed", m.failed_at, where=_dead),
     sa.Index("ix_outbound_message_org_status", m.org_id, m.status),
     sa.Index("ix_outbound_message_wamid", m.provider_message_id, m.sender_id, unique=True),
     _partial("ix_outbound_message_sender_waiting", m.sender_id, where=_waiting),

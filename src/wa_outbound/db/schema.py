@@ -125,6 +125,17 @@ outbound_message = sa.Table(
     sa.UniqueConstraint("org_id", "idempotency_key"),
 )
 
+# How many messages each organisation has in the dead-letter queue, per channel: kept by the
+# database's triggers on `outbound_message` (migration 0014) in the transaction of every change,
+# so the DLQ report reads a row instead of counting the queue. `wa-outbound dlq recount` redoes it.
+dlq_count = sa.Table(
+    "dlq_count",
+    metadata,
+    sa.Column("org_id", sa.String(64), primary_key=True),
+    sa.Column("channel", sa.String(16), primary_key=True),
+    sa.Column("messages", sa.BigInteger(), nullable=False),
+)
+
 # The message's timeline and audit trail, written in the transaction of the change it records.
 message_event = sa.Table(
     "message_event",
