@@ -21,7 +21,7 @@ from factories import insert_message, insert_sender
 from helpers import app_client, make_settings
 from wa_outbound.app import create_app
 from wa_outbound.cli import main
-from wa_outbound.db.schema import audit_event, message_event, outbound_message
+from wa_outbound.db.schema import audit_event, dlq_count, message_event, outbound_message
 from wa_outbound.db.types import utcnow
 from wa_outbound.lifecycle import erasure
 from wa_outbound.orgs import organizations
@@ -164,6 +164,24 @@ async def test_dlq_report_and_replay_by_code_per_org_then_everywhere(
     assert {statuses[i] for i in [*acme_ids, other_id]} == {"QUEUED"}
     assert statuses[kept] == "FAILED"
     assert actors == {ACTOR}
+
+
+async def test_dlq_recount_puts_a_wrong_counter_right(
+    cli_env: str, db_engine: AsyncEngine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    acme = await _org(db_engine)
+    for _ in range(2):
+        await _dead_letter(db_engine, acme, "131026")
+    assert await _run(capsys, "dlq", "recount") == (
+        "2 messages in the dead-letter queue, counted again: every counter was right\n"
+    )
+    async with db_engine.begin() as conn:
+        await conn.execute(dlq_count.update().values(messages=5))
+    assert (await _json(capsys, "dlq", "report", "--org", acme))["total_failed"] == 5
+    table = await _run(capsys, "dlq", "recount")
+    assert f"{acme}  WHATSAPP  5        2" in table
+    assert (await _json(capsys, "dlq", "report", "--org", acme))["total_failed"] == 2
+    assert (await _json(capsys, "dlq", "recount"))["corrected"] == []
 
 
 async def test_senders_list_with_their_limits(

@@ -1,5 +1,6 @@
 """Migrations run up and down on both databases, and leave the schema the code expects; on
-PostgreSQL replicas that migrate at once take turns, and no statement timeout cuts a step."""
+PostgreSQL replicas that migrate at once take turns, and no statement timeout cuts a step; the
+DLQ's counters are backfilled."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from alert_factories import add_messages, dead_row, message_row
 from helpers import make_settings
 from wa_outbound.db import migrate
 from wa_outbound.db.console_schema import console_session  # noqa: F401  (its table in metadata)
 from wa_outbound.db.engine import create_engine
+from wa_outbound.db.schema import dlq_count
 from wa_outbound.db.template_schema import metadata
 
 
@@ -105,3 +109,39 @@ async def test_a_migration_step_is_not_cut_by_the_statement_timeout(postgres_url
             await conn.execute(sa.text("SELECT pg_sleep(2.2)"))
     finally:
         await engine.dispose()
+
+
+async def test_the_dlq_counters_are_backfilled_from_the_outbox_and_kept_after(
+    database_url: str,
+) -> None:
+    """Migration 0014 counts the dead letters already there (two orgs, two channels, a row not
+    dead-lettered), then its triggers keep the count; its downgrade leaves no trigger behind."""
+    engine = create_engine(make_settings(database_url))
+    try:
+        await migrate.downgrade(engine, "0013")
+        assert "dlq_count" not in await _tables(database_url)
+        await add_messages(
+            engine,
+            [dead_row(org_id="acme") for _ in range(3)]
+            + [dead_row(org_id="acme", channel="SMS"), dead_row(org_id="globex")]
+            + [message_row(org_id="globex", status="DELIVERED")],
+        )
+        await migrate.upgrade(engine)
+        assert await _dlq_counts(engine) == {
+            ("acme", "SMS"): 1,
+            ("acme", "WHATSAPP"): 3,
+            ("globex", "WHATSAPP"): 1,
+        }
+        await add_messages(engine, [dead_row(org_id="globex")])
+        assert (await _dlq_counts(engine))[("globex", "WHATSAPP")] == 2
+
+        await migrate.downgrade(engine, "0013")  # no trigger left writing to a dropped table
+        await add_messages(engine, [dead_row(org_id="globex")])
+    finally:
+        await engine.dispose()
+
+
+async def _dlq_counts(engine: AsyncEngine) -> dict[tuple[str, str], int]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(sa.select(dlq_count))
+        return {(r.org_id, r.channel): int(r.messages) for r in rows}

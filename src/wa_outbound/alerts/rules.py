@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wa_outbound.alerts import callback_rules, sender_rules
 from wa_outbound.alerts.model import ALL, Finding, Severity
 from wa_outbound.config import Settings
+from wa_outbound.db import dlq_counts
 from wa_outbound.db.schema import outbound_message
 from wa_outbound.dlq import report as dlq_report
 from wa_outbound.status import CLAIMABLE, PENDING, Status
@@ -50,7 +51,7 @@ async def _count(conn: AsyncConnection, *where: sa.ColumnElement[bool]) -> int:
 
 async def dlq_growth(conn: AsyncConnection, settings: Settings, now: datetime) -> list[Finding]:
     threshold = settings.alert_dlq_threshold
-    size = await _count(conn, m.dead_lettered.is_(True))
+    size = await dlq_counts.total(conn)
     if size < threshold:
         return []
     return [

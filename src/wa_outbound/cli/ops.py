@@ -1,4 +1,5 @@
-"""Operator commands: `messages get`, `dlq report`, `dlq replay`, `senders list`, `keys create`.
+"""Operator commands: `messages get`, `dlq report`, `dlq replay`, `dlq recount`, `senders list`,
+`keys create`.
 
 An operator on the box works the database directly (WA_DATABASE_URL), through the domain
 functions the API calls, so a command does exactly what the route does, with the actor
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from wa_outbound import phone
 from wa_outbound.config import Settings
+from wa_outbound.db import dlq_counts
 from wa_outbound.db.engine import create_engine
 from wa_outbound.db.schema import outbound_message
 from wa_outbound.db.types import utcnow
@@ -60,6 +62,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     replay.add_argument("--code", required=True, help="the error code, e.g. 132001")
     replay.add_argument("--org", help="one organisation (default: every one)")
+    dlq.add_parser(
+        "recount", parents=[as_json], help="count the DLQ again into its counters (dlq_count)"
+    )
 
     senders = commands.add_parser("senders", help="an organisation's senders").add_subparsers(
         dest="ops_command", required=True
@@ -154,6 +159,14 @@ async def _dlq_replay(engine: AsyncEngine, args: argparse.Namespace) -> Output:
     return {"code": args.code, "replayed": sum(by_org.values()), "by_org": by_org}
 
 
+async def _dlq_recount(engine: AsyncEngine, args: argparse.Namespace) -> Output:
+    async with engine.begin() as conn:
+        wrong = await dlq_counts.recount(conn)
+    async with engine.connect() as conn:
+        total = await dlq_counts.total(conn)
+    return {"total_failed": total, "corrected": wrong}
+
+
 async def _senders_list(engine: AsyncEngine, args: argparse.Namespace) -> Output:
     async with engine.connect() as conn:
         if not await organizations.org_exists(conn, args.org):
@@ -175,6 +188,7 @@ _COMMANDS: dict[tuple[str, str], Callable[[AsyncEngine, argparse.Namespace], Any
     ("messages", "get"): _message_get,
     ("dlq", "report"): _dlq_report,
     ("dlq", "replay"): _dlq_replay,
+    ("dlq", "recount"): _dlq_recount,
     ("senders", "list"): _senders_list,
     ("keys", "create"): _keys_create,
 }
@@ -248,6 +262,14 @@ def _render_replay(output: Output) -> str:
     return summary if not rows else f"{table(['org', 'replayed'], rows)}\n\n{summary}"
 
 
+def _render_recount(output: Output) -> str:
+    summary = f"{output['total_failed']} messages in the dead-letter queue, counted again"
+    rows = [(c["org_id"], c["channel"], c["counter"], c["counted"]) for c in output["corrected"]]
+    if not rows:
+        return f"{summary}: every counter was right"
+    return f"{table(['org', 'channel', 'counter', 'counted'], rows)}\n\n{summary}"
+
+
 def _render_senders(output: Output) -> str:
     return table(
         ["id", "name", "number", "status", "default", "msg/s", "limit", "quality"],
@@ -279,6 +301,7 @@ _RENDER: dict[tuple[str, str], Callable[[Output], str]] = {
     ("messages", "get"): _render_message,
     ("dlq", "report"): _render_report,
     ("dlq", "replay"): _render_replay,
+    ("dlq", "recount"): _render_recount,
     ("senders", "list"): _render_senders,
     ("keys", "create"): _render_key,
 }

@@ -124,6 +124,11 @@ async def write_outcomes(
                 retry_plain.append(params)
             else:
                 retry_error.append({**params, **_error_params(o.error)})
+    # A dead letter updates its org's `dlq_count` row (migration 0014's trigger, here once per
+    # row of the executemany), locked until commit: in org order, so that two batches that
+    # dead-letter messages of the same orgs never wait for each other in a cycle.
+    org_of = {o.message.id: o.message.org_id for o in current}
+    failed.sort(key=lambda row: (org_of[row["b_id"]], str(row["b_id"])))
     if accepted and is_postgres(conn):
         await conn.execute(
             PG_ACCEPT,

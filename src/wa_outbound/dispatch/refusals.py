@@ -64,7 +64,9 @@ async def fail(
     ids = [row.id for row, _ in refused]
     before = dict((await conn.execute(sa.select(m.id, m.status).where(m.id.in_(ids)))).all())
     params = []
-    for row, code in refused:
+    # In org order: each dead letter updates its org's `dlq_count` row, locked until commit
+    # (as in outcomes.write_outcomes).
+    for row, code in sorted(refused, key=lambda item: (item[0].org_id, str(item[0].id))):
         title, message = _TEXT[code]
         params.append(
             {

@@ -8,8 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wa_outbound.db import dlq_counts as counts
 from wa_outbound.db.schema import outbound_message
-from wa_outbound.dlq import counts
 from wa_outbound.status import CHANNEL_WHATSAPP
 
 m = outbound_message.c
@@ -78,7 +78,7 @@ async def report(conn: AsyncConnection, *, org_id: str | None, now: datetime) ->
     """The body of GET /v1/dlq/report; `org_id=None` covers every organisation.
 
     Both reads stay flat with the size of the outbox and of the DLQ: the totals are the
-    counters' rows (dlq/counts.py), the top codes a range of the dead-letter indexes bounded by
+    counters' rows (db/dlq_counts.py), the top codes a range of the dead-letter indexes bounded by
     `failed_at` (the last 24 hours' failures)."""
     by_channel = {CHANNEL_WHATSAPP: 0} | await counts.by_channel(conn, org_id=org_id)
     scope: list[sa.ColumnElement[bool]] = [m.dead_lettered.is_(True)]

@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wa_outbound.db import dlq_counts
 from wa_outbound.db.schema import outbound_message
 from wa_outbound.status import CHANNEL_WHATSAPP, PENDING, RANK, Status
 
@@ -61,7 +62,7 @@ async def channel_health(
         sa.or_(m.error_code.is_(None), m.error_code != "consent_revoked"),
     )
     queue_depth = await conn.scalar(sa.select(sa.func.count()).where(mine, m.status.in_(PENDING)))
-    dlq_size = await conn.scalar(sa.select(sa.func.count()).where(mine, m.dead_lettered.is_(True)))
+    dlq_size = (await dlq_counts.by_channel(conn, org_id=org_id)).get(CHANNEL_WHATSAPP, 0)
     outcomes, sent, failures = (
         await conn.execute(
             sa.select(sa.func.count(), _sum_if(accepted), _sum_if(failed)).where(

@@ -17,6 +17,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from wa_outbound.db import dlq_counts
 from wa_outbound.db.schema import outbound_message
 from wa_outbound.db.types import utcnow
 from wa_outbound.metrics import Metrics
@@ -36,13 +37,12 @@ class QueueSnapshot:
 
 
 async def read_queue(conn: AsyncConnection, *, now: datetime) -> QueueSnapshot:
-    """Three index-backed aggregates: (org_id, status), the DLQ and the claimable indexes."""
+    """Two index-backed aggregates, (org_id, status) and the claimable index, and the DLQ's
+    counters (dlq_count: a few rows, however large the DLQ)."""
     depth = await conn.execute(
         sa.select(m.org_id, sa.func.count()).where(m.status.in_(PENDING)).group_by(m.org_id)
     )
-    dlq_size = await conn.scalar(
-        sa.select(sa.func.count()).select_from(outbound_message).where(m.dead_lettered.is_(True))
-    )
+    dlq_size = await dlq_counts.total(conn)
     oldest_due = await conn.scalar(
         sa.select(sa.func.min(m.next_attempt_at)).where(
             m.status.in_(CLAIMABLE),
@@ -53,7 +53,7 @@ async def read_queue(conn: AsyncConnection, *, now: datetime) -> QueueSnapshot:
     )
     return QueueSnapshot(
         depth_by_org={org_id: int(n) for org_id, n in depth},
-        dlq_size=int(dlq_size or 0),
+        dlq_size=dlq_size,
         oldest_due_wait_s=max(0.0, (now - oldest_due).total_seconds()) if oldest_due else 0.0,
     )
 
