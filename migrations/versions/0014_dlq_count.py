@@ -19,7 +19,7 @@ holds a lock that keeps writers out of `outbound_message` until the migration co
 change falls between the count and the triggers.
 
 A later migration that rebuilds `outbound_message` on SQLite (`batch_alter_table` copies the
-table) drops these triggers with the old table: it must create them again (`create_triggers`).
+table) drops these triggers with the old table: it must create them again, as `create_triggers` here does.
 
 Revision ID: 0014
 Revises: 0013
