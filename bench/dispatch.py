@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import signal
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -40,16 +39,18 @@ from _support import (
     BIN,
     ROOT,
     TEMPLATE,
+    cloud_env,
     cpu_seconds,
     create_database,
     drop_database,
     free_port,
+    insert_senders,
     migrate,
     percentile,
     prepare_org,
     rss_mb,
-    service_env,
     start,
+    start_fake_meta,
     stop,
     table,
     wait_http,
@@ -58,40 +59,6 @@ from _support import (
 
 TOKEN = fake_meta_ceiling.TOKEN
 DISPATCH_CONCURRENCY = 64  # WA_DISPATCH_CONCURRENCY's default: the dispatcher's sends in flight
-
-
-SHARED_SENDER_ID = uuid.UUID(int=0)
-UNLIMITED = 1_000_000.0
-
-
-async def insert_senders(dsn: str, org_id: str, count: int) -> list[uuid.UUID]:
-    """The shared sender's row and `count` senders of the org, none of them limiting."""
-    now = datetime.now(UTC)
-    rows = [(SHARED_SENDER_ID, None, "106540352242922", None, False)]
-    rows += [(uuid.uuid4(), org_id, f"2{i:014d}", f"waba-{i}", i == 0) for i in range(count)]
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.executemany(
-            "INSERT INTO sender (id, org_id, name, phone_number_id, waba_id, is_default, "
-            "messages_per_second, access_token, token_last4, paused_reasons, created_at, "
-            "updated_at) VALUES ($1, $2, 'bench', $3, $4, $5, $6, $7, 'oken', '[]', $8, $8)",
-            [
-                (
-                    id_,
-                    org,
-                    number,
-                    waba,
-                    default,
-                    UNLIMITED,
-                    None if org is None else f"plain:{TOKEN}",
-                    now,
-                )
-                for id_, org, number, waba, default in rows
-            ],
-        )
-    finally:
-        await conn.close()
-    return [row[0] for row in rows[1:]] or [SHARED_SENDER_ID]
 
 
 async def _insert_queued(
@@ -292,31 +259,19 @@ async def run(
     phones = [f"+3361{i:07d}" for i in range(1, 1001)]
     dsn, url = await create_database()
     fake_port, port = free_port(), free_port()
-    env = service_env(
+    env = cloud_env(
         url if via is None else via(url),  # via: the URL through a pooler (bench/_pgbouncer.py)
-        **({} if via is None else {"WA_DATABASE_SESSION_URL": url}),
-        WA_PROVIDER="cloud",
-        WA_GRAPH_API_BASE_URL=f"http://127.0.0.1:{fake_port}",
-        WA_ACCESS_TOKEN=TOKEN,
-        WA_PHONE_NUMBER_ID="106540352242922",
-        WA_APP_SECRET="bench",
+        fake_port,
+        token=TOKEN,
+        redis_url=redis_url,
         WA_DISPATCH_POLL_SECONDS="0.5",
         WA_CALLBACK_ENABLED="false",
-        **({"WA_REDIS_URL": redis_url} if redis_url else {}),
+        **({} if via is None else {"WA_DATABASE_SESSION_URL": url}),
     )
     processes = []
     try:
         migrate(env)
-        fake = start(
-            [
-                sys.executable,
-                str(ROOT / "tests" / "fake_meta.py"),
-                "--port",
-                str(fake_port),
-                "--token",
-                TOKEN,
-            ]
-        )
+        fake = start_fake_meta(fake_port, token=TOKEN)
         processes.append(fake)
         ceiling = await fake_meta_ceiling.measure(
             f"http://127.0.0.1:{fake_port}",
@@ -325,7 +280,7 @@ async def run(
             duration_s=ceiling_s,
         )
         _org_id, key = await prepare_org(dsn, env, phones)
-        sender_ids = await insert_senders(dsn, _org_id, senders)
+        sender_ids = await insert_senders(dsn, _org_id, senders, token=TOKEN)
         if callback_endpoint:
             await _insert_endpoint(dsn, _org_id)
         await _insert_queued(dsn, _org_id, phones, messages, sender_ids)

@@ -46,6 +46,7 @@ from _support import (
     BIN,
     ROOT,
     TEMPLATE,
+    cloud_env,
     create_database,
     drop_database,
     free_port,
@@ -53,8 +54,8 @@ from _support import (
     percentile,
     prepare_org,
     rss_mb,
-    service_env,
     start,
+    start_fake_meta,
     stop,
     wait_http,
     write_results,
@@ -243,13 +244,11 @@ async def main() -> None:
     ports = [free_port() for _ in range(args.replicas)]
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     logs = [ROOT / "bench" / f"soak-service-{i}.log" for i in range(args.replicas)]
-    env = service_env(
+    env = cloud_env(
         url,
-        WA_REDIS_URL=redis_url,
-        WA_PROVIDER="cloud",
-        WA_GRAPH_API_BASE_URL=f"http://127.0.0.1:{fake_port}",
-        WA_ACCESS_TOKEN=TOKEN,
-        WA_PHONE_NUMBER_ID="106540352242922",
+        fake_port,
+        token=TOKEN,
+        redis_url=redis_url,
         WA_APP_SECRET=SECRET,
         WA_ALERT_ENABLED="true",
         WA_ALERT_INTERVAL_SECONDS="10",
@@ -261,24 +260,18 @@ async def main() -> None:
     try:
         migrate(env)
         processes.append(
-            start(
-                [
-                    sys.executable,
-                    str(ROOT / "tests" / "fake_meta.py"),
-                    "--port",
-                    str(fake_port),
-                    "--token",
-                    TOKEN,
-                    "--webhook-url",
-                    f"{urls[0]}/webhooks/whatsapp",
-                    "--app-secret",
-                    SECRET,
-                    "--auto-statuses",
-                    "--status-batch-size",
-                    str(args.statuses_per_post),
-                    "--status-concurrency",
-                    str(args.status_concurrency),
-                ]
+            start_fake_meta(
+                fake_port,
+                "--webhook-url",
+                f"{urls[0]}/webhooks/whatsapp",
+                "--app-secret",
+                SECRET,
+                "--auto-statuses",
+                "--status-batch-size",
+                str(args.statuses_per_post),
+                "--status-concurrency",
+                str(args.status_concurrency),
+                token=TOKEN,
             )
         )
         _org_id, key = await prepare_org(dsn, env, PHONES)
