@@ -80,6 +80,67 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
+# The shared sender's number, as `bench/fake_meta_ceiling.py`'s requests name it.
+PHONE_NUMBER_ID = "106540352242922"
+
+
+def cloud_env(
+    database_url: str, meta_port: int, *, token: str, redis_url: str = "", **extra: str
+) -> dict[str, str]:
+    """`service_env` for a service sending from the shared sender to the fake Meta on
+    `meta_port` (a closed port when the dispatcher is off), its limiter on `redis_url` if any."""
+    settings = {
+        "WA_PROVIDER": "cloud",
+        "WA_GRAPH_API_BASE_URL": f"http://127.0.0.1:{meta_port}",
+        "WA_ACCESS_TOKEN": token,
+        "WA_PHONE_NUMBER_ID": PHONE_NUMBER_ID,
+        "WA_APP_SECRET": "bench",
+        **({"WA_REDIS_URL": redis_url} if redis_url else {}),
+    }
+    return service_env(database_url, **{**settings, **extra})
+
+
+def start_fake_meta(port: int, *args: str, token: str) -> subprocess.Popen[bytes]:
+    """`tests/fake_meta.py` on `port` as its own process, taking `token` (and `args`)."""
+    fake_meta = str(ROOT / "tests" / "fake_meta.py")
+    return start([sys.executable, fake_meta, "--port", str(port), "--token", token, *args])
+
+
+SHARED_SENDER_ID = uuid.UUID(int=0)
+UNLIMITED = 1_000_000.0
+
+
+async def insert_senders(dsn: str, org_id: str, count: int, *, token: str) -> list[uuid.UUID]:
+    """The shared sender's row and `count` senders of the org taking `token`, none of them
+    limiting."""
+    now = datetime.now(UTC)
+    rows = [(SHARED_SENDER_ID, None, PHONE_NUMBER_ID, None, False)]
+    rows += [(uuid.uuid4(), org_id, f"2{i:014d}", f"waba-{i}", i == 0) for i in range(count)]
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.executemany(
+            "INSERT INTO sender (id, org_id, name, phone_number_id, waba_id, is_default, "
+            "messages_per_second, access_token, token_last4, paused_reasons, created_at, "
+            "updated_at) VALUES ($1, $2, 'bench', $3, $4, $5, $6, $7, 'oken', '[]', $8, $8)",
+            [
+                (
+                    id_,
+                    org,
+                    number,
+                    waba,
+                    default,
+                    UNLIMITED,
+                    None if org is None else f"plain:{token}",
+                    now,
+                )
+                for id_, org, number, waba, default in rows
+            ],
+        )
+    finally:
+        await conn.close()
+    return [row[0] for row in rows[1:]] or [SHARED_SENDER_ID]
+
+
 def migrate(env: dict[str, str]) -> None:
     subprocess.run([str(BIN / "wa-outbound"), "migrate"], env=env, check=True, capture_output=True)
 

@@ -3,7 +3,7 @@ bare aiohttp POST loop to the same receiver (same concurrency, same connection l
 size and headers) measured in the same run, before and after the worker. PostgreSQL; run from
 the repository:
 
-    .venv/bin/python bench/callbacks.py [--quick]
+    .venv/bin/python bench/callbacks.py [--quick] [--rounds N] [--profile]
 
 The receiver is a process of its own (aiohttp on uvloop, answering 200 at once). The worker
 runs in this process with the settings' claim, signing, SSRF check and batched outcome writes,
@@ -18,6 +18,9 @@ import argparse
 import asyncio
 import base64
 import os
+import signal
+import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -182,7 +185,9 @@ async def _bare_loop(url: str, body: bytes, n: int) -> float:
         return n / (time.perf_counter() - started)
 
 
-async def _worker_run(database_url: str, dsn: str, key: str, n: int) -> dict[str, float]:
+async def _worker_run(
+    database_url: str, dsn: str, key: str, n: int, profile: bool
+) -> dict[str, float]:
     from wa_outbound.callbacks.worker import CallbackWorker
     from wa_outbound.config import Settings
     from wa_outbound.crypto import Keyring
@@ -206,6 +211,7 @@ async def _worker_run(database_url: str, dsn: str, key: str, n: int) -> dict[str
         settings=settings, engine=engine, metrics=metrics, decrypt=Keyring([key]).decrypt
     )
     db = await asyncpg.connect(dsn)
+    profiler = _profile() if profile else None
     try:
         started = time.perf_counter()
         task = asyncio.create_task(worker.run())
@@ -220,6 +226,9 @@ async def _worker_run(database_url: str, dsn: str, key: str, n: int) -> dict[str
         await worker.stop()
         await task
     finally:
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait()
         await db.close()
         await engine.dispose()
     latency = metrics.callback_latency.labels(outcome="success")
@@ -231,7 +240,16 @@ async def _worker_run(database_url: str, dsn: str, key: str, n: int) -> dict[str
     }
 
 
-async def run(quick: bool) -> dict[str, Any]:
+def _profile() -> subprocess.Popen[bytes]:
+    """py-spy (pip install py-spy) on this process while the worker runs, writing collapsed
+    stacks to bench/profile-callbacks.txt."""
+    output = Path(__file__).parent / "profile-callbacks.txt"
+    py_spy = str(Path(sys.executable).parent / "py-spy")
+    command = [py_spy, "record", "--pid", str(os.getpid()), "--rate", "200", "--format", "raw"]
+    return start([*command, "--output", str(output), "--nonblocking"])
+
+
+async def run(quick: bool, profile: bool = False) -> dict[str, Any]:
     n = 6_000 if quick else 30_000
     key = base64.urlsafe_b64encode(os.urandom(32)).decode()
     secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
@@ -254,7 +272,7 @@ async def run(quick: bool) -> dict[str, Any]:
         cpu = [time.process_time()]
         bare_before = await _bare_loop(url, body, n)
         cpu.append(time.process_time())
-        worker = await _worker_run(database_url, dsn, key, n)
+        worker = await _worker_run(database_url, dsn, key, n, profile)
         cpu.append(time.process_time())
         bare_after = await _bare_loop(url, body, n)
         cpu.append(time.process_time())
@@ -284,15 +302,50 @@ async def run(quick: bool) -> dict[str, Any]:
     }
 
 
+def _rounds(quick: bool, rounds: int) -> None:
+    """`rounds` runs in a row: each run's figures, their medians, and how many runs met each
+    target (the ratio moves by more between two runs than most changes are worth)."""
+    runs = []
+    for i in range(rounds):
+        result = uvloop.run(run(quick))
+        runs.append(result)
+        print(
+            f"run {i + 1}: {result['worker_deliveries_per_s']:,.0f}/s, bare "
+            f"{result['baseline_bare_aiohttp_to_receiver_per_s']:,.0f}/s, ratio "
+            f"{result['ratio_worker_to_bare']:.2f}, CPU µs {result['worker_cpu_us_per_delivery']}"
+            f" / {result['bare_loop_cpu_us_per_request']}, load {result['load_average_1m']}",
+            flush=True,
+        )
+    rates = [r["worker_deliveries_per_s"] for r in runs]
+    ratios = [r["ratio_worker_to_bare"] for r in runs]
+    cpu = [r["worker_cpu_us_per_delivery"] / r["bare_loop_cpu_us_per_request"] for r in runs]
+    summary = {
+        "rounds": rounds,
+        "runs": runs,
+        "median_worker_deliveries_per_s": statistics.median(rates),
+        "median_ratio_worker_to_bare": statistics.median(ratios),
+        "median_cpu_worker_to_bare": statistics.median(cpu),
+        "runs_at_or_above_rate_target": sum(rate >= TARGET_PER_S for rate in rates),
+        "runs_at_or_above_ratio_target": sum(ratio >= TARGET_RATIO for ratio in ratios),
+    }
+    print(table([(k, v, "") for k, v in summary.items() if k != "runs"]))
+    print(f"written to {write_results('callbacks-rounds', summary)}")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="6,000 deliveries instead of 30,000")
+    parser.add_argument("--profile", action="store_true", help="py-spy the worker")
+    parser.add_argument("--rounds", type=int, default=1, help="runs, each with its own bare loop")
     parser.add_argument("--receiver", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.receiver:
         _receiver(args.receiver)
         return
-    results = uvloop.run(run(args.quick))
+    if args.rounds > 1:
+        _rounds(args.quick, args.rounds)
+        return
+    results = uvloop.run(run(args.quick, args.profile))
     print(
         table(
             [

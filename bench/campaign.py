@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import time
 from typing import Any
 
@@ -24,21 +23,23 @@ from _support import (
     BIN,
     ROOT,
     TEMPLATE,
+    cloud_env,
     cpu_seconds,
     create_database,
     drop_database,
     free_port,
+    insert_senders,
     migrate,
     prepare_org,
     rss_mb,
-    service_env,
     start,
+    start_fake_meta,
     stop,
     table,
     wait_http,
     write_results,
 )
-from dispatch import DISPATCH_CONCURRENCY, TOKEN, insert_senders
+from dispatch import DISPATCH_CONCURRENCY, TOKEN
 
 BATCH = 1_000
 PHONES = [f"+3362{i:07d}" for i in range(1, BATCH + 1)]
@@ -91,21 +92,11 @@ async def _finished(dsn: str, messages: int, pid: int, timeout_s: float) -> dict
 async def run(messages: int, redis_url: str = "") -> dict[str, Any]:
     dsn, url = await create_database()
     fake_port, port = free_port(), free_port()
-    env = service_env(
-        url,
-        WA_PROVIDER="cloud",
-        WA_GRAPH_API_BASE_URL=f"http://127.0.0.1:{fake_port}",
-        WA_ACCESS_TOKEN=TOKEN,
-        WA_PHONE_NUMBER_ID="106540352242922",
-        WA_APP_SECRET="bench",
-        WA_CALLBACK_ENABLED="false",
-        **({"WA_REDIS_URL": redis_url} if redis_url else {}),
-    )
+    env = cloud_env(url, fake_port, token=TOKEN, redis_url=redis_url, WA_CALLBACK_ENABLED="false")
     processes = []
     try:
         migrate(env)
-        fake_meta = str(ROOT / "tests" / "fake_meta.py")
-        fake = start([sys.executable, fake_meta, "--port", str(fake_port), "--token", TOKEN])
+        fake = start_fake_meta(fake_port, token=TOKEN)
         processes.append(fake)
         ceiling = await fake_meta_ceiling.measure(
             f"http://127.0.0.1:{fake_port}",
@@ -114,7 +105,9 @@ async def run(messages: int, redis_url: str = "") -> dict[str, Any]:
             duration_s=10.0,
         )
         org_id, key = await prepare_org(dsn, env, PHONES)
-        await insert_senders(dsn, org_id, 0)  # the shared sender's row, far above the load
+        await insert_senders(
+            dsn, org_id, 0, token=TOKEN
+        )  # the shared sender's row, far above the load
         service = start(
             [str(BIN / "wa-outbound"), "serve", "--no-migrate", "--port", str(port)],
             env,

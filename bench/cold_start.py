@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
 from collections import Counter
 
@@ -22,16 +21,15 @@ import asyncpg
 import httpx
 
 from _support import (
-    ROOT,
     TEMPLATE,
+    cloud_env,
     create_database,
     drop_database,
     free_port,
     migrate,
     prepare_org,
     serve,
-    service_env,
-    start,
+    start_fake_meta,
     stop,
     wait_http,
 )
@@ -43,15 +41,11 @@ MESSAGES = 1_000
 async def one_run(backlog: int) -> dict[str, float]:
     dsn, url = await create_database("wa_cold")
     meta_port = free_port()
-    fake_meta = str(ROOT / "tests" / "fake_meta.py")
-    command = [sys.executable, fake_meta, "--port", str(meta_port), "--token", TOKEN]
-    fake = start([*command, "--backlog", str(backlog)])
-    env = service_env(
+    fake = start_fake_meta(meta_port, "--backlog", str(backlog), token=TOKEN)
+    env = cloud_env(
         url,
-        WA_PROVIDER="cloud",
-        WA_GRAPH_API_BASE_URL=f"http://127.0.0.1:{meta_port}",
-        WA_ACCESS_TOKEN=TOKEN,
-        WA_PHONE_NUMBER_ID="106540352242922",
+        meta_port,
+        token=TOKEN,
         WA_APP_SECRET="bench-secret",
         WA_LEASE_SECONDS="5",
         WA_SEND_TIMEOUT_SECONDS="2",

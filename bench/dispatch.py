@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import signal
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -40,16 +39,18 @@ from _support import (
     BIN,
     ROOT,
     TEMPLATE,
+    cloud_env,
     cpu_seconds,
     create_database,
     drop_database,
     free_port,
+    insert_senders,
     migrate,
     percentile,
     prepare_org,
     rss_mb,
-    service_env,
     start,
+    start_fake_meta,
     stop,
     table,
     wait_http,
@@ -58,40 +59,6 @@ from _support import (
 
 TOKEN = fake_meta_ceiling.TOKEN
 DISPATCH_CONCURRENCY = 64  # WA_DISPATCH_CONCURRENCY's default: the dispatcher's sends in flight
-
-
-SHARED_SENDER_ID = uuid.UUID(int=0)
-UNLIMITED = 1_000_000.0
-
-
-async def insert_senders(dsn: str, org_id: str, count: int) -> list[uuid.UUID]:
-    """The shared sender's row and `count` senders of the org, none of them limiting."""
-    now = datetime.now(UTC)
-    rows = [(SHARED_SENDER_ID, None, "106540352242922", None, False)]
-    rows += [(uuid.uuid4(), org_id, f"2{i:014d}", f"waba-{i}", i == 0) for i in range(count)]
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.executemany(
-            "INSERT INTO sender (id, org_id, name, phone_number_id, waba_id, is_default, "
-            "messages_per_second, access_token, token_last4, paused_reasons, created_at, "
-            "updated_at) VALUES ($1, $2, 'bench', $3, $4, $5, $6, $7, 'oken', '[]', $8, $8)",
-            [
-                (
-                    id_,
-                    org,
-                    number,
-                    waba,
-                    default,
-                    UNLIMITED,
-                    None if org is None else f"plain:{TOKEN}",
-                    now,
-                )
-                for id_, org, number, waba, default in rows
-            ],
-        )
-    finally:
-        await conn.close()
-    return [row[0] for row in rows[1:]] or [SHARED_SENDER_ID]
 
 
 async def _insert_queued(
@@ -182,18 +149,27 @@ async def _wait_accepted(
 
 
 async def _throughput(dsn: str) -> dict[str, float]:
+    """The dispatch figure (first claim to last acceptance), and the steady rate between the
+    10th and the 90th percentile of the acceptances (start and end left out)."""
     conn = await asyncpg.connect(dsn)
     try:
         row = await conn.fetchrow(
             """SELECT count(*) FILTER (WHERE status = 'ACCEPTED') AS accepted,
                       count(*) AS total,
                       extract(epoch FROM max(accepted_at) - (SELECT min(at) FROM message_event
-                                                              WHERE type = 'claimed')) AS seconds
+                                                              WHERE type = 'claimed')) AS seconds,
+                      extract(epoch FROM percentile_disc(0.9) WITHIN GROUP (ORDER BY accepted_at)
+                          - percentile_disc(0.1) WITHIN GROUP (ORDER BY accepted_at)) AS middle
                FROM outbound_message"""
         )
     finally:
         await conn.close()
-    return {"accepted": row["accepted"], "total": row["total"], "seconds": float(row["seconds"])}
+    return {
+        "accepted": row["accepted"],
+        "total": row["total"],
+        "seconds": float(row["seconds"]),
+        "steady_msgs_per_s": 0.8 * row["accepted"] / max(float(row["middle"]), 1e-6),
+    }
 
 
 async def _latency(
@@ -228,17 +204,23 @@ async def _latency(
 
 
 async def _claims(base: str) -> dict[str, float]:
-    """The dispatcher's claims that found messages, and their mean batch, from its metrics."""
+    """From the dispatcher's metrics: its claims that found messages, their mean batch, and
+    the mean time of a send request (from the send slot to Meta's answer)."""
     async with aiohttp.ClientSession() as session, session.get(f"{base}/metrics") as response:
         text = await response.text()
     seen: dict[str, float] = {}
     for line in text.splitlines():
         name, _, value = line.rpartition(" ")
-        if name in ("outbound_dispatcher_batch_size_count", "outbound_dispatcher_batch_size_sum"):
+        name = name.replace('{channel="WHATSAPP",outcome="accepted"}', "")
+        if name.startswith(("outbound_dispatcher_batch_size_", "outbound_send_latency_seconds_")):
             seen[name] = float(value)
-    count = seen.get("outbound_dispatcher_batch_size_count", 0.0)
-    total = seen.get("outbound_dispatcher_batch_size_sum", 0.0)
-    return {"dispatch_claims": count, "dispatch_mean_batch": total / count if count else 0.0}
+    claims = seen.get("outbound_dispatcher_batch_size_count", 0.0)
+    sends = seen.get("outbound_send_latency_seconds_count", 0.0)
+    return {
+        "dispatch_claims": claims,
+        "dispatch_mean_batch": seen.get("outbound_dispatcher_batch_size_sum", 0.0) / (claims or 1),
+        "send_mean_ms": 1000 * seen.get("outbound_send_latency_seconds_sum", 0.0) / (sends or 1),
+    }
 
 
 def _profile(pid: int, senders: int) -> Any:
@@ -292,31 +274,19 @@ async def run(
     phones = [f"+3361{i:07d}" for i in range(1, 1001)]
     dsn, url = await create_database()
     fake_port, port = free_port(), free_port()
-    env = service_env(
+    env = cloud_env(
         url if via is None else via(url),  # via: the URL through a pooler (bench/_pgbouncer.py)
-        **({} if via is None else {"WA_DATABASE_SESSION_URL": url}),
-        WA_PROVIDER="cloud",
-        WA_GRAPH_API_BASE_URL=f"http://127.0.0.1:{fake_port}",
-        WA_ACCESS_TOKEN=TOKEN,
-        WA_PHONE_NUMBER_ID="106540352242922",
-        WA_APP_SECRET="bench",
+        fake_port,
+        token=TOKEN,
+        redis_url=redis_url,
         WA_DISPATCH_POLL_SECONDS="0.5",
         WA_CALLBACK_ENABLED="false",
-        **({"WA_REDIS_URL": redis_url} if redis_url else {}),
+        **({} if via is None else {"WA_DATABASE_SESSION_URL": url}),
     )
     processes = []
     try:
         migrate(env)
-        fake = start(
-            [
-                sys.executable,
-                str(ROOT / "tests" / "fake_meta.py"),
-                "--port",
-                str(fake_port),
-                "--token",
-                TOKEN,
-            ]
-        )
+        fake = start_fake_meta(fake_port, token=TOKEN)
         processes.append(fake)
         ceiling = await fake_meta_ceiling.measure(
             f"http://127.0.0.1:{fake_port}",
@@ -325,7 +295,7 @@ async def run(
             duration_s=ceiling_s,
         )
         _org_id, key = await prepare_org(dsn, env, phones)
-        sender_ids = await insert_senders(dsn, _org_id, senders)
+        sender_ids = await insert_senders(dsn, _org_id, senders, token=TOKEN)
         if callback_endpoint:
             await _insert_endpoint(dsn, _org_id)
         await _insert_queued(dsn, _org_id, phones, messages, sender_ids)
@@ -355,6 +325,7 @@ async def run(
         "dispatch_messages": messages,
         "dispatch_accepted": figures["accepted"],
         "dispatch_msgs_per_s": per_s,
+        "dispatch_steady_msgs_per_s": figures["steady_msgs_per_s"],
         "enqueue_to_accepted_p50_ms": percentile(latencies, 50),
         "enqueue_to_accepted_p99_ms": percentile(latencies, 99),
         "rss_mb_peak": peak,

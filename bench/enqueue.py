@@ -28,6 +28,7 @@ from _support import (
     BIN,
     ROOT,
     TEMPLATE,
+    cloud_env,
     cpu_seconds,
     create_database,
     drop_database,
@@ -36,7 +37,6 @@ from _support import (
     prepare_org,
     rss_mb,
     serve,
-    service_env,
     start,
     stop,
     table,
@@ -130,13 +130,10 @@ async def run(quick: bool = False, profile: bool = False) -> dict[str, Any]:
     duration_s, warmup_s = (2.0, 1.0) if quick else (15.0, 2.0)
     dsn, url = await create_database()
     port, base_port = free_port(), free_port()
-    env = service_env(
+    env = cloud_env(
         url,
-        WA_PROVIDER="cloud",
-        WA_GRAPH_API_BASE_URL="http://127.0.0.1:9",  # never called: the dispatcher is off
-        WA_ACCESS_TOKEN="bench",
-        WA_PHONE_NUMBER_ID="106540352242922",
-        WA_APP_SECRET="bench",
+        9,  # never called: the dispatcher is off
+        token="bench",
         WA_DISPATCH_ENABLED="false",
     )
     results: dict[str, Any] = {}
