@@ -327,7 +327,7 @@ async def build(dsn: str, rows: int) -> dict[str, Any]:
         "org_rows": sizes["org_rows"],
         "org_dead_lettered": sizes["org_dead"],
         # What the COPY's triggers counted into dlq_count: equal to the line above.
-        "org_dead_lettered_counter": sizes["org_dead_counter"],
+        "org_dead_lettered_counter": int(sizes["org_dead_counter"] or 0),
         "waiting": sizes["waiting"],
         "seconds": {k: round(v, 1) for k, v in timings.items()},
     }
