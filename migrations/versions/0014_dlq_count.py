@@ -120,7 +120,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_outbound_message_dlq_failed",
         "outbound_message",
-        ["failed_at", "org_id"],
+        ["failed_at", "org_id", "error_code", "error_title"],
         postgresql_where=_DEAD,
         sqlite_where=_DEAD,
     )

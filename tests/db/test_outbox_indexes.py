@@ -124,7 +124,7 @@ async def test_the_migrated_outbox_has_the_partial_indexes_the_hot_queries_need(
     assert "(org_id, failed_at, channel, error_code)" in dlq
     assert "WHERE (dead_lettered IS TRUE)" in dlq
     failed = indexes["ix_outbound_message_dlq_failed"]
-    assert "(failed_at, org_id) WHERE (dead_lettered IS TRUE)" in failed
+    assert "(failed_at, org_id, error_code, error_title) WHERE (dead_lettered IS TRUE)" in failed
     assert "WHERE (((status)::text = ANY" in indexes["ix_outbound_message_claim_ready"]
     assert "(org_id, created_at, id)" in indexes["ix_outbound_message_org_created"]
 

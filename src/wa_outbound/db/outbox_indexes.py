@@ -47,10 +47,17 @@ OUTBOX_INDEXES = (
     _partial(
         "ix_outbound_message_dlq", m.org_id, m.failed_at, m.channel, m.error_code, where=_dead
     ),
-    # The same top codes over every org (the CLI, the DLQ alert): the last 24 hours' dead
-    # letters, not the whole DLQ. With org_id, an org's query that the planner sends here
-    # skips the other orgs' entries in the index, without reading their rows.
-    _partial("ix_outbound_message_dlq_failed", m.failed_at, m.org_id, where=_dead),
+    # The report's top codes of the last 24 hours, of one org or of all (the CLI, the DLQ
+    # alert): a range of the last day's dead letters, not the whole DLQ, read index-only (the
+    # code and its title are in the index); another org's entries are skipped in the index.
+    _partial(
+        "ix_outbound_message_dlq_failed",
+        m.failed_at,
+        m.org_id,
+        m.error_code,
+        m.error_title,
+        where=_dead,
+    ),
     sa.Index("ix_outbound_message_org_status", m.org_id, m.status),
     sa.Index("ix_outbound_message_wamid", m.provider_message_id, m.sender_id, unique=True),
     _partial("ix_outbound_message_sender_waiting", m.sender_id, where=_waiting),
