@@ -32,14 +32,21 @@ def senders(run: Run, args: argparse.Namespace) -> dict[str, Any]:
             )
             runs[name].append(result)
             print(
-                f"round {round_ + 1} {name}: {result['dispatch_msgs_per_s']:,.0f} msgs/s, "
+                f"round {round_ + 1} {name}: {result['dispatch_msgs_per_s']:,.0f} msgs/s "
+                f"(steady {result['dispatch_steady_msgs_per_s']:,.0f}), "
                 f"{result['service_cpu_ms_per_message']:.3f} CPU ms/msg, "
-                f"{result['dispatch_claims']:.0f} claims of {result['dispatch_mean_batch']:.1f}",
+                f"{result['dispatch_claims']:.0f} claims of {result['dispatch_mean_batch']:.1f}, "
+                f"send {result['send_mean_ms']:.1f} ms",
                 flush=True,
             )
     results: dict[str, Any] = {"rounds": args.rounds}
     for name, done in runs.items():
-        for figure in ("dispatch_msgs_per_s", "service_cpu_ms_per_message"):
+        figures = (
+            "dispatch_msgs_per_s",
+            "dispatch_steady_msgs_per_s",
+            "service_cpu_ms_per_message",
+        )
+        for figure in figures:
             results[f"{name}_{figure}"] = [r[figure] for r in done]
             results[f"{name}_{figure}_median"] = statistics.median(r[figure] for r in done)
         results[f"{name}_ratio_to_bare_aiohttp_median"] = statistics.median(
