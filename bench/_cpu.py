@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import asyncpg
+
 from _support import cpu_seconds
 
 
@@ -26,6 +28,17 @@ def tree_cpu_seconds(pid: int) -> float:
         if int(child[1]) == pid:
             total += cpu_seconds(int(stat.parent.name))
     return total
+
+
+async def postgres_cpu(conn: asyncpg.Connection) -> Callable[[], float]:
+    """A reading of the CPU seconds of the server `conn` is connected to (every backend's: on a
+    shared server, other clients' too) when it runs on this machine; else always 0."""
+    try:
+        pid = int((await conn.fetchval("SELECT pg_read_file('postmaster.pid')")).split()[0])
+        tree_cpu_seconds(pid)
+    except (asyncpg.PostgresError, OSError, ValueError):
+        return lambda: 0.0
+    return lambda: tree_cpu_seconds(pid)
 
 
 def postmaster_pid(data_dir: Path) -> int:
