@@ -68,4 +68,8 @@ def summary(
          (results["rss_growth_pct_since_warm"] or 0) < 10),
         ("enqueue_p99_ms", f"{results['enqueue_p99_ms']:,.1f}", "(reported)", True),
     ]  # fmt: skip
+    rows += [
+        (f"CPU cores busy: {name}", f"{cores:.2f}", "(reported)", True)
+        for name, cores in results["cpu_cores"].items()
+    ]
     return rows

@@ -41,6 +41,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from _cpu import soak_parts
 from _soak_summary import summary, verdicts
 from _support import (
     BIN,
@@ -289,6 +290,10 @@ async def main() -> None:
         await _top_throughput_tier(dsn)
         sizes_before = await _sizes(dsn)
         rss_start = sum(rss_mb(service.pid) for service in services)
+        cpu = soak_parts(
+            [s.pid for s in services], processes[0].pid, cluster.data if cluster else None
+        )
+        cpu.start()
         load = Load(urls, key, rate)
         runner = asyncio.create_task(load.run(args.duration_s))
         begin = time.monotonic()
@@ -319,6 +324,7 @@ async def main() -> None:
         read_at_end_of_load = (await _queue(dsn)).get("READ", 0)
         await asyncio.sleep(10)  # let the last statuses arrive
         queue_end = await _queue(dsn)
+        cores = cpu.cores()
         rss_end = sum(rss_mb(service.pid) for service in services)
         sizes_after = await _sizes(dsn)
         async with (
@@ -342,6 +348,9 @@ async def main() -> None:
         "rate_per_s": rate,
         "isolated_dispatch_msgs_per_s": dispatch_rate,
         "lifecycle_msgs_per_s": lifecycle_rate,
+        # Cores each part kept busy over the run and the 10 s after it: on a machine of two
+        # they tell what bounds the rate.
+        "cpu_cores": cores,
         "statuses_per_post": args.statuses_per_post,
         "replicas": args.replicas,
         "enqueued": load.sent,
