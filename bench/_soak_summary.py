@@ -67,8 +67,9 @@ def summary(
         ("rss_growth_pct_since_warm", f"{results['rss_growth_pct_since_warm'] or 0:.1f}", "< 10",
          (results["rss_growth_pct_since_warm"] or 0) < 10),
         ("enqueue_p99_ms", f"{results['enqueue_p99_ms']:,.1f}", "(reported)", True),
-        ("service CPU ms per message READ",
-         f"{results['service_cpu_ms_per_message_read']:.2f}", "(reported)", True),
-        ("service CPU, cores busy", f"{results['service_cpu_cores']:.2f}", "(reported)", True),
     ]  # fmt: skip
+    rows += [
+        (f"CPU cores busy: {name}", f"{cores:.2f}", "(reported)", True)
+        for name, cores in results["cpu_cores"].items()
+    ]
     return rows

@@ -34,7 +34,9 @@ import orjson
 import uvloop
 from aiohttp import web
 
+from _cpu import postgres_cpu
 from _support import (
+    cpu_seconds,
     create_database,
     drop_database,
     free_port,
@@ -186,7 +188,7 @@ async def _bare_loop(url: str, body: bytes, n: int) -> float:
 
 
 async def _worker_run(
-    database_url: str, dsn: str, key: str, n: int, profile: bool
+    database_url: str, dsn: str, key: str, n: int, profile: bool, receiver: int
 ) -> dict[str, float]:
     from wa_outbound.callbacks.worker import CallbackWorker
     from wa_outbound.config import Settings
@@ -211,8 +213,10 @@ async def _worker_run(
         settings=settings, engine=engine, metrics=metrics, decrypt=Keyring([key]).decrypt
     )
     db = await asyncpg.connect(dsn)
+    postgres = await postgres_cpu(db)
     profiler = _profile() if profile else None
     try:
+        others = (postgres(), cpu_seconds(receiver))
         started = time.perf_counter()
         task = asyncio.create_task(worker.run())
         while True:
@@ -223,6 +227,7 @@ async def _worker_run(
                 break
             await asyncio.sleep(0.05)
         elapsed = time.perf_counter() - started
+        others = (postgres() - others[0], cpu_seconds(receiver) - others[1])
         await worker.stop()
         await task
     finally:
@@ -237,6 +242,9 @@ async def _worker_run(
         "deliveries_per_s": n / elapsed,
         "succeeded": count,
         "mean_attempt_ms": 1000 * latency._sum.get() / max(count, 1),
+        # PostgreSQL's (the whole server's) and the receiver's CPU per delivery meanwhile.
+        "postgres_cpu_us": others[0] / n * 1e6,
+        "receiver_cpu_us": others[1] / n * 1e6,
     }
 
 
@@ -270,9 +278,11 @@ async def run(quick: bool, profile: bool = False) -> dict[str, Any]:
             }
         )
         cpu = [time.process_time()]
+        receiver_cpu = cpu_seconds(receiver.pid)
         bare_before = await _bare_loop(url, body, n)
+        receiver_cpu = cpu_seconds(receiver.pid) - receiver_cpu
         cpu.append(time.process_time())
-        worker = await _worker_run(database_url, dsn, key, n, profile)
+        worker = await _worker_run(database_url, dsn, key, n, profile, receiver.pid)
         cpu.append(time.process_time())
         bare_after = await _bare_loop(url, body, n)
         cpu.append(time.process_time())
@@ -291,6 +301,9 @@ async def run(quick: bool, profile: bool = False) -> dict[str, Any]:
         # moves less with the machine's load than the rates do.
         "worker_cpu_us_per_delivery": round((cpu[2] - cpu[1]) / n * 1e6),
         "bare_loop_cpu_us_per_request": round((cpu[1] - cpu[0] + cpu[3] - cpu[2]) / (2 * n) * 1e6),
+        "postgres_cpu_us_per_delivery": round(worker["postgres_cpu_us"]),
+        "receiver_cpu_us_per_delivery": round(worker["receiver_cpu_us"]),
+        "receiver_cpu_us_per_bare_request": round(receiver_cpu / n * 1e6),
         "bare_loop_per_s_before": round(bare_before, 1),
         "bare_loop_per_s_after": round(bare_after, 1),
         "ratio_worker_to_bare": round(worker["deliveries_per_s"] / bare, 3),
@@ -313,7 +326,10 @@ def _rounds(quick: bool, rounds: int) -> None:
             f"run {i + 1}: {result['worker_deliveries_per_s']:,.0f}/s, bare "
             f"{result['baseline_bare_aiohttp_to_receiver_per_s']:,.0f}/s, ratio "
             f"{result['ratio_worker_to_bare']:.2f}, CPU µs {result['worker_cpu_us_per_delivery']}"
-            f" / {result['bare_loop_cpu_us_per_request']}, load {result['load_average_1m']}",
+            f" / {result['bare_loop_cpu_us_per_request']} (PostgreSQL "
+            f"{result['postgres_cpu_us_per_delivery']}, receiver "
+            f"{result['receiver_cpu_us_per_delivery']} / "
+            f"{result['receiver_cpu_us_per_bare_request']}), load {result['load_average_1m']}",
             flush=True,
         )
     rates = [r["worker_deliveries_per_s"] for r in runs]

@@ -35,6 +35,7 @@ import uvloop
 import _dispatch_compare as _compare
 import _pgbouncer
 import fake_meta_ceiling
+from _cpu import postgres_cpu
 from _support import (
     BIN,
     ROOT,
@@ -117,13 +118,15 @@ async def _insert_queued(
 
 async def _wait_accepted(
     dsn: str, expected: int, pid: int, timeout_s: float
-) -> tuple[float, float | None]:
-    """Waits until every message left the queue; returns the service's peak RSS (MB) and its
-    CPU milliseconds per message between the first poll that saw messages leave the queue and
+) -> tuple[float, float | None, float | None]:
+    """Waits until every message left the queue; returns the service's peak RSS (MB), and its
+    CPU milliseconds per message and the PostgreSQL server's (every backend's: on a shared
+    server, other clients' too) between the first poll that saw messages leave the queue and
     the last (start-up and imports left out)."""
     conn = await asyncpg.connect(dsn)
+    postgres = await postgres_cpu(conn)
     peak = 0.0
-    first: tuple[float, int] | None = None
+    first: tuple[float, float, int] | None = None
     try:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -132,13 +135,15 @@ async def _wait_accepted(
                 "SELECT count(*) FROM outbound_message WHERE status NOT IN "
                 "('QUEUED', 'RETRYING', 'SENDING')"
             )
-            cpu = cpu_seconds(pid)
+            cpu, pg_cpu = cpu_seconds(pid), postgres()
             if first is None and done > 0:
-                first = (cpu, done)
+                first = (cpu, pg_cpu, done)
             if done >= expected:
-                if first is None or done == first[1]:
-                    return peak, None
-                return peak, 1000 * (cpu - first[0]) / (done - first[1])
+                if first is None or done == first[2]:
+                    return peak, None, None
+                sent = done - first[2]
+                pg_ms = 1000 * (pg_cpu - first[1]) / sent if pg_cpu else None
+                return peak, 1000 * (cpu - first[0]) / sent, pg_ms
             # Each count reads the whole table on the service's database: polled every 50 ms
             # it took a fifth of PostgreSQL's time. The rate is worked out from the rows'
             # timestamps, so the poll's period only delays the end of the phase.
@@ -306,7 +311,7 @@ async def run(
         )
         processes.append(service)
         profiler = _profile(service.pid, senders) if profile else None
-        peak, cpu_ms = await _wait_accepted(dsn, messages, service.pid, timeout_s=600)
+        peak, cpu_ms, pg_ms = await _wait_accepted(dsn, messages, service.pid, timeout_s=600)
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
             profiler.wait()
@@ -330,10 +335,12 @@ async def run(
         "enqueue_to_accepted_p99_ms": percentile(latencies, 99),
         "rss_mb_peak": peak,
         "service_cpu_ms_per_message": cpu_ms,
+        "postgres_cpu_ms_per_message": pg_ms,
         **claims,
         "baseline_bare_aiohttp_to_fake_meta_req_per_s": ceiling["requests_per_s"],
         "baseline_bare_aiohttp_cpu_ms_per_request": ceiling["client_cpu_ms_per_request"],
         "baseline_bare_aiohttp_to_fake_meta_p99_ms": ceiling["p99_ms"],
+        "baseline_fake_meta_requests_per_cpu_s": ceiling["fake_requests_per_cpu_s"],
         "ratio_dispatch_to_bare_aiohttp": per_s / ceiling["requests_per_s"],
     }
 

@@ -41,13 +41,13 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from _cpu import soak_parts
 from _soak_summary import summary, verdicts
 from _support import (
     BIN,
     ROOT,
     TEMPLATE,
     cloud_env,
-    cpu_seconds,
     create_database,
     drop_database,
     free_port,
@@ -290,7 +290,10 @@ async def main() -> None:
         await _top_throughput_tier(dsn)
         sizes_before = await _sizes(dsn)
         rss_start = sum(rss_mb(service.pid) for service in services)
-        cpu_start = sum(cpu_seconds(service.pid) for service in services)
+        cpu = soak_parts(
+            [s.pid for s in services], processes[0].pid, cluster.data if cluster else None
+        )
+        cpu.start()
         load = Load(urls, key, rate)
         runner = asyncio.create_task(load.run(args.duration_s))
         begin = time.monotonic()
@@ -321,7 +324,7 @@ async def main() -> None:
         read_at_end_of_load = (await _queue(dsn)).get("READ", 0)
         await asyncio.sleep(10)  # let the last statuses arrive
         queue_end = await _queue(dsn)
-        cpu_s = sum(cpu_seconds(service.pid) for service in services) - cpu_start
+        cores = cpu.cores()
         rss_end = sum(rss_mb(service.pid) for service in services)
         sizes_after = await _sizes(dsn)
         async with (
@@ -345,11 +348,9 @@ async def main() -> None:
         "rate_per_s": rate,
         "isolated_dispatch_msgs_per_s": dispatch_rate,
         "lifecycle_msgs_per_s": lifecycle_rate,
-        # What one message's whole lifecycle costs the services (its enqueue, its send, its
-        # three statuses), over the run and the 10 s after it: CPU seconds per core-second
-        # are what bound the rate on a machine of few cores.
-        "service_cpu_ms_per_message_read": 1000 * cpu_s / max(queue_end.get("READ", 0), 1),
-        "service_cpu_cores": cpu_s / (load_s + 10),
+        # Cores each part kept busy over the run and the 10 s after it: on a machine of two
+        # they tell what bounds the rate.
+        "cpu_cores": cores,
         "statuses_per_post": args.statuses_per_post,
         "replicas": args.replicas,
         "enqueued": load.sent,

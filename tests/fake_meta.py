@@ -29,7 +29,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from fake_meta_numbers import FakeNumber, Numbers
 from fake_meta_records import Received, RecordedRequest
@@ -46,6 +46,8 @@ from fake_meta_steps import (
     step_from_json,
 )
 from fake_meta_templates import FakeTemplates
+from fake_meta_transport import TRANSPORT, WithTransport
+from fake_meta_validation import valid_send
 from fake_meta_webhooks import StatusWebhooks
 from meta_payloads import PHONE_NUMBER_ID, error_response, send_response
 from serving import Server, serving
@@ -122,7 +124,7 @@ class FakeMeta:
         self._released = asyncio.Event()
         self.numbers = Numbers()
         self.templates = FakeTemplates(self.numbers)
-        self.app: ASGIApp = _WithTransport(
+        self.app: ASGIApp = WithTransport(
             Starlette(
                 routes=[
                     Route(
@@ -271,10 +273,10 @@ class FakeMeta:
         if not allowed:
             self._record(at, key, body, auth, 401, sender)
             return Response(self._unauthorized, 401, media_type="application/json")
-        if not (_valid_send(body) and self.phone_number_id in (None, sender)):
+        if not (valid_send(body) and self.phone_number_id in (None, sender)):
             self._record(at, key, body, auth, 400, sender)
             return Response(self._invalid, 400, media_type="application/json")
-        assert isinstance(to, str)  # _valid_send checked it
+        assert isinstance(to, str)  # valid_send checked it
         step = self._scripts.next_for(key)
         if step is None and self.chaos is not None:
             step = self.chaos.next_step()
@@ -287,7 +289,7 @@ class FakeMeta:
             return response
         if step.kind == "drop":
             response = self._accept(at, to, key, body, auth, sender)
-            transport = request.scope.get(_TRANSPORT)
+            transport = request.scope.get(TRANSPORT)
             if transport is not None:
                 transport.abort()  # no answer at all: the client sees the connection drop
             return response
@@ -316,51 +318,6 @@ class FakeMeta:
 
     async def _control_requests(self, request: Request) -> Response:
         return Response(orjson.dumps(self.summary()), media_type="application/json")
-
-
-_TRANSPORT = "fake_meta.transport"
-_MEDIA = ("image", "video", "audio", "document", "sticker")
-
-
-class _WithTransport:
-    """Puts the connection's transport in the scope (uvicorn's `send` is a method of the
-    request's cycle, which holds it), so a `drop` step can cut the connection."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            scope[_TRANSPORT] = getattr(getattr(send, "__self__", None), "transport", None)
-        await self.app(scope, receive, send)
-
-
-def _valid_send(body: Any) -> bool:
-    """Meta's request shape, checked no further than the service could get wrong."""
-    if not isinstance(body, dict) or body.get("messaging_product") != "whatsapp":
-        return False
-    to, kind = body.get("to"), body.get("type")
-    if not (isinstance(to, str) and to.lstrip("+")) or kind not in (
-        "template",
-        "text",
-        "interactive",
-        *_MEDIA,
-    ):
-        return False
-    payload = body.get(kind)
-    if not isinstance(payload, dict):
-        return False
-    if kind in _MEDIA:
-        return ("link" in payload) != ("id" in payload)
-    if kind == "interactive":
-        return isinstance(payload.get("body"), dict) and isinstance(payload.get("action"), dict)
-    if kind == "text":
-        text = payload.get("body")
-        return isinstance(text, str) and 0 < len(text) <= 4096
-    language = payload.get("language")
-    return (
-        isinstance(payload.get("name"), str) and isinstance(language, dict) and "code" in language
-    )
 
 
 @contextlib.asynccontextmanager

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,6 +14,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from redis_engines import Server, redis_args
 from wa_outbound.config import Settings
 from wa_outbound.db.engine import create_engine
 
@@ -117,60 +114,15 @@ async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout_s: flo
             await asyncio.sleep(0.02)
 
 
-class PrivateRedis:
-    """A `redis-server` on a free port that keeps nothing on disk, started and stopped by pid."""
+class PrivateRedis(Server):
+    """A `redis-server` on a free port that keeps nothing on disk, started and stopped by pid
+    (the process is redis_engines' `Server`, as each node of a cluster is); `pause` (SIGSTOP)
+    leaves its connections open but answers nothing: a timeout."""
 
     def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self._process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn,
-            ):
-                conn.sendall(b"PING\r\n")
-                if conn.recv(16).startswith(b"+PONG"):
-                    return
-            time.sleep(0.02)
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
-
-    def pause(self) -> None:
-        """SIGSTOP: the server keeps its connections but answers nothing (a timeout)."""
-        assert self._process is not None
-        self._process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self._process is not None
-        self._process.send_signal(signal.SIGCONT)
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.send_signal(signal.SIGCONT)
-            self._process.terminate()
-            self._process.wait(timeout=10)
-            self._process = None
+        port = free_port()
+        super().__init__(port, redis_args(port), workdir)
+        self.url = f"redis://127.0.0.1:{port}/0"
 
 
 def free_port() -> int:

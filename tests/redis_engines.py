@@ -1,7 +1,8 @@
 """Redis Cluster and Sentinel groups of the tests' own (Debian's redis-server, redis-cli and
 redis-sentinel), on fixed private ports in a temporary directory, nothing kept on disk but the
 cluster's node files. Servers are started and stopped by pid; a test may kill, stop and restart
-one (a failover) and finds its state afterwards through `master_of`."""
+one (a failover) and finds its state afterwards through `master_of`. `Server` is also the
+process of `helpers.PrivateRedis`, a single server of one test's own on a free port."""
 
 from __future__ import annotations
 

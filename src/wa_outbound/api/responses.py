@@ -1,5 +1,7 @@
 """Every route's documented answers: its successful answer's examples and each error it can
 give, with when. Routes take theirs as `responses=`; docs/api.md explains the rules behind them.
+The answers many routes share are here; the senders', the webhook endpoints' and Meta's webhook's
+own are in `sender_responses`, `webhook_endpoint_responses` and `webhook_responses`.
 """
 
 from __future__ import annotations
@@ -9,13 +11,12 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from wa_outbound.api import examples as ex
-from wa_outbound.api.limits import BATCH_BODY_BYTES, WEBHOOK_BODY_BYTES
+from wa_outbound.api.limits import BATCH_BODY_BYTES
 from wa_outbound.api.models import Message
 from wa_outbound.api.openapi import Answer, errors, example, invalid, success
 from wa_outbound.api.template_answers import GATES
 from wa_outbound.errors import (
     AlreadyExists,
-    BadRequest,
     ConsentRequired,
     Forbidden,
     IdempotencyConflict,
@@ -326,51 +327,6 @@ REVOKE_API_KEY: dict[int | str, Any] = errors(
 LIST_ALERTS: dict[int | str, Any] = {
     200: success("A page of alerts, newest first", firing=example(None, ex.ALERTS)),
     **errors(BAD_PAGE, REPEATED_QUERY, *ADMIN_CALL),
-}
-
-# --- Meta's webhook -----------------------------------------------------------------------
-
-VERIFY_WEBHOOK: dict[int | str, Any] = {
-    200: {
-        "description": "`hub.challenge`, echoed as text",
-        "content": {
-            "text/plain": {
-                "schema": {"type": "string"},
-                "examples": {"challenge": example(None, "1158201444")},
-            }
-        },
-    },
-    **errors(
-        Answer(
-            Forbidden,
-            "`hub.mode` is not `subscribe`, `WA_WEBHOOK_VERIFY_TOKEN` is not set, or "
-            "`hub.verify_token` does not equal it",
-            "The verify token does not match WA_WEBHOOK_VERIFY_TOKEN.",
-        ),
-        body_limit_bytes=WEBHOOK_BODY_BYTES,
-    ),
-}
-RECEIVE_WEBHOOK: dict[int | str, Any] = {
-    200: success(
-        "Stored (and processed, or kept for a retry by the sweep)",
-        received=example(None, {"status": "received"}),
-    ),
-    **errors(
-        NOT_JSON,
-        Answer(BadRequest, "the body is JSON but not an object", "The body must be a JSON object."),
-        Answer(
-            Unauthorized,
-            "`X-Hub-Signature-256` is missing, malformed or does not match the body, or "
-            "`WA_APP_SECRET` is not set (every POST is then refused)",
-            "The X-Hub-Signature-256 header does not match the body.",
-        ),
-        Answer(
-            Unavailable,
-            "the body could not be stored (the database does not answer): Meta sends it again",
-            "The database is unavailable; retry later.",
-        ),
-        body_limit_bytes=WEBHOOK_BODY_BYTES,
-    ),
 }
 
 # --- health and metrics -------------------------------------------------------------------

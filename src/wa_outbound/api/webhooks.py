@@ -12,7 +12,7 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
 
 from wa_outbound import text
-from wa_outbound.api import examples, responses
+from wa_outbound.api import examples, webhook_responses
 from wa_outbound.api.deps import SettingsDep
 from wa_outbound.api.limits import WEBHOOK_BODY_BYTES
 from wa_outbound.config import Settings
@@ -44,7 +44,7 @@ class WebhookAck(BaseModel):
     "answer echoes `hub.challenge` when `hub.mode` is `subscribe` and `hub.verify_token` "
     "equals `WA_WEBHOOK_VERIFY_TOKEN`.",
     # Not `response_class=PlainTextResponse`: that would document the JSON error bodies as text.
-    responses=responses.VERIFY_WEBHOOK,
+    responses=webhook_responses.VERIFY_WEBHOOK,
 )
 async def verify(
     settings: SettingsDep,
@@ -68,7 +68,7 @@ async def verify(
     "status never moves a message backwards; statuses of ids not known yet are kept until "
     "they are) and its inbound messages open service windows. 200 also for parts the service "
     "does not use.",
-    responses=responses.RECEIVE_WEBHOOK,
+    responses=webhook_responses.RECEIVE_WEBHOOK,
     openapi_extra={
         "requestBody": {
             "required": True,

@@ -31,10 +31,10 @@ r = waba_reach.c
 # whatever their number (an IN list or an executemany is a statement, or a row, each).
 _PG_PAIRS = sa.text(
     """
-        SELECT p.sender_id, p.phone, p.next_at FROM pair_slot AS p
-        JOIN unnest(CAST(:senders AS uuid[]), CAST(:phones AS text[])) AS a(sender_id, phone)
-          ON p.sender_id = a.sender_id AND p.phone = a.phone
-        """
+    SELECT p.sender_id, p.phone, p.next_at FROM pair_slot AS p
+    JOIN unnest(CAST(:senders AS uuid[]), CAST(:phones AS text[])) AS a(sender_id, phone)
+      ON p.sender_id = a.sender_id AND p.phone = a.phone
+    """
 ).columns(p.sender_id, p.phone, p.next_at)
 _PG_WRITE_THROUGHPUT = sa.text(
     """
