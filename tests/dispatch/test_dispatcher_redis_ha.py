@@ -6,7 +6,10 @@ measured at the fake Meta."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -24,8 +27,48 @@ pytestmark = pytest.mark.slow
 SWITCH_S = 1.2
 
 
+@contextmanager
+def switches() -> Iterator[list[float]]:
+    """When the limiter's backend changed (monotonic seconds), from its own log lines: the
+    dispatcher may go back to Redis before the test's own grant does (a clean-clone CI run: its
+    probe passed mid-run and Redis, not knowing the database's last window, granted ten more)."""
+    seen: list[float] = []
+
+    class Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(time.monotonic())
+
+    logger = logging.getLogger("wa_outbound.ratelimit.failover")
+    handler = Handler(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield seen
+    finally:
+        logger.removeHandler(handler)
+
+
+def steady(times: list[float], switched_at: list[float]) -> list[list[float]]:
+    """`times` cut at each switch, less the SWITCH_S after it: the runs one backend decided."""
+    runs: list[list[float]] = [[]]
+    edges = sorted(switched_at)
+    for at in sorted(times):
+        while edges and at >= edges[0]:
+            runs.append([])
+            edges.pop(0)
+        runs[-1].append(at)
+    starts = [float("-inf"), *sorted(switched_at)]
+    return [[t for t in run if t >= start + SWITCH_S] for run, start in zip(runs, starts)]
+
+
 async def dispatch_through_a_failover(
     postgres_url: str, redis_url: str, engines: Engines, **redis: Any
+) -> None:
+    with switches() as switched_at:
+        await dispatch_and_measure(postgres_url, redis_url, engines, switched_at, **redis)
+
+
+async def dispatch_and_measure(
+    postgres_url: str, redis_url: str, engines: Engines, switched_at: list[float], **redis: Any
 ) -> None:
     async with sending_stack(postgres_url, redis_url, **redis) as stack:
         phones = [f"+3362000{i:04d}" for i in range(40)]
@@ -70,14 +113,18 @@ async def dispatch_through_a_failover(
             await task
         print(
             f"promoted {timings['promoted'] - killed_at:.2f} s after the kill, "
-            f"whole again after {timings['whole'] - killed_at:.2f} s"
+            f"whole again after {timings['whole'] - killed_at:.2f} s, "
+            f"the limiter switched at {[round(t - killed_at, 2) for t in switched_at]} s"
         )
 
         sent = stack.arrivals(*phones, *later)
         assert len(sent) == 45  # each once
-        on_database = [t for t in sent if killed_at + SWITCH_S <= t < back_at]
-        assert most_in_any_window(on_database) <= 10
-        assert most_in_any_window([t for t in sent if t >= back_at + SWITCH_S]) <= 10
+        assert len(switched_at) >= 2  # to the database and back, at least
+        assert killed_at <= switched_at[0] < back_at
+        runs = steady(sent, [killed_at, *switched_at])
+        for run in runs:
+            assert most_in_any_window(run) <= 10, (switched_at, runs)
+        assert any(switched_at[0] < t < switched_at[1] for t in sent)  # on the database
         assert most_in_any_window(sent) <= 20
         rows = await stack.rows(ids)
         assert {(r["status"], r["attempts"]) for r in rows} == {("ACCEPTED", 1)}
