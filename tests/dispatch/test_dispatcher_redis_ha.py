@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from bisect import bisect_right
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -49,15 +50,13 @@ def switches() -> Iterator[list[float]]:
 
 def steady(times: list[float], switched_at: list[float]) -> list[list[float]]:
     """`times` cut at each switch, less the SWITCH_S after it: the runs one backend decided."""
-    runs: list[list[float]] = [[]]
-    edges = sorted(switched_at)
-    for at in sorted(times):
-        while edges and at >= edges[0]:
-            runs.append([])
-            edges.pop(0)
-        runs[-1].append(at)
     starts = [float("-inf"), *sorted(switched_at)]
-    return [[t for t in run if t >= start + SWITCH_S] for run, start in zip(runs, starts)]
+    runs: list[list[float]] = [[] for _ in starts]
+    for at in times:
+        start = starts[bisect_right(starts, at) - 1]
+        if at >= start + SWITCH_S:
+            runs[bisect_right(starts, at) - 1].append(at)
+    return runs
 
 
 async def dispatch_through_a_failover(
