@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 SETTLE_LINGER_S = 0.02
 SETTLE_BACKLOG = 32
 SETTLE_MAX = 1000
-CLAIMS_IN_FLIGHT = 2
+CLAIMS_IN_FLIGHT = 1
 WRITE_TRIES = 5
 
 
@@ -158,20 +158,24 @@ class CallbackWorker:
 
     def _round(self) -> bool:
         """Start a claim when there is room for a good batch; False when none was started.
-        Up to CLAIMS_IN_FLIGHT claims run at once: while one waits for the database, the
-        other's deliveries are already being attempted."""
-        if len(self._claims) >= CLAIMS_IN_FLIGHT or (self._failures and self._claims):
+        One claim at a time (two at once skip each other's locked rows at the head of the queue
+        and each take about twice as long), the next started as soon as one ends: the room is
+        the attempts that may run and two batches (one queued behind them, one being claimed),
+        less what the slots hold, so the runners still find deliveries queued while a claim
+        waits for the database."""
+        if len(self._claims) >= CLAIMS_IN_FLIGHT:
             return False
-        reserved = sum(self._claims.values())
-        capacity = 2 * self.settings.callback_concurrency - self._slots.busy() - reserved
+        concurrency = self.settings.callback_concurrency
+        batch = self.settings.callback_batch_size
+        capacity = concurrency + 2 * batch - self._slots.busy()
         # Claims of a few rows each cost as much as full ones: wait for room for a good batch,
         # unless nothing is held.
-        room = min(self.settings.callback_batch_size, self.settings.callback_concurrency) // 4
-        if capacity < max(room, 1) and (capacity <= 0 or self._owned or self._claims):
+        room = min(batch, concurrency) // 4
+        if capacity < max(room, 1) and (capacity <= 0 or self._owned):
             return False
         if self._empty_claims:
             return False  # the last claim found nothing: wait for news or the poll
-        limit = min(self.settings.callback_batch_size, capacity)
+        limit = min(batch, capacity)
         task = asyncio.create_task(self._claim_and_start(limit), name="callback-claim")
         self._claims[task] = limit
         task.add_done_callback(self._claim_done)
@@ -198,7 +202,12 @@ class CallbackWorker:
         self._failures = 0
         self._empty_claims = task.result() == 0
         if not self._empty_claims:
-            self._wake.set()  # there may be more: claim again without waiting for the poll
+            # There may be more: claim again now, not on the main loop's next turn (it wakes
+            # a few turns of the event loop later, tens of milliseconds when the runners are
+            # busy, while they drain the batch just claimed).
+            if not self._stopping.is_set():
+                self._round()
+            self._wake.set()
 
     def _pause_s(self) -> float:
         poll_s = self.settings.callback_poll_seconds
