@@ -53,9 +53,9 @@ def steady(times: list[float], switched_at: list[float]) -> list[list[float]]:
     starts = [float("-inf"), *sorted(switched_at)]
     runs: list[list[float]] = [[] for _ in starts]
     for at in times:
-        start = starts[bisect_right(starts, at) - 1]
-        if at >= start + SWITCH_S:
-            runs[bisect_right(starts, at) - 1].append(at)
+        run = bisect_right(starts, at) - 1
+        if at >= starts[run] + SWITCH_S:
+            runs[run].append(at)
     return runs
 
 
