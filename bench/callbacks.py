@@ -221,9 +221,9 @@ async def _worker_run(
         task = asyncio.create_task(worker.run())
         # The worker's own count first (a count over the table every 50 ms took a fifth of
         # PostgreSQL's time), then the database's, for the last outcomes' write.
-        attempted = metrics.callback_deliveries.labels(result="succeeded")
+        succeeded = metrics.callback_deliveries.labels(result="succeeded")
         while not task.done():
-            if attempted._value.get() >= n and not await db.fetchval(
+            if succeeded._value.get() >= n and not await db.fetchval(
                 "SELECT count(*) FROM callback_delivery WHERE status <> 'succeeded'"
             ):
                 break

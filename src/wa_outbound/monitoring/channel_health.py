@@ -81,7 +81,7 @@ async def channel_health(
     return {
         CHANNEL_WHATSAPP: {
             "queue_depth": int(queue_depth or 0),
-            "dlq_size": int(dlq_size or 0),
+            "dlq_size": dlq_size,
             "sent_1h": int(sent),
             "failed_1h": int(failures),
             "failure_rate_1h": round(int(failures) / int(outcomes), 4) if outcomes else 0.0,
