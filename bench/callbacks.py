@@ -160,6 +160,28 @@ async def _write_deliveries(dsn: str, endpoint_url: str, secret: str, key: str, 
         await conn.close()
 
 
+async def _a_body(dsn: str) -> bytes:
+    """The body the worker sends for one of the events written: the bare loop sends as much."""
+    from wa_outbound.events.outgoing import body
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        event = await conn.fetchrow(
+            "SELECT seq, id, type, occurred_at, data::text AS data, message_id"
+            " FROM callback_event ORDER BY seq LIMIT 1"
+        )
+    finally:
+        await conn.close()
+    return body(
+        event_id=event["id"],
+        seq=event["seq"],
+        type=event["type"],
+        occurred_at=event["occurred_at"],
+        data=event["data"],
+        message_id=event["message_id"],
+    )
+
+
 async def _bare_loop(url: str, body: bytes, n: int) -> float:
     """Deliveries/s of `n` POSTs by CONCURRENCY tasks sharing one session: the ceiling."""
     connector = aiohttp.TCPConnector(limit=CONCURRENCY, limit_per_host=CONCURRENCY)
@@ -271,14 +293,7 @@ async def run(quick: bool, profile: bool = False) -> dict[str, Any]:
         await asyncio.to_thread(migrate, service_env(database_url, WA_PROVIDER="sandbox"))
         url = f"http://127.0.0.1:{port}/hooks/bench"
         await _write_deliveries(dsn, url, secret, key, n)
-        body = orjson.dumps(
-            {
-                "id": str(uuid.uuid4()),
-                "type": "message.sent",
-                "timestamp": "2026-12-02T10:00:01Z",
-                "data": _data(uuid.uuid4()),
-            }
-        )
+        body = await _a_body(dsn)
         cpu = [time.process_time()]
         receiver_cpu = cpu_seconds(receiver.pid)
         bare_before = await _bare_loop(url, body, n)
@@ -360,6 +375,10 @@ def main() -> None:
     if args.receiver:
         _receiver(args.receiver)
         return
+    # The collector as the service sets it (`serve`), for the worker and the bare loop alike.
+    from wa_outbound.cli.gc_tuning import tune_gc
+
+    tune_gc()
     if args.rounds > 1:
         _rounds(args.quick, args.rounds)
         return

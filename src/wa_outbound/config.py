@@ -101,7 +101,7 @@ class Settings(BaseSettings):
         default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
     )
     callback_poll_seconds: PositiveSeconds = 1.0
-    callback_batch_size: int = Field(200, ge=1, le=10_000)
+    callback_batch_size: int = Field(400, ge=1, le=10_000)
     callback_concurrency: int = Field(64, ge=1, le=10_000)
     # At most this many connections to one endpoint's host at a time, so one slow endpoint
     # cannot take every connection of the worker.

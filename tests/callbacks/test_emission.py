@@ -161,7 +161,7 @@ async def test_a_message_s_changes_are_events_in_order_to_each_subscribed_endpoi
             seq=first["seq"],
             type=first["type"],
             occurred_at=first["occurred_at"],
-            data=first["data"],
+            data=orjson.dumps(first["data"]).decode(),  # as a claim reads it: JSON text
             message_id=first["message_id"],
         )
     )

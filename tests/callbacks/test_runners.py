@@ -23,7 +23,7 @@ def delivery(n: int) -> Claimed:
         uuid.uuid4(),
         "message.sent",
         datetime.now(UTC),
-        {},
+        "{}",
         Endpoint(endpoint_id, "https://a.example/", "s", None, None),
     )
 

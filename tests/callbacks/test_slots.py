@@ -22,7 +22,7 @@ def delivery(url: str, endpoint_id: uuid.UUID | None = None) -> Claimed:
         event_id=uuid.uuid4(),
         event_type="message.sent",
         occurred_at=datetime.now(UTC),
-        data={},
+        data="{}",
         endpoint=Endpoint(endpoint_id, url, "plain:whsec_AA==", None, None),
     )
 

@@ -33,12 +33,13 @@ SUCCESS_RESOLUTION = timedelta(seconds=1)
 
 # The whole batch in one statement (and one round trip, outside any transaction): the fenced
 # deliveries, then the endpoints that worked, and those that failed, which it may disable (`gone`
-# at once, `failing` after $12). An endpoint is in at most one of the two updates.
+# at once, `failing` after $3). An endpoint is in at most one of the two updates. The outcomes
+# come as one JSON array ($2): the driver encodes a text several times faster than nine arrays.
 _PG_WRITE = """
 WITH o AS (
-    SELECT * FROM unnest($3::uuid[], $4::integer[], $5::text[], $6::timestamptz[],
-                         $7::integer[], $8::text[], $2::text[], $9::text[], $12::integer[])
-        AS o(id, attempts, status, next_at, code, error, claimed_by, result, given_back)
+    SELECT * FROM json_to_recordset($2::json) AS o(
+        id uuid, attempts integer, status text, next_at timestamptz, code integer, error text,
+        claimed_by text, result text, given_back integer)
 ), applied AS (
     UPDATE callback_delivery AS c
     SET status = o.status, next_attempt_at = o.next_at, last_status_code = o.code,
@@ -63,7 +64,7 @@ WITH o AS (
     UPDATE callback_endpoint AS e SET last_success_at = $1, failing_since = NULL
     FROM works
     WHERE e.id = works.id
-      AND (e.failing_since IS NOT NULL OR e.last_success_at IS NULL OR e.last_success_at < $11)
+      AND (e.failing_since IS NOT NULL OR e.last_success_at IS NULL OR e.last_success_at < $4)
     RETURNING e.id
 ), failing AS (
     UPDATE callback_endpoint AS e
@@ -74,7 +75,7 @@ WITH o AS (
         updated_at = CASE WHEN e.enabled AND f.disable THEN $1 ELSE e.updated_at END
     FROM (
         SELECT x.id,
-               x.id IN (SELECT id FROM gone) OR COALESCE(x.failing_since <= $10, false)
+               x.id IN (SELECT id FROM gone) OR COALESCE(x.failing_since <= $3, false)
                    AS disable,
                CASE WHEN x.id IN (SELECT id FROM gone) THEN 'gone' ELSE 'failing' END AS reason
         FROM callback_endpoint AS x
@@ -144,22 +145,34 @@ async def _write_pg(
         row = await (await raw.driver(conn)).fetchrow(
             _PG_WRITE,
             now,
-            [o.delivery.worker for o in outcomes],
-            [o.delivery.id for o in outcomes],
-            [o.delivery.attempt for o in outcomes],
-            [o.status for o in outcomes],
-            [o.next_attempt_at for o in outcomes],
-            [o.status_code for o in outcomes],
-            [o.error for o in outcomes],
-            [o.result for o in outcomes],
+            _as_json(outcomes),
             now - timedelta(seconds=disable_after_s),
             now - SUCCESS_RESOLUTION,
-            [0 if o.attempted else 1 for o in outcomes],
         )
     except raw.CONNECTION_LOST as exc:
         raise await raw.connection_lost(conn, exc) from exc
     disabled = {uuid.UUID(str(i)): str(r) for i, r in orjson.loads(row["disabled"] or "[]")}
     return Written(int(row["applied"]), disabled)
+
+
+def _as_json(outcomes: Sequence[Outcome]) -> str:
+    return orjson.dumps(
+        [
+            {
+                "id": str(o.delivery.id),  # the driver's UUID, which orjson does not take
+                "attempts": o.delivery.attempt,
+                "status": o.status,
+                "next_at": o.next_attempt_at,
+                "code": o.status_code,
+                "error": o.error,
+                "claimed_by": o.delivery.worker,
+                "result": o.result,
+                "given_back": 0 if o.attempted else 1,
+            }
+            for o in outcomes
+        ],
+        option=orjson.OPT_UTC_Z,
+    ).decode()
 
 
 async def _write_sqlite(

@@ -84,8 +84,14 @@ class Transport:
             timeout=aiohttp.ClientTimeout(total=settings.callback_timeout_seconds),
             trust_env=False,
             auto_decompress=False,
-            skip_auto_headers=("User-Agent",),
-            headers={"User-Agent": "wa-outbound-webhooks/1"},
+            # aiohttp adds its own Accept, Accept-Encoding and User-Agent to a request that
+            # has none: the session's defaults hold all three (cheaper per request than
+            # `skip_auto_headers`). The answer is only drained, never decoded: no compression.
+            headers={
+                "User-Agent": "wa-outbound-webhooks/1",
+                "Accept": "*/*",
+                "Accept-Encoding": "identity",
+            },
         )
 
     async def post(self, request: Request) -> Answer:

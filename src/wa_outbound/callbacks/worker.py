@@ -33,7 +33,7 @@ from wa_outbound.callbacks.policy import Answer, Outcome, outcome_of
 from wa_outbound.callbacks.request import request_of
 from wa_outbound.callbacks.runners import Runners
 from wa_outbound.callbacks.slots import Slots
-from wa_outbound.callbacks.transport import Transport
+from wa_outbound.callbacks.transport import Request, Transport
 from wa_outbound.config import Settings
 from wa_outbound.crypto import UndecryptableSecret
 from wa_outbound.db.listener import CALLBACKS_CHANNEL, Listener
@@ -238,8 +238,13 @@ class CallbackWorker:
         task.add_done_callback(self._attempts.discard)
 
     async def _attempt_and_settle(self, delivery: Claimed) -> None:
+        # The request is awaited here, not in a helper coroutine: each of its resumptions runs
+        # through every coroutine that awaits it, and a runner resumes several per attempt.
+        assert self._transport is not None
         try:
-            outcome = await self._attempt(delivery)
+            request = self._request(delivery)
+            answer = request if isinstance(request, Answer) else await self._transport.post(request)
+            outcome = self._outcome(delivery, answer)
         except asyncio.CancelledError:
             # Shutdown past its grace: give the claim back now rather than at lease expiry.
             # The request may have gone out: the attempt counts (at least once).
@@ -259,8 +264,16 @@ class CallbackWorker:
             delivery, "released", "pending", self.clock(), None, "interrupted", attempted
         )
 
-    async def _attempt(self, delivery: Claimed) -> Outcome:
-        answer = await self._post(delivery)
+    def _request(self, delivery: Claimed) -> Request | Answer:
+        """The attempt's signed request, or the answer it gets without one."""
+        try:
+            return request_of(
+                delivery, decrypt=self.decrypt, now=self.clock, timestamp=int(time.time())
+            )
+        except UndecryptableSecret:
+            return Answer(error="secret_unreadable")
+
+    def _outcome(self, delivery: Claimed, answer: Answer) -> Outcome:
         outcome = outcome_of(
             delivery,
             answer,
@@ -271,16 +284,6 @@ class CallbackWorker:
         self._counted[outcome.result].inc()
         self._timed[outcome.succeeded].observe(answer.elapsed_s)
         return outcome
-
-    async def _post(self, delivery: Claimed) -> Answer:
-        assert self._transport is not None
-        try:
-            request = request_of(
-                delivery, decrypt=self.decrypt, now=self.clock, timestamp=int(time.time())
-            )
-        except UndecryptableSecret:
-            return Answer(error="secret_unreadable")
-        return await self._transport.post(request)
 
     async def _write_loop(self) -> None:
         while True:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import math
 import sys
@@ -16,6 +15,7 @@ from pydantic import ValidationError
 
 from wa_outbound import logs
 from wa_outbound.cli import ops
+from wa_outbound.cli.gc_tuning import tune_gc
 from wa_outbound.config import Settings, describe_error
 from wa_outbound.crypto import Keyring, NoEncryptionKey, StoredSecretUnreadable, reencrypt
 from wa_outbound.db import migrate
@@ -124,13 +124,7 @@ def _serve(args: argparse.Namespace) -> None:
                 flush=True,
             )
     app = create_app(settings)
-    # Everything built so far lives as long as the process: move it out of the cyclic garbage
-    # collector's reach, so its full collections stop pausing requests for tens of ms.
-    gc.freeze()
-    # A batch enqueue allocates tens of thousands of short-lived objects: with the default
-    # threshold (700) the young generation is collected ~100 times per batch request. Acyclic
-    # garbage is freed by reference counting anyway; collect cycles less often.
-    gc.set_threshold(20_000, 20, 20)
+    tune_gc()
     uvicorn.run(
         app,
         host=args.host,

@@ -75,17 +75,22 @@ def body(
     seq: int,
     type: str,
     occurred_at: datetime,
-    data: dict[str, Any],
+    data: str,
     message_id: uuid.UUID | None,
 ) -> bytes:
-    """The request body of a callback: `{"id", "type", "timestamp", "data"}`; a message's events
-    carry their `sequence` in `data`."""
-    if message_id is not None:
-        data = {**data, "sequence": seq}
-    return orjson.dumps(
-        {"id": str(event_id), "type": type, "timestamp": occurred_at, "data": data},
-        option=orjson.OPT_UTC_Z,
+    """The request body of a callback: `{"id", "type", "timestamp", "data"}`, where `data` is the
+    event's JSON text as the database gives it back (an object: `Outgoing.data`), put in as it is
+    rather than decoded and encoded again; a message's events get their `sequence` as the last
+    member of `data`."""
+    head = orjson.dumps(
+        {"id": str(event_id), "type": type, "timestamp": occurred_at}, option=orjson.OPT_UTC_Z
     )
+    content = data.strip().encode()
+    if message_id is not None:
+        members = content[:-1].rstrip()  # all of the object but its closing brace
+        separator = b"" if members == b"{" else b","
+        content = b'%s%s"sequence":%d}' % (members, separator, seq)
+    return b"".join((head[:-1], b',"data":', content, b"}"))
 
 
 def json_ready(value: Any) -> Any:
